@@ -1,0 +1,140 @@
+//! The one error type every handler returns, mapped to a status code and an RFC 9457 `application/problem+json`
+//! body. Bodies are generic: causes are logged once, here, and never sent to the client.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use ackbox_shared::db::DbError;
+use serde::Serialize;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answered to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Syntactically bad request: malformed JSON, malformed id (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such job, or not yours (404).
+    #[error("not found")]
+    NotFound,
+    /// The job exists but is not in a state that allows this (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Body larger than the limit (413).
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Body is not JSON (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Well-formed JSON with wrong fields or values (422).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// Postgres unreachable or the pool exhausted (503).
+    #[error("service temporarily unavailable")]
+    Unavailable,
+    /// Anything else (500). The cause is logged, not sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// RFC 9457 problem details.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+}
+
+impl ApiError {
+    /// The stable `type` URI (relative, resolved against the API's base) and title of each error kind.
+    fn type_and_title(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => ("/problems/bad-request", "Bad request"),
+            ApiError::NotFound => ("/problems/not-found", "Not found"),
+            ApiError::Conflict(_) => ("/problems/conflict", "Conflict"),
+            ApiError::PayloadTooLarge(_) => ("/problems/payload-too-large", "Payload too large"),
+            ApiError::UnsupportedMediaType(_) => ("/problems/unsupported-media-type", "Unsupported media type"),
+            ApiError::Unprocessable(_) => ("/problems/validation", "Invalid request"),
+            ApiError::Unavailable => ("/problems/unavailable", "Service unavailable"),
+            ApiError::Internal(_) => ("/problems/internal", "Internal error"),
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        if e.is_unavailable() {
+            log::warn!("database unavailable: {e}");
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        DbError::from(e).into()
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(format!("blocking task failed: {e}"))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let (kind, title) = self.type_and_title();
+        let detail = match self {
+            // The only place a cause is logged; the client gets a generic sentence.
+            ApiError::Internal(cause) => {
+                log::error!("internal error: {cause}");
+                "The server failed to handle the request.".to_string()
+            }
+            ApiError::NotFound => "No job with this id exists.".to_string(),
+            ApiError::Unavailable => "The database is unreachable; try again shortly.".to_string(),
+            other => other.to_string(),
+        };
+        let mut resp = HttpResponse::build(status);
+        resp.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        if matches!(self, ApiError::Unavailable) {
+            resp.insert_header((header::RETRY_AFTER, "1"));
+        }
+        resp.body(
+            serde_json::to_string(&Problem { kind, title, status: status.as_u16(), detail })
+                .unwrap_or_else(|_| "{}".to_string()),
+        )
+    }
+}
+
+/// Maps actix's JSON extractor errors to the right 4xx: 413 too large, 415 not JSON, 400 malformed, 422 wrong shape.
+pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as J;
+    let api = match err {
+        J::Overflow { limit } | J::OverflowKnownLength { limit, .. } => ApiError::PayloadTooLarge(limit),
+        J::ContentType => ApiError::UnsupportedMediaType("Content-Type must be application/json.".into()),
+        J::Deserialize(e) if e.is_data() => ApiError::Unprocessable(e.to_string()),
+        J::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
+        other => ApiError::BadRequest(other.to_string()),
+    };
+    api.into()
+}

@@ -1,0 +1,56 @@
+//! `ackbox-api`: the HTTP front door. `ackbox-api` (or `ackbox-api serve`) runs the server; `ackbox-api migrate`
+//! applies pending migrations and exits.
+
+use std::net::TcpListener;
+
+use ackbox_api::config::ApiConfig;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ackbox-api", version, about = "Ackbox HTTP API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+fn main() -> anyhow::Result<()> {
+    ackbox_shared::runtime::init_logging();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            let db = ackbox_shared::config::DbConfig::from_env().context("invalid configuration")?;
+            let applied = ackbox_shared::migrate::run_pending(&db.url).context("failed to run migrations")?;
+            log::info!("migrations applied: {}", if applied.is_empty() { "none pending".into() } else { applied.join(", ") });
+            Ok(())
+        }
+        Command::Serve => serve(),
+    }
+}
+
+#[actix_web::main]
+async fn serve() -> anyhow::Result<()> {
+    let config = ApiConfig::from_env().context("invalid configuration")?;
+    if config.db.auto_migrate {
+        let url = config.db.url.clone();
+        tokio::task::spawn_blocking(move || ackbox_shared::migrate::run_pending(&url))
+            .await
+            .context("migration task panicked")?
+            .context("failed to run migrations at start-up (set ACKBOX_AUTO_MIGRATE=false to skip)")?;
+    }
+    let listener = TcpListener::bind(&config.bind).with_context(|| format!("failed to bind {}", config.bind))?;
+    let addr = listener.local_addr().context("failed to read the bound address")?;
+    let pool = ackbox_shared::db::build_pool(&config.db);
+    log::info!("ackbox-api listening on http://{addr}");
+    // The one line on stdout: scripts and tests read the port from it when ACKBOX_BIND asks for port 0.
+    println!("listening on http://{addr}");
+    ackbox_api::run(listener, pool, config).context("failed to start the HTTP server")?.await.context("server error")
+}

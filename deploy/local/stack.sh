@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Local stack for development and tests: Postgres (if needed), the tansu Kafka-protocol broker, migrations, and the
+# api, relay and worker processes. Everything it starts is recorded by PID under .ackbox/run so `down` stops exactly
+# that and nothing else. Every step is idempotent: running `up` again starts only what is not running.
+#
+#   deploy/local/stack.sh up      # the whole stack + a demo job (make up)
+#   deploy/local/stack.sh deps    # Postgres + broker only (make test)
+#   deploy/local/stack.sh down    # stop what `up`/`deps` started (make down)
+#   deploy/local/stack.sh status  # what is running
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+STATE="$ROOT/.ackbox"
+RUN="$STATE/run"
+LOGS="$STATE/logs"
+PROFILE="${ACKBOX_PROFILE:-debug}"
+TANSU_VERSION="0.6.0"
+KAFKA_HOST="${ACKBOX_KAFKA_HOST:-127.0.0.1}"
+KAFKA_PORT="${ACKBOX_KAFKA_PORT:-9092}"
+PG_HOST="${ACKBOX_PG_HOST:-127.0.0.1}"
+PG_PORT="${ACKBOX_PG_PORT:-5432}"
+DB_NAME="${ACKBOX_DB_NAME:-ackbox}"
+API_BIND="${ACKBOX_BIND:-127.0.0.1:8080}"
+DATABASE_URL="${DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/$DB_NAME}"
+KAFKA_BROKERS="${KAFKA_BROKERS:-$KAFKA_HOST:$KAFKA_PORT}"
+ACKBOX_URL="http://$API_BIND"
+
+mkdir -p "$RUN" "$LOGS"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+wait_port() { # host port what seconds
+  local deadline=$((SECONDS + $4))
+  until port_open "$1" "$2"; do
+    [ "$SECONDS" -lt "$deadline" ] || die "$3 did not open $1:$2 within $4 s (see $LOGS)"
+    if [ -f "$RUN/$3.pid" ] && ! alive "$3"; then die "$3 exited (see $LOGS/$3.log)"; fi
+    sleep 0.2
+  done
+}
+
+alive() { # name
+  local pidfile="$RUN/$1.pid"
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+start_bg() { # name command...
+  local name=$1; shift
+  if alive "$name"; then
+    echo "    $name already running (pid $(cat "$RUN/$name.pid"))"
+    return
+  fi
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! >"$RUN/$name.pid"
+  echo "    started $name (pid $!, log $LOGS/$name.log)"
+}
+
+ensure_postgres() {
+  if port_open "$PG_HOST" "$PG_PORT"; then return; fi
+  if ! command -v pg_lsclusters >/dev/null; then
+    say "installing PostgreSQL (Debian package)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  say "starting the local PostgreSQL cluster"
+  local version
+  version=$(ls /etc/postgresql | sort -n | tail -1)
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  wait_port "$PG_HOST" "$PG_PORT" postgres 60
+}
+
+ensure_tansu() {
+  if ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    say "installing tansu $TANSU_VERSION from crates.io (about 15 minutes, once per machine)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql,dynostore
+  fi
+  if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
+    alive tansu || echo "    a broker already listens on $KAFKA_HOST:$KAFKA_PORT; using it"
+    return
+  fi
+  say "starting tansu on $KAFKA_HOST:$KAFKA_PORT (durable sqlite storage under .ackbox/tansu)"
+  mkdir -p "$STATE/tansu"
+  # tansu reads sqlite://PATH relative to its working directory, so start it from the repo root.
+  (cd "$ROOT" && start_bg tansu tansu broker \
+    --listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
+    --storage-engine "sqlite://.ackbox/tansu/tansu.db")
+  wait_port "$KAFKA_HOST" "$KAFKA_PORT" tansu 60
+}
+
+write_env() {
+  cat >"$STATE/local.env" <<ENV
+# Written by deploy/local/stack.sh; source it in scripts.
+ACKBOX_URL=$ACKBOX_URL
+DATABASE_URL=$DATABASE_URL
+KAFKA_BROKERS=$KAFKA_BROKERS
+ENV
+}
+
+build() {
+  say "building api, relay and worker ($PROFILE)"
+  local flag=()
+  [ "$PROFILE" = release ] && flag=(--release)
+  (cd "$ROOT" && cargo build "${flag[@]}" -p ackbox-api -p ackbox-relay -p ackbox-worker)
+}
+
+create_db() {
+  if ! psql "postgres://postgres@$PG_HOST:$PG_PORT/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$DB_NAME'" | grep -q 1; then
+    say "creating database $DB_NAME"
+    psql "postgres://postgres@$PG_HOST:$PG_PORT/postgres" -qc "CREATE DATABASE $DB_NAME"
+  fi
+}
+
+start_services() {
+  local bin="$ROOT/target/$PROFILE"
+  say "running migrations"
+  DATABASE_URL="$DATABASE_URL" "$bin/ackbox-api" migrate
+  say "starting services"
+  export DATABASE_URL KAFKA_BROKERS ACKBOX_BIND="$API_BIND" RUST_LOG="${RUST_LOG:-info}"
+  start_bg relay "$bin/ackbox-relay"
+  start_bg worker "$bin/ackbox-worker"
+  start_bg api "$bin/ackbox-api"
+  local deadline=$((SECONDS + 60))
+  until curl -fsS "$ACKBOX_URL/readyz" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || die "api not ready within 60 s (see $LOGS/api.log)"
+    alive api || die "api exited (see $LOGS/api.log)"
+    sleep 0.2
+  done
+}
+
+demo() {
+  say "submitting a demo job"
+  local resp id last="" status
+  resp=$(curl -fsS -X POST "$ACKBOX_URL/v1/jobs" -H 'content-type: application/json' \
+    -d '{"kind":"echo","payload":{"hello":"ackbox"}}')
+  id=$(printf '%s' "$resp" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  echo "    POST /v1/jobs -> 202, id $id"
+  local deadline=$((SECONDS + 60))
+  while :; do
+    status=$(curl -fsS "$ACKBOX_URL/v1/jobs/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+    if [ "$status" != "$last" ]; then echo "    GET /v1/jobs/$id -> $status"; last=$status; fi
+    case "$status" in succeeded) break ;; failed|cancelled) die "demo job ended $status" ;; esac
+    [ "$SECONDS" -lt "$deadline" ] || die "demo job still $status after 60 s (see $LOGS)"
+    sleep 0.05
+  done
+  echo "    result: $(curl -fsS "$ACKBOX_URL/v1/jobs/$id/result")"
+}
+
+stop() { # name
+  local pidfile="$RUN/$1.pid"
+  [ -f "$pidfile" ] || return 0
+  local pid
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    echo "    stopped $1 (pid $pid)"
+  fi
+  rm -f "$pidfile"
+}
+
+case "${1:-}" in
+  up)
+    ensure_postgres
+    ensure_tansu
+    build
+    create_db
+    write_env
+    start_services
+    demo
+    say "stack is up: $ACKBOX_URL (env in .ackbox/local.env, logs in .ackbox/logs, stop with make down)"
+    ;;
+  deps)
+    ensure_postgres
+    ensure_tansu
+    ;;
+  down)
+    for c in api worker relay tansu; do stop "$c"; done
+    ;;
+  status)
+    for c in tansu relay worker api; do
+      if alive "$c"; then echo "$c: running (pid $(cat "$RUN/$c.pid"))"; else echo "$c: stopped"; fi
+    done
+    ;;
+  *)
+    echo "usage: $0 up|deps|down|status" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,194 @@
+#![doc = include_str!("../README.md")]
+
+pub mod config;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ackbox_shared::db::{DbError, PgPool};
+use ackbox_shared::listen::{spawn_listener, OUTBOX_CHANNEL};
+use ackbox_shared::models::OutboxMessage;
+use ackbox_shared::outbox;
+use chrono::Utc;
+use diesel::Connection;
+use futures::future::{join_all, Either};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use tokio::sync::{watch, Notify};
+
+use crate::config::RelayConfig;
+
+/// Why a relay round failed as a whole (single-row delivery failures are not errors: they are recorded and retried).
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// Postgres unreachable or a query failed; the round rolled back and its rows stay unpublished.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The producer could not be created.
+    #[error("cannot create the Kafka producer: {0}")]
+    Producer(#[from] rdkafka::error::KafkaError),
+}
+
+impl From<diesel::result::Error> for RelayError {
+    fn from(e: diesel::result::Error) -> Self {
+        RelayError::Db(e.into())
+    }
+}
+
+/// What one round did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Rows claimed.
+    pub claimed: usize,
+    /// Rows the broker acknowledged, now marked published.
+    pub published: usize,
+    /// Rows whose delivery failed, now backed off.
+    pub failed: usize,
+    /// When the earliest remaining unpublished row is due (only computed when the round was not full).
+    pub next_due: Option<chrono::DateTime<Utc>>,
+}
+
+/// The outbox → Kafka mover. Any number may run against one table: `FOR UPDATE SKIP LOCKED` hands each row to one
+/// relay at a time, and an idempotent producer keeps retries inside librdkafka from duplicating messages.
+pub struct Relay {
+    pool: PgPool,
+    producer: FutureProducer,
+    config: RelayConfig,
+}
+
+impl Relay {
+    /// Builds the producer (`enable.idempotence=true`, `acks=all`).
+    pub fn new(pool: PgPool, config: RelayConfig) -> Result<Self, RelayError> {
+        let producer: FutureProducer = config
+            .kafka
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", config.linger.as_millis().to_string())
+            .set("message.timeout.ms", config.delivery_timeout.as_millis().to_string())
+            .create()?;
+        Ok(Self { pool, producer, config })
+    }
+
+    /// One round, blocking: claim a batch, produce all of it, await every delivery report together, then mark the
+    /// acknowledged rows published and the failed ones backed off — all before the claiming transaction commits. If
+    /// the process dies mid-round the transaction rolls back and the rows are produced again later: at-least-once.
+    pub fn round(&self) -> Result<Round, RelayError> {
+        let mut conn = self.pool.get().map_err(DbError::from)?;
+        let mut round = conn.transaction(|conn| -> Result<Round, RelayError> {
+            let rows = outbox::claim_batch(conn, self.config.batch)?;
+            if rows.is_empty() {
+                return Ok(Round::default());
+            }
+            let (published, failed) = self.produce_all(&rows);
+            outbox::mark_published(conn, &published)?;
+            outbox::mark_failed(conn, &failed)?;
+            for (id, err) in &failed {
+                log::warn!("outbox row {id} delivery failed, will retry: {err}");
+            }
+            Ok(Round { claimed: rows.len(), published: published.len(), failed: failed.len(), next_due: None })
+        })?;
+        if (round.claimed as i64) < self.config.batch {
+            round.next_due = outbox::next_due(&mut conn)?;
+        }
+        Ok(round)
+    }
+
+    /// Sends every row, then waits for all reports at once: awaiting each send before the next would cost a broker
+    /// round trip per message. `send_result` enqueues immediately, unlike `send`, which does nothing until polled.
+    fn produce_all(&self, rows: &[OutboxMessage]) -> (Vec<i64>, Vec<(i64, String)>) {
+        let payloads: Vec<Vec<u8>> = rows.iter().map(|r| serde_json::to_vec(&r.payload).unwrap_or_default()).collect();
+        let pending: Vec<_> = rows
+            .iter()
+            .zip(&payloads)
+            .map(|(row, payload)| {
+                let record = FutureRecord::to(&row.topic).key(&row.key).payload(payload).headers(headers(row));
+                match self.producer.send_result(record) {
+                    Ok(delivery) => Either::Left(async move {
+                        match delivery.await {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err((e, _))) => Err(e.to_string()),
+                            Err(_) => Err("producer dropped the delivery report".to_string()),
+                        }
+                    }),
+                    // Queue full or a local error: fail this row now; the next round retries it.
+                    Err((e, _)) => Either::Right(futures::future::ready(Err(e.to_string()))),
+                }
+            })
+            .collect();
+        let reports = futures::executor::block_on(join_all(pending));
+        let mut published = Vec::with_capacity(rows.len());
+        let mut failed = Vec::new();
+        for (row, report) in rows.iter().zip(reports) {
+            match report {
+                Ok(()) => published.push(row.id),
+                Err(e) => failed.push((row.id, e)),
+            }
+        }
+        (published, failed)
+    }
+
+    /// Waits for everything still queued in the producer (called on shutdown; dropping a producer purges its queue).
+    pub fn flush(&self, timeout: Duration) {
+        if let Err(e) = self.producer.flush(timeout) {
+            log::warn!("producer flush on shutdown: {e}");
+        }
+    }
+}
+
+fn headers(row: &OutboxMessage) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new();
+    if let Some(map) = row.headers.as_object() {
+        for (k, v) in map {
+            let value = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            headers = headers.insert(Header { key: k, value: Some(value.as_bytes()) });
+        }
+    }
+    headers
+}
+
+/// Runs rounds until `shutdown` turns true: back to back while batches come back full, otherwise sleeping until a
+/// NOTIFY on `ackbox_outbox`, the next due row, or the poll interval, whichever is first.
+pub async fn run(relay: Arc<Relay>, mut shutdown: watch::Receiver<bool>) {
+    let wake = Arc::new(Notify::new());
+    let listener = spawn_listener(relay.config.db.url.clone(), OUTBOX_CHANNEL, wake.clone());
+    let mut error_backoff = Duration::from_millis(100);
+    while !*shutdown.borrow() {
+        let r = relay.clone();
+        let wait = match tokio::task::spawn_blocking(move || r.round()).await {
+            Ok(Ok(round)) => {
+                error_backoff = Duration::from_millis(100);
+                if round.claimed > 0 {
+                    log::debug!("relayed {} rows ({} failed)", round.published, round.failed);
+                }
+                if round.claimed as i64 >= relay.config.batch {
+                    continue;
+                }
+                let until_due = round
+                    .next_due
+                    .map(|due| (due - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                    .unwrap_or(relay.config.poll_interval);
+                until_due.min(relay.config.poll_interval)
+            }
+            Ok(Err(e)) => {
+                log::error!("relay round failed, retrying in {error_backoff:?}: {e}");
+                let wait = error_backoff;
+                error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
+                wait
+            }
+            Err(e) => {
+                log::error!("relay round panicked: {e}");
+                error_backoff
+            }
+        };
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    listener.abort();
+    let r = relay.clone();
+    let _ = tokio::task::spawn_blocking(move || r.flush(Duration::from_secs(10))).await;
+    log::info!("relay stopped");
+}

@@ -1,0 +1,65 @@
+//! `ackbox-relay`: moves outbox rows into Kafka. `ackbox-relay migrate` applies pending migrations and exits.
+
+use std::sync::Arc;
+
+use ackbox_relay::config::RelayConfig;
+use ackbox_relay::Relay;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ackbox-relay", version, about = "Ackbox outbox relay")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Relay outbox rows to Kafka (the default).
+    Run,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    ackbox_shared::runtime::init_logging();
+    let cli = Cli::parse();
+    let config = RelayConfig::from_env().context("invalid configuration")?;
+    if matches!(cli.command, Some(Command::Migrate)) || config.db.auto_migrate {
+        let url = config.db.url.clone();
+        tokio::task::spawn_blocking(move || ackbox_shared::migrate::run_pending(&url))
+            .await
+            .context("migration task panicked")?
+            .context("failed to run migrations")?;
+        if matches!(cli.command, Some(Command::Migrate)) {
+            return Ok(());
+        }
+    }
+    // tansu does not auto-create topics; Apache Kafka would create them with the wrong partition count.
+    let mut backoff = std::time::Duration::from_millis(200);
+    loop {
+        match ackbox_shared::kafka::ensure_topic(&config.kafka, &config.kafka.topic, config.partitions, config.replication)
+            .await
+        {
+            Ok(()) => break,
+            Err(e) => {
+                log::warn!("cannot ensure topic {} yet, retrying in {backoff:?}: {e}", config.kafka.topic);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
+    let pool = ackbox_shared::db::build_pool(&config.db);
+    let relay = Arc::new(Relay::new(pool, config).context("failed to create the Kafka producer")?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        ackbox_shared::runtime::shutdown_signal().await;
+        log::info!("shutdown requested: finishing the current round");
+        let _ = stop_tx.send(true);
+    });
+    log::info!("ackbox-relay started");
+    ackbox_relay::run(relay, stop_rx).await;
+    Ok(())
+}

@@ -1,0 +1,44 @@
+use std::time::Duration;
+
+use ackbox_relay::config::RelayConfig;
+use ackbox_relay::Relay;
+use ackbox_shared::config::{DbConfig, KafkaConfig};
+use ackbox_shared::models::NewJob;
+use ackbox_shared::testing::TestDb;
+use uuid::Uuid;
+
+pub fn relay_config(db: &TestDb, kafka: &KafkaConfig) -> RelayConfig {
+    RelayConfig {
+        db: DbConfig {
+            url: db.url().to_string(),
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(10),
+            auto_migrate: false,
+        },
+        kafka: kafka.clone(),
+        batch: 500,
+        poll_interval: Duration::from_secs(1),
+        linger: Duration::from_millis(1),
+        delivery_timeout: Duration::from_secs(10),
+        partitions: 2,
+        replication: 1,
+    }
+}
+
+pub fn relay(db: &TestDb, config: RelayConfig) -> Relay {
+    Relay::new(db.pool(2), config).expect("relay")
+}
+
+/// Submits `n` jobs the way the API does and returns their ids.
+pub fn submit(db: &TestDb, topic: &str, n: usize) -> Vec<Uuid> {
+    let mut conn = db.conn();
+    (0..n)
+        .map(|i| {
+            ackbox_shared::state::submit(&mut conn, &NewJob::new("noop", serde_json::json!({ "i": i }), 3), topic)
+                .expect("submit")
+                .id
+        })
+        .collect()
+}
+
+pub const DEADLINE: Duration = Duration::from_secs(30);

@@ -1,0 +1,6 @@
+//! Relay integration tests: real Postgres (a database per test) and the real broker (a topic per test).
+
+mod broker_down;
+mod helpers;
+mod no_skip;
+mod publish;

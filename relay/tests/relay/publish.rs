@@ -1,0 +1,96 @@
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ackbox_shared::envelope::Envelope;
+use ackbox_shared::testing::{consume, fresh_topic, wait_for, TestDb};
+
+use crate::helpers::{relay, relay_config, submit, DEADLINE};
+
+#[test]
+fn rounds_publish_every_row_once_acknowledged_and_mark_it_published() {
+    // Arrange: 20 jobs, a batch of 7, so it takes three full-ish rounds.
+    let db = TestDb::new();
+    let kafka = fresh_topic("relay", 2);
+    let ids = submit(&db, &kafka.topic, 20);
+    let mut cfg = relay_config(&db, &kafka);
+    cfg.batch = 7;
+    let relay = relay(&db, cfg);
+
+    // Act
+    let mut claimed = Vec::new();
+    loop {
+        let round = relay.round().expect("round");
+        if round.claimed == 0 {
+            break;
+        }
+        assert_eq!(round.published, round.claimed, "every claimed row acknowledged: {round:?}");
+        claimed.push(round.claimed);
+    }
+
+    // Assert: batches were bounded, every row is marked, and the topic holds exactly our jobs.
+    assert_eq!(claimed, vec![7, 7, 6]);
+    let mut conn = db.conn();
+    assert_eq!(ackbox_shared::outbox::unpublished_count(&mut conn).expect("count"), 0);
+    for id in &ids {
+        let rows = ackbox_shared::outbox::for_job(&mut conn, *id).expect("rows");
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].published_at.is_some());
+        assert_eq!(rows[0].attempts, 1);
+        assert!(rows[0].last_error.is_none());
+    }
+    let messages = consume(&kafka, &kafka.topic, 20, DEADLINE);
+    let keys: BTreeSet<String> = messages.iter().map(|m| m.key.clone()).collect();
+    let expected: BTreeSet<String> = ids.iter().map(ToString::to_string).collect();
+    assert_eq!(keys, expected);
+    for m in &messages {
+        let env = Envelope::decode(Some(&m.payload)).expect("a valid envelope");
+        assert_eq!(env.job_id.to_string(), m.key);
+        assert_eq!(env.attempt, 1);
+        assert!(m.headers.contains(&("ackbox-kind".to_string(), "noop".to_string())), "headers: {:?}", m.headers);
+    }
+}
+
+#[test]
+fn the_loop_wakes_on_notify_long_before_its_poll_interval() {
+    let db = TestDb::new();
+    let kafka = fresh_topic("relay-notify", 1);
+    let mut cfg = relay_config(&db, &kafka);
+    // A poll interval far beyond the deadline: only the NOTIFY can explain a prompt publish.
+    cfg.poll_interval = std::time::Duration::from_secs(3600);
+    let relay = Arc::new(relay(&db, cfg));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = rt.spawn(ackbox_relay::run(relay, stop_rx));
+
+    // Give the loop time to go idle: wait until its LISTEN connection is up.
+    let db_name = db.name().to_string();
+    wait_for("the relay's LISTEN connection", DEADLINE, || {
+        let mut conn = db.conn();
+        let listening: i64 = diesel::RunQueryDsl::get_result::<Count>(
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'",
+            )
+            .bind::<diesel::sql_types::Text, _>(&db_name),
+            &mut conn,
+        )
+        .expect("pg_stat_activity")
+        .n;
+        (listening > 0).then_some(())
+    });
+
+    let ids = submit(&db, &kafka.topic, 3);
+    wait_for("the relay to publish after NOTIFY", std::time::Duration::from_secs(20), || {
+        let n = ackbox_shared::outbox::unpublished_count(&mut db.conn()).expect("count");
+        (n == 0).then_some(())
+    });
+    assert_eq!(consume(&kafka, &kafka.topic, ids.len(), DEADLINE).len(), 3);
+
+    stop_tx.send(true).expect("stop");
+    rt.block_on(task).expect("relay loop ends on shutdown");
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}

@@ -1,0 +1,43 @@
+//! Kafka helpers shared by the relay, the worker and tests.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+
+/// Creating a topic failed for a reason other than "it already exists".
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// The admin client could not be built or the request failed.
+    #[error("kafka admin request failed: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The broker refused to create the topic.
+    #[error("cannot create topic {topic}: {code}")]
+    Refused {
+        /// Topic name.
+        topic: String,
+        /// Broker error code.
+        code: RDKafkaErrorCode,
+    },
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists. Brokers such as tansu do not auto-create topics,
+/// and even Apache Kafka's auto-created topics get the broker-wide default partition count, which caps worker
+/// parallelism; so the relay creates the topic explicitly at start-up.
+pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, partitions: i32, replication: i32) -> Result<(), TopicError> {
+    let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin.create_topics([&new], &opts).await?;
+    for result in results {
+        match result {
+            Ok(_) => log::info!("created topic {topic} with {partitions} partitions"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(TopicError::Refused { topic: name, code }),
+        }
+    }
+    Ok(())
+}

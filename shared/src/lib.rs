@@ -1,0 +1,37 @@
+#![doc = include_str!("../README.md")]
+
+pub mod config;
+pub mod db;
+pub mod envelope;
+pub mod kafka;
+pub mod listen;
+pub mod migrate;
+pub mod models;
+pub mod outbox;
+pub mod schema;
+pub mod state;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+/// Process-wide helpers for the binaries.
+pub mod runtime {
+    /// Initialises env_logger with `info` as the default level (`RUST_LOG` overrides).
+    pub fn init_logging() {
+        let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).try_init();
+    }
+
+    /// Resolves on SIGTERM or SIGINT: the cue for a graceful stop.
+    pub async fn shutdown_signal() {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("cannot install the SIGTERM handler: {e}");
+                return std::future::pending().await;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+}

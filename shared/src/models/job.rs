@@ -1,0 +1,158 @@
+//! The `jobs` table: the row, the insertable, the status type and read queries. Status writes live in
+//! [`crate::state`], nowhere else.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::prelude::*;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::schema::jobs;
+
+/// Where a job is in its life. Stored as text with a CHECK constraint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Accepted, waiting for a worker.
+    Queued,
+    /// A worker holds it (see `lease_expires_at`).
+    Running,
+    /// Finished with a result.
+    Succeeded,
+    /// Finished without a result after its last attempt.
+    Failed,
+    /// Cancelled before it finished.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// All statuses, in lifecycle order.
+    pub const ALL: [JobStatus; 5] =
+        [JobStatus::Queued, JobStatus::Running, JobStatus::Succeeded, JobStatus::Failed, JobStatus::Cancelled];
+
+    /// The value stored in the database and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// A terminal status never changes again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not a job status.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown job status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for JobStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobStatus::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| UnknownStatus(s.to_string()))
+    }
+}
+
+impl ToSql<Text, Pg> for JobStatus {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <str as ToSql<Text, Pg>>::to_sql(self.as_str(), out)
+    }
+}
+
+impl FromSql<Text, Pg> for JobStatus {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        let s = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+        Ok(s.parse()?)
+    }
+}
+
+/// A failure as stored in `jobs.error` and shown in the status document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// Stable machine-readable code, e.g. `handler_failed`, `unknown_kind`, `panicked`, `timeout`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// A row of `jobs`.
+#[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = jobs, check_for_backend(Pg))]
+pub struct Job {
+    /// UUIDv7 id.
+    pub id: Uuid,
+    /// Handler kind.
+    pub kind: String,
+    /// Handler input.
+    pub payload: serde_json::Value,
+    /// Current status.
+    pub status: JobStatus,
+    /// Attempts started so far; the fencing token of the current attempt.
+    pub attempts: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// Output once succeeded.
+    pub result: Option<serde_json::Value>,
+    /// Last failure.
+    pub error: Option<serde_json::Value>,
+    /// Commit time of the submission.
+    pub created_at: DateTime<Utc>,
+    /// Last status write.
+    pub updated_at: DateTime<Utc>,
+    /// Start of the latest attempt.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Time the job became terminal.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Not claimable before this time.
+    pub not_before: Option<DateTime<Utc>>,
+    /// Lease of the running attempt.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// A job to insert; the database fills status (`queued`), counters and timestamps.
+#[derive(Clone, Debug, Insertable)]
+#[diesel(table_name = jobs)]
+pub struct NewJob {
+    /// UUIDv7 id, made by the caller so it can be returned without a round trip.
+    pub id: Uuid,
+    /// Handler kind.
+    pub kind: String,
+    /// Handler input.
+    pub payload: serde_json::Value,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+}
+
+impl NewJob {
+    /// A job with a fresh UUIDv7 id.
+    pub fn new(kind: impl Into<String>, payload: serde_json::Value, max_attempts: i32) -> Self {
+        Self { id: Uuid::now_v7(), kind: kind.into(), payload, max_attempts }
+    }
+}
+
+impl Job {
+    /// Finds a job by id.
+    pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Job>> {
+        jobs::table.find(id).select(Job::as_select()).first(conn).optional()
+    }
+}

@@ -1,0 +1,40 @@
+//! Diesel table definitions, matching `migrations/` (the output of `diesel print-schema`, kept by hand so the build
+//! does not need `diesel_cli`).
+#![allow(missing_docs)]
+
+diesel::table! {
+    jobs (id) {
+        id -> Uuid,
+        kind -> Text,
+        payload -> Jsonb,
+        status -> Text,
+        attempts -> Int4,
+        max_attempts -> Int4,
+        result -> Nullable<Jsonb>,
+        error -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        not_before -> Nullable<Timestamptz>,
+        lease_expires_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        aggregate_id -> Uuid,
+        topic -> Text,
+        key -> Text,
+        payload -> Jsonb,
+        headers -> Jsonb,
+        created_at -> Timestamptz,
+        available_at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(jobs, outbox);

@@ -1,0 +1,189 @@
+//! Every write of `jobs.status` lives here. Each transition is one conditional UPDATE naming the status it expects
+//! and, once a job has started, the attempt it belongs to (the fencing token). A transition that does not apply
+//! (duplicate message, stale worker, already terminal) changes nothing and says so, which is what makes
+//! at-least-once delivery safe.
+//!
+//! ```text
+//!            submit                claim                 complete
+//!   (none) ─────────▶ queued ─────────────▶ running ─────────────▶ succeeded
+//!                       ▲                     │ fail (attempts < max)
+//!                       └─────────────────────┤
+//!                                             │ fail (attempts = max, or not retryable)
+//!                                             ▼
+//!                                           failed
+//! ```
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::now;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Int4, Jsonb, Uuid as SqlUuid};
+use uuid::Uuid;
+
+use crate::envelope::Envelope;
+use crate::models::{Job, JobError, JobStatus, NewJob};
+use crate::outbox;
+use crate::schema::jobs;
+
+/// Inserts a new `queued` job and its first dispatch message in ONE transaction and returns the committed row.
+/// When this returns `Ok`, the id is durable and may be handed to the client.
+pub fn submit(conn: &mut PgConnection, new: &NewJob, topic: &str) -> QueryResult<Job> {
+    conn.transaction(|conn| {
+        let job: Job = diesel::insert_into(jobs::table).values(new).returning(Job::as_returning()).get_result(conn)?;
+        outbox::enqueue(conn, topic, &Envelope::new(job.id, &job.kind, 1), None)?;
+        Ok(job)
+    })
+}
+
+/// A job a worker now owns for one attempt.
+#[derive(Clone, Debug, QueryableByName)]
+pub struct ClaimedJob {
+    /// Job id.
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    /// Handler kind.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub kind: String,
+    /// Handler input.
+    #[diesel(sql_type = Jsonb)]
+    pub payload: serde_json::Value,
+    /// The attempt number this claim started: the fencing token for every later write.
+    #[diesel(sql_type = Int4)]
+    pub attempt: i32,
+    /// Attempts allowed.
+    #[diesel(sql_type = Int4)]
+    pub max_attempts: i32,
+    /// Lease end; the rescuer may take the job back after it.
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// `queued → running` for every listed job that is queued and due, in one statement. Jobs that are not (duplicates,
+/// already running or terminal, not yet due) are simply absent from the result.
+pub fn claim(conn: &mut PgConnection, ids: &[Uuid], lease: Duration) -> QueryResult<Vec<ClaimedJob>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    diesel::sql_query(
+        "UPDATE jobs
+            SET status = 'running', attempts = attempts + 1, started_at = now(), updated_at = now(),
+                lease_expires_at = now() + $2 * interval '1 millisecond'
+          WHERE id = ANY($1) AND status = 'queued' AND (not_before IS NULL OR not_before <= now())
+      RETURNING id, kind, payload, attempts AS attempt, max_attempts, lease_expires_at",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)
+    .load(conn)
+}
+
+/// A successful attempt to record.
+#[derive(Clone, Debug)]
+pub struct Success {
+    /// Job id.
+    pub id: Uuid,
+    /// The attempt that produced it (fencing token).
+    pub attempt: i32,
+    /// Handler output.
+    pub result: serde_json::Value,
+}
+
+#[derive(QueryableByName)]
+struct RetryRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    not_before: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// `running → succeeded` for a batch, in one statement. Returns the ids whose write applied; the others belonged to a
+/// stale attempt (lease lost, duplicate) and were left alone.
+pub fn complete(conn: &mut PgConnection, successes: &[Success]) -> QueryResult<Vec<Uuid>> {
+    if successes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = successes.iter().map(|s| s.id).collect();
+    let attempts: Vec<i32> = successes.iter().map(|s| s.attempt).collect();
+    let results: Vec<serde_json::Value> = successes.iter().map(|s| s.result.clone()).collect();
+    let rows: Vec<IdRow> = diesel::sql_query(
+        "UPDATE jobs j
+            SET status = 'succeeded', result = s.result, error = NULL, finished_at = now(), updated_at = now(),
+                lease_expires_at = NULL
+           FROM unnest($1::uuid[], $2::int4[], $3::jsonb[]) AS s(id, attempt, result)
+          WHERE j.id = s.id AND j.status = 'running' AND j.attempts = s.attempt
+      RETURNING j.id",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<Int4>, _>(attempts)
+    .bind::<Array<Jsonb>, _>(results)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// What [`fail`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Back to `queued`, with a new outbox row due at the given time.
+    Retried {
+        /// When the next attempt may start.
+        not_before: DateTime<Utc>,
+    },
+    /// `failed` for good.
+    Failed,
+    /// The attempt was stale (another attempt or a terminal status won); nothing changed.
+    Stale,
+}
+
+/// Records a failed attempt. Below `max_attempts` (and when `retryable`), the job goes back to `queued` with
+/// `not_before = now() + backoff` and a new outbox row due at the same time; otherwise it ends `failed`. Either way
+/// `error` keeps the failure. Call inside a transaction: the outbox row must commit with the status change.
+pub fn fail(
+    conn: &mut PgConnection,
+    id: Uuid,
+    attempt: i32,
+    err: &JobError,
+    retryable: bool,
+    backoff: Duration,
+    topic: &str,
+) -> QueryResult<FailOutcome> {
+    let error_json = serde_json::to_value(err).unwrap_or(serde_json::Value::Null);
+    let fenced = jobs::table
+        .filter(jobs::id.eq(id))
+        .filter(jobs::status.eq(JobStatus::Running))
+        .filter(jobs::attempts.eq(attempt));
+    if retryable {
+        let retried: Option<RetryRow> = diesel::sql_query(
+            "UPDATE jobs
+                SET status = 'queued', error = $3, lease_expires_at = NULL, updated_at = now(),
+                    not_before = now() + $4 * interval '1 millisecond'
+              WHERE id = $1 AND status = 'running' AND attempts = $2 AND attempts < max_attempts
+          RETURNING kind, not_before",
+        )
+        .bind::<SqlUuid, _>(id)
+        .bind::<Int4, _>(attempt)
+        .bind::<Jsonb, _>(&error_json)
+        .bind::<diesel::sql_types::Double, _>(backoff.as_secs_f64() * 1000.0)
+        .get_result(conn)
+        .optional()?;
+        if let Some(row) = retried {
+            outbox::enqueue(conn, topic, &Envelope::new(id, &row.kind, attempt + 1), Some(row.not_before))?;
+            return Ok(FailOutcome::Retried { not_before: row.not_before });
+        }
+    }
+    let n = diesel::update(fenced)
+        .set((
+            jobs::status.eq(JobStatus::Failed),
+            jobs::error.eq(Some(&error_json)),
+            jobs::finished_at.eq(now),
+            jobs::lease_expires_at.eq(None::<DateTime<Utc>>),
+            jobs::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(if n == 1 { FailOutcome::Failed } else { FailOutcome::Stale })
+}

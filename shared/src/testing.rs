@@ -1,0 +1,244 @@
+//! Test support (feature `testing`): a fresh database per test, cloned from a migrated template, and a fresh topic
+//! and consumer group per test, so integration tests run in parallel and never see each other's rows or messages.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `ACKBOX_TEST_ADMIN_URL` | [`DEFAULT_ADMIN_URL`] | a database URL with `CREATEDB` rights, used to create and drop test databases |
+//! | `KAFKA_BROKERS` | `127.0.0.1:9092` | the broker tests create their topics on |
+
+use std::sync::OnceLock;
+
+use diesel::pg::PgConnection;
+use diesel::{Connection, RunQueryDsl};
+
+use crate::config::{KafkaConfig, DEFAULT_KAFKA_BROKERS};
+use crate::db::{build_pool, PgPool};
+
+/// Admin URL used when `ACKBOX_TEST_ADMIN_URL` is unset (the machine's trust-auth Postgres).
+pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+const TEMPLATE_LOCK_KEY: i64 = 0x61636b5f746d70;
+
+/// The admin URL for creating and dropping databases.
+pub fn admin_url() -> String {
+    crate::config::optional("ACKBOX_TEST_ADMIN_URL").unwrap_or_else(|| DEFAULT_ADMIN_URL.to_string())
+}
+
+/// `url` with its database name replaced by `db`.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let prefix = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{prefix}/{db}?{q}"),
+        None => format!("{prefix}/{db}"),
+    }
+}
+
+fn template_name() -> String {
+    format!("ackbox_tpl_{}", env!("ACKBOX_MIGRATIONS_HASH"))
+}
+
+fn admin_conn() -> PgConnection {
+    PgConnection::establish(&admin_url())
+        .unwrap_or_else(|e| panic!("test admin database unreachable ({}): {e}", admin_url()))
+}
+
+fn exec(conn: &mut PgConnection, sql: &str) {
+    diesel::sql_query(sql).execute(conn).unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Creates the migrated template once per schema version. An advisory lock serialises test processes; the template
+/// is built under a temporary name and renamed when complete, so a crashed build never leaves a half-migrated one.
+fn ensure_template() -> &'static str {
+    static TEMPLATE: OnceLock<String> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let name = template_name();
+        let mut conn = admin_conn();
+        exec(&mut conn, &format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"));
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let exists: Count = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+            .bind::<diesel::sql_types::Text, _>(&name)
+            .get_result(&mut conn)
+            .expect("query pg_database");
+        if exists.n == 0 {
+            let building = format!("{name}_building");
+            exec(&mut conn, &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"));
+            exec(&mut conn, &format!("CREATE DATABASE {building}"));
+            crate::migrate::run_pending(&with_database(&admin_url(), &building)).expect("migrate test template");
+            exec(&mut conn, &format!("ALTER DATABASE {building} RENAME TO {name}"));
+        }
+        exec(&mut conn, &format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"));
+        name
+    })
+}
+
+/// A database of its own for one test, dropped (with its connections) when the value goes out of scope.
+pub struct TestDb {
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    /// Clones the migrated template into a new uniquely named database.
+    pub fn new() -> Self {
+        let template = ensure_template();
+        let name = format!("ackbox_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = admin_conn();
+        exec(&mut conn, &format!("CREATE DATABASE {name} TEMPLATE {template}"));
+        let url = with_database(&admin_url(), &name);
+        Self { name, url }
+    }
+
+    /// The test database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A small pool on the test database (tests run in parallel against one Postgres with ~100 connections).
+    pub fn pool(&self, size: u32) -> PgPool {
+        build_pool(&crate::config::DbConfig {
+            url: self.url.clone(),
+            pool_size: size,
+            connect_timeout: std::time::Duration::from_secs(10),
+            auto_migrate: false,
+        })
+    }
+
+    /// A direct connection to the test database.
+    pub fn conn(&self) -> PgConnection {
+        PgConnection::establish(&self.url).expect("connect to test database")
+    }
+}
+
+impl Default for TestDb {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // FORCE terminates connections a still-running component holds, so a failing test never leaks a database.
+        if let Ok(mut conn) = PgConnection::establish(&admin_url()) {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn);
+        }
+    }
+}
+
+/// A topic name no other test uses.
+pub fn unique_topic(prefix: &str) -> String {
+    format!("ackbox-test-{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Kafka config for a test: the broker from `KAFKA_BROKERS`, the given topic, no extras.
+pub fn kafka_config(topic: &str) -> KafkaConfig {
+    KafkaConfig {
+        brokers: crate::config::optional("KAFKA_BROKERS").unwrap_or_else(|| DEFAULT_KAFKA_BROKERS.to_string()),
+        topic: topic.to_string(),
+        extra: Vec::new(),
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `deadline`. Tests wait on conditions, never on
+/// fixed sleeps.
+pub fn wait_for<T>(what: &str, deadline: std::time::Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if start.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn with_database_swaps_only_the_database_name() {
+        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
+    }
+}
+
+/// A message read back by [`consume`].
+#[derive(Clone, Debug)]
+pub struct Consumed {
+    /// Partition it was read from.
+    pub partition: i32,
+    /// Message key.
+    pub key: String,
+    /// Message value.
+    pub payload: Vec<u8>,
+    /// Headers as (name, value) pairs.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Reads `count` messages from the start of `topic` with a fresh consumer group, or panics after `deadline`.
+pub fn consume(cfg: &KafkaConfig, topic: &str, count: usize, deadline: std::time::Duration) -> Vec<Consumed> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer = cfg
+        .client_config()
+        .set("group.id", unique_topic("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("test consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let start = std::time::Instant::now();
+    let mut out = Vec::new();
+    while out.len() < count {
+        assert!(start.elapsed() < deadline, "read {} of {count} messages from {topic} within {deadline:?}", out.len());
+        match consumer.poll(std::time::Duration::from_millis(100)) {
+            Some(Ok(m)) => out.push(Consumed {
+                partition: m.partition(),
+                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+            Some(Err(e)) => log::debug!("test consumer: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Creates a fresh topic with `partitions` partitions on the test broker and returns its config.
+pub fn fresh_topic(prefix: &str, partitions: i32) -> KafkaConfig {
+    let cfg = kafka_config(&unique_topic(prefix));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(crate::kafka::ensure_topic(&cfg, &cfg.topic, partitions, 1))
+        .unwrap_or_else(|e| panic!("create test topic {} on {}: {e}", cfg.topic, cfg.brokers));
+    cfg
+}
