@@ -38,19 +38,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     // tansu does not auto-create topics; Apache Kafka would create them with the wrong partition count.
-    let mut backoff = std::time::Duration::from_millis(200);
-    loop {
-        match ackbox_shared::kafka::ensure_topic(&config.kafka, &config.kafka.topic, config.partitions, config.replication)
-            .await
-        {
-            Ok(()) => break,
-            Err(e) => {
-                log::warn!("cannot ensure topic {} yet, retrying in {backoff:?}: {e}", config.kafka.topic);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
-            }
-        }
-    }
+    ackbox_shared::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
     let pool = ackbox_shared::db::build_pool(&config.db);
     let relay = Arc::new(Relay::new(pool, config).context("failed to create the Kafka producer")?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

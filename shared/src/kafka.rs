@@ -41,3 +41,19 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, partitions: i32, repli
     }
     Ok(())
 }
+
+/// [`ensure_topic`], retried with backoff until it succeeds: a service that starts before the broker waits for it
+/// instead of exiting.
+pub async fn ensure_topic_retrying(cfg: &KafkaConfig, partitions: i32, replication: i32) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match ensure_topic(cfg, &cfg.topic, partitions, replication).await {
+            Ok(()) => return,
+            Err(e) => {
+                log::warn!("cannot ensure topic {} yet, retrying in {backoff:?}: {e}", cfg.topic);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

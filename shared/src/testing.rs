@@ -242,3 +242,19 @@ pub fn fresh_topic(prefix: &str, partitions: i32) -> KafkaConfig {
         .unwrap_or_else(|e| panic!("create test topic {} on {}: {e}", cfg.topic, cfg.brokers));
     cfg
 }
+
+/// Produces one raw message to the test topic and waits for the broker's acknowledgement.
+pub fn produce(cfg: &KafkaConfig, key: &str, payload: &[u8]) {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        cfg.client_config().set("acks", "all").create().expect("test producer");
+    producer.send(BaseRecord::to(&cfg.topic).key(key).payload(payload)).map_err(|(e, _)| e).expect("enqueue");
+    producer.flush(std::time::Duration::from_secs(30)).expect("flush test message");
+}
+
+/// Produces the dispatch envelope for `attempt` of a job, as the relay would.
+pub fn dispatch(cfg: &KafkaConfig, job_id: uuid::Uuid, kind: &str, attempt: i32) {
+    let env = crate::envelope::Envelope::new(job_id, kind, attempt);
+    let bytes = serde_json::to_vec(&env.to_json()).expect("serialise envelope");
+    produce(cfg, &job_id.to_string(), &bytes);
+}

@@ -1,1 +1,35 @@
-//! x
+#![doc = include_str!("../README.md")]
+
+pub mod config;
+pub mod consumer;
+pub mod handler;
+pub mod handlers;
+pub mod offsets;
+
+pub use async_trait::async_trait;
+pub use handler::{Handler, HandlerError, JobContext, Registry};
+
+/// Runs a worker process with `registry` until SIGTERM/SIGINT: reads the config from the environment, migrates if
+/// asked to, ensures the topic, and consumes. This is what `ackbox-worker` runs; a binary with its own job kinds
+/// calls it with its own registry.
+pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let config = config::WorkerConfig::from_env().context("invalid configuration")?;
+    if config.db.auto_migrate {
+        let url = config.db.url.clone();
+        tokio::task::spawn_blocking(move || ackbox_shared::migrate::run_pending(&url))
+            .await
+            .context("migration task panicked")?
+            .context("failed to run migrations at start-up (set ACKBOX_AUTO_MIGRATE=false to skip)")?;
+    }
+    ackbox_shared::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
+    let pool = ackbox_shared::db::build_pool(&config.db);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        ackbox_shared::runtime::shutdown_signal().await;
+        log::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    log::info!("ackbox-worker started with kinds: {}", registry.kinds().join(", "));
+    consumer::run(config, pool, registry, stop_rx).await.context("worker failed")
+}

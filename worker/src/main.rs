@@ -1,1 +1,35 @@
-fn main() {}
+//! `ackbox-worker`: runs the built-in job kinds. `ackbox-worker migrate` applies pending migrations and exits.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ackbox-worker", version, about = "Ackbox worker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Consume and run jobs (the default).
+    Run,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    ackbox_shared::runtime::init_logging();
+    match Cli::parse().command {
+        Some(Command::Migrate) => {
+            let db = ackbox_shared::config::DbConfig::from_env().context("invalid configuration")?;
+            tokio::task::spawn_blocking(move || ackbox_shared::migrate::run_pending(&db.url))
+                .await
+                .context("migration task panicked")?
+                .context("failed to run migrations")?;
+            Ok(())
+        }
+        _ => ackbox_worker::main_with(ackbox_worker::Registry::builtin()).await,
+    }
+}

@@ -1,0 +1,104 @@
+//! Worker configuration, from the environment.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `ACKBOX_WORKER_GROUP` | [`DEFAULT_GROUP`] | Kafka consumer group; every worker of one deployment shares it |
+//! | `ACKBOX_WORKER_CONCURRENCY` | [`DEFAULT_CONCURRENCY`] | jobs running at once in this process (the in-flight bound) |
+//! | `ACKBOX_WORKER_BATCH` | [`DEFAULT_BATCH`] | messages claimed with one UPDATE |
+//! | `ACKBOX_LEASE_MS` | [`DEFAULT_LEASE_MS`] | lease of a running attempt |
+//! | `ACKBOX_JOB_TIMEOUT_MS` | [`DEFAULT_JOB_TIMEOUT_MS`] | a handler running longer fails the attempt with `timeout` |
+//! | `ACKBOX_RETRY_BASE_MS` | [`DEFAULT_RETRY_BASE_MS`] | first retry backoff; doubles per attempt, ±25 % jitter |
+//! | `ACKBOX_RETRY_MAX_MS` | [`DEFAULT_RETRY_MAX_MS`] | longest retry backoff |
+//! | `ACKBOX_KAFKA_FETCH_WAIT_MS` | [`DEFAULT_FETCH_WAIT_MS`] | librdkafka `fetch.wait.max.ms` |
+//! | `ACKBOX_TOPIC_PARTITIONS`, `ACKBOX_TOPIC_REPLICATION` | 6, 1 | used if the worker has to create the topic |
+//!
+//! Plus `DATABASE_URL` & co. ([`DbConfig`]) and `KAFKA_BROKERS`, `ACKBOX_TOPIC`, `ACKBOX_KAFKA_OPTS` ([`KafkaConfig`]).
+
+use std::time::Duration;
+
+use ackbox_shared::config::{self, ConfigError, DbConfig, KafkaConfig};
+
+/// Default consumer group.
+pub const DEFAULT_GROUP: &str = "ackbox-workers";
+/// Default in-flight bound.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+/// Default claim batch.
+pub const DEFAULT_BATCH: usize = 64;
+/// Default lease: 30 s.
+pub const DEFAULT_LEASE_MS: u64 = 30_000;
+/// Default handler timeout: 5 min.
+pub const DEFAULT_JOB_TIMEOUT_MS: u64 = 300_000;
+/// Default first retry backoff: 1 s.
+pub const DEFAULT_RETRY_BASE_MS: u64 = 1_000;
+/// Default longest retry backoff: 5 min.
+pub const DEFAULT_RETRY_MAX_MS: u64 = 300_000;
+/// Default fetch wait: short, so a lone message is not held back by the broker.
+pub const DEFAULT_FETCH_WAIT_MS: u64 = 10;
+
+/// Everything the worker needs.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Database settings.
+    pub db: DbConfig,
+    /// Kafka settings.
+    pub kafka: KafkaConfig,
+    /// Consumer group.
+    pub group: String,
+    /// In-flight bound.
+    pub concurrency: usize,
+    /// Claim batch.
+    pub batch: usize,
+    /// Lease.
+    pub lease: Duration,
+    /// Handler timeout.
+    pub job_timeout: Duration,
+    /// First retry backoff.
+    pub retry_base: Duration,
+    /// Longest retry backoff.
+    pub retry_max: Duration,
+    /// `fetch.wait.max.ms`.
+    pub fetch_wait: Duration,
+    /// Partitions if the worker creates the topic.
+    pub partitions: i32,
+    /// Replication if the worker creates the topic.
+    pub replication: i32,
+}
+
+impl WorkerConfig {
+    /// Reads the configuration; the error names the offending variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let positive = |name: &str, v: usize| {
+            if v == 0 {
+                Err(ConfigError::Invalid { name: name.into(), value: "0".into(), reason: "must be at least 1".into() })
+            } else {
+                Ok(v)
+            }
+        };
+        let concurrency = positive("ACKBOX_WORKER_CONCURRENCY", config::parse_or("ACKBOX_WORKER_CONCURRENCY", DEFAULT_CONCURRENCY)?)?;
+        let batch = positive("ACKBOX_WORKER_BATCH", config::parse_or("ACKBOX_WORKER_BATCH", DEFAULT_BATCH)?)?;
+        Ok(Self {
+            db: DbConfig::from_env()?,
+            kafka: KafkaConfig::from_env()?,
+            group: config::optional("ACKBOX_WORKER_GROUP").unwrap_or_else(|| DEFAULT_GROUP.to_string()),
+            concurrency,
+            // A batch larger than the in-flight bound could never be claimed at once.
+            batch: batch.min(concurrency),
+            lease: config::millis_or("ACKBOX_LEASE_MS", DEFAULT_LEASE_MS)?,
+            job_timeout: config::millis_or("ACKBOX_JOB_TIMEOUT_MS", DEFAULT_JOB_TIMEOUT_MS)?,
+            retry_base: config::millis_or("ACKBOX_RETRY_BASE_MS", DEFAULT_RETRY_BASE_MS)?,
+            retry_max: config::millis_or("ACKBOX_RETRY_MAX_MS", DEFAULT_RETRY_MAX_MS)?,
+            fetch_wait: config::millis_or("ACKBOX_KAFKA_FETCH_WAIT_MS", DEFAULT_FETCH_WAIT_MS)?,
+            partitions: config::parse_or("ACKBOX_TOPIC_PARTITIONS", 6)?,
+            replication: config::parse_or("ACKBOX_TOPIC_REPLICATION", 1)?,
+        })
+    }
+
+    /// Backoff before attempt `attempt + 1`: `retry_base * 2^(attempt-1)`, capped at `retry_max`, with ±25 % jitter so
+    /// a burst of failures does not come back as a burst.
+    pub fn retry_backoff(&self, attempt: i32) -> Duration {
+        let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let base = self.retry_base.saturating_mul(1u32 << exp).min(self.retry_max);
+        let jitter: f64 = rand::Rng::gen_range(&mut rand::thread_rng(), 0.75..1.25);
+        base.mul_f64(jitter)
+    }
+}

@@ -1,0 +1,62 @@
+use ackbox_shared::models::JobStatus;
+use ackbox_shared::testing::dispatch;
+use ackbox_worker::{async_trait, Handler, HandlerError, JobContext, Registry};
+
+use crate::helpers::start;
+
+#[test]
+fn an_unknown_kind_fails_at_once_with_a_clear_code() {
+    let w = start(Registry::builtin());
+    let id = w.submit("no-such-kind", serde_json::json!({}), 3);
+    dispatch(&w.kafka, id, "no-such-kind", 1);
+
+    let job = w.wait_terminal(id);
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.attempts, 1, "not retried: no attempt could help");
+    let error = job.error.expect("error kept");
+    assert_eq!(error["code"], "unknown_kind");
+    assert!(error["message"].as_str().is_some_and(|m| m.contains("no-such-kind")));
+}
+
+struct Panics;
+
+#[async_trait]
+impl Handler for Panics {
+    async fn run(&self, _ctx: &JobContext, _payload: serde_json::Value) -> Result<serde_json::Value, HandlerError> {
+        panic!("handler bug")
+    }
+}
+
+#[test]
+fn a_panicking_handler_fails_the_attempt_and_the_worker_keeps_going() {
+    let mut registry = Registry::builtin();
+    registry.register("panics", Panics);
+    let w = start(registry);
+    let bad = w.submit("panics", serde_json::json!({}), 1);
+    dispatch(&w.kafka, bad, "panics", 1);
+    let job = w.wait_terminal(bad);
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.error.expect("error")["code"], "panicked");
+
+    let good = w.submit("echo", serde_json::json!({"still": "alive"}), 1);
+    dispatch(&w.kafka, good, "echo", 1);
+    assert_eq!(w.wait_terminal(good).status, JobStatus::Succeeded);
+}
+
+#[test]
+fn a_failed_attempt_below_max_goes_back_to_queued_with_a_due_outbox_row() {
+    let w = start(Registry::builtin());
+    let id = w.submit("fail", serde_json::json!({"times": 5}), 3);
+    dispatch(&w.kafka, id, "fail", 1);
+
+    let job = ackbox_shared::testing::wait_for("attempt 1 recorded as a retry", crate::helpers::DEADLINE, || {
+        let j = w.job(id);
+        (j.attempts == 1 && j.status == JobStatus::Queued).then_some(j)
+    });
+    assert_eq!(job.error.expect("error kept")["code"], "deliberate_failure");
+    assert!(job.not_before.is_some(), "retry backoff set");
+    let rows = ackbox_shared::outbox::for_job(&mut w.db.conn(), id).expect("rows");
+    assert_eq!(rows.len(), 2, "the retry wrote a new outbox row in the same transaction");
+    assert_eq!(rows[1].payload["attempt"], 2);
+    assert_eq!(Some(rows[1].available_at), job.not_before, "the row is due exactly when the job is");
+}

@@ -1,0 +1,89 @@
+use std::time::Duration;
+
+use ackbox_shared::config::{DbConfig, KafkaConfig};
+use ackbox_shared::models::{Job, JobStatus, NewJob};
+use ackbox_shared::testing::{fresh_topic, unique_topic, wait_for, TestDb};
+use ackbox_worker::config::WorkerConfig;
+use ackbox_worker::Registry;
+use uuid::Uuid;
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A worker running in the background on its own runtime, with its own database, topic and group.
+pub struct TestWorker {
+    pub db: TestDb,
+    pub kafka: KafkaConfig,
+    pub config: WorkerConfig,
+    rt: tokio::runtime::Runtime,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<Result<(), ackbox_worker::consumer::WorkerError>>>,
+}
+
+pub fn start(registry: Registry) -> TestWorker {
+    let db = TestDb::new();
+    let kafka = fresh_topic("worker", 1);
+    let config = WorkerConfig {
+        db: DbConfig { url: db.url().to_string(), pool_size: 3, connect_timeout: Duration::from_secs(10), auto_migrate: false },
+        kafka: kafka.clone(),
+        group: unique_topic("group"),
+        concurrency: 8,
+        batch: 8,
+        lease: Duration::from_secs(30),
+        job_timeout: Duration::from_secs(10),
+        retry_base: Duration::from_millis(10),
+        retry_max: Duration::from_millis(50),
+        fetch_wait: Duration::from_millis(10),
+        partitions: 1,
+        replication: 1,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let pool = db.pool(3);
+    let task = rt.spawn(ackbox_worker::consumer::run(config.clone(), pool, registry, stop_rx));
+    TestWorker { db, kafka, config, rt, stop, task: Some(task) }
+}
+
+impl TestWorker {
+    /// Inserts a queued job (with its outbox row, which these tests leave unpublished) and returns its id.
+    pub fn submit(&self, kind: &str, payload: serde_json::Value, max_attempts: i32) -> Uuid {
+        ackbox_shared::state::submit(&mut self.db.conn(), &NewJob::new(kind, payload, max_attempts), &self.kafka.topic)
+            .expect("submit")
+            .id
+    }
+
+    pub fn job(&self, id: Uuid) -> Job {
+        Job::find(&mut self.db.conn(), id).expect("query").expect("job exists")
+    }
+
+    pub fn wait_terminal(&self, id: Uuid) -> Job {
+        wait_for(&format!("job {id} to finish"), DEADLINE, || {
+            let job = self.job(id);
+            job.status.is_terminal().then_some(job)
+        })
+    }
+
+    pub fn wait_status(&self, id: Uuid, status: JobStatus) -> Job {
+        wait_for(&format!("job {id} to be {status}"), DEADLINE, || {
+            let job = self.job(id);
+            (job.status == status).then_some(job)
+        })
+    }
+
+    /// Stops the worker gracefully (final synchronous commit) and returns the group's committed offset of partition 0.
+    pub fn stop_and_committed_offset(mut self) -> i64 {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        self.stop.send(true).expect("stop");
+        if let Some(task) = self.task.take() {
+            self.rt.block_on(task).expect("join").expect("worker ran without error");
+        }
+        let probe: BaseConsumer =
+            self.kafka.client_config().set("group.id", &self.config.group).create().expect("probe consumer");
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition(&self.kafka.topic, 0);
+        let committed = probe.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+        match committed.find_partition(&self.kafka.topic, 0).map(|p| p.offset()) {
+            Some(rdkafka::Offset::Offset(o)) => o,
+            other => panic!("no committed offset: {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Worker integration tests: the worker loop in-process against real Postgres (a database per test) and the real
+//! broker (a topic and consumer group per test). Dispatch messages are produced directly, as the relay would.
+
+mod delivery;
+mod failures;
+mod helpers;
