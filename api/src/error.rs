@@ -1,9 +1,9 @@
 //! The one error type every handler returns, mapped to a status code and an RFC 9457 `application/problem+json`
 //! body. Bodies are generic: causes are logged once, here, and never sent to the client.
 
+use ackbox_shared::db::DbError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use ackbox_shared::db::DbError;
 use serde::Serialize;
 
 /// Media type of every error body.

@@ -7,9 +7,9 @@ pub mod routes;
 
 use std::net::TcpListener;
 
+use ackbox_shared::db::PgPool;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
-use ackbox_shared::db::PgPool;
 
 use crate::config::ApiConfig;
 
@@ -31,14 +31,12 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
         App::new()
             .app_data(state.clone())
             .app_data(
-                web::JsonConfig::default()
-                    .limit(max_body)
-                    .content_type_required(true)
-                    .error_handler(error::json_error),
+                web::JsonConfig::default().limit(max_body).content_type_required(true).error_handler(error::json_error),
             )
-            .app_data(web::PathConfig::default().error_handler(|e, _| {
-                error::ApiError::BadRequest(format!("bad path: {e}")).into()
-            }))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| error::ApiError::BadRequest(format!("bad path: {e}")).into()),
+            )
             .configure(routes::configure)
     })
     .workers(workers)

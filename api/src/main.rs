@@ -29,7 +29,10 @@ fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             let db = ackbox_shared::config::DbConfig::from_env().context("invalid configuration")?;
             let applied = ackbox_shared::migrate::run_pending(&db.url).context("failed to run migrations")?;
-            log::info!("migrations applied: {}", if applied.is_empty() { "none pending".into() } else { applied.join(", ") });
+            log::info!(
+                "migrations applied: {}",
+                if applied.is_empty() { "none pending".into() } else { applied.join(", ") }
+            );
             Ok(())
         }
         Command::Serve => serve(),

@@ -1,1 +1,154 @@
-//! x
+#![doc = include_str!("../README.md")]
+
+//! End-to-end harness: starts the real `ackbox-api`, `ackbox-relay` and `ackbox-worker` binaries as child processes
+//! against a database of their own (cloned from the migrated template) and a topic and consumer group of their own.
+//!
+//! The binaries are taken from the same target directory as the test executable; `make test` builds them first
+//! (`cargo build --bins`). Each process logs to `target/e2e-logs/<database>-<name>.log`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ackbox_shared::config::KafkaConfig;
+use ackbox_shared::testing::{fresh_topic, unique_topic, TestDb};
+
+/// The three components.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    /// `ackbox-api`
+    Api,
+    /// `ackbox-relay`
+    Relay,
+    /// `ackbox-worker`
+    Worker,
+}
+
+impl Component {
+    fn binary(self) -> &'static str {
+        match self {
+            Component::Api => "ackbox-api",
+            Component::Relay => "ackbox-relay",
+            Component::Worker => "ackbox-worker",
+        }
+    }
+}
+
+/// Where cargo put the binaries: next to the `deps/` folder holding this test executable.
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir").to_path_buf();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --bins`; `make test` does)",
+        path.display()
+    );
+    path
+}
+
+/// A running stack.
+pub struct Stack {
+    /// The stack's database.
+    pub db: TestDb,
+    /// The stack's topic.
+    pub kafka: KafkaConfig,
+    /// Base URL of the api, e.g. `http://127.0.0.1:41234`.
+    pub api_url: String,
+    group: String,
+    log_dir: PathBuf,
+    children: Vec<(Component, Child)>,
+}
+
+impl Stack {
+    /// Starts api, relay and worker and returns once the api is listening.
+    pub fn start() -> Self {
+        let db = TestDb::new();
+        let kafka = fresh_topic("e2e", 3);
+        let log_dir = bin_path("ackbox-api").parent().expect("dir").join("../e2e-logs");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let mut stack = Stack {
+            db,
+            kafka,
+            api_url: String::new(),
+            group: unique_topic("e2e-group"),
+            log_dir,
+            children: Vec::new(),
+        };
+        stack.spawn(Component::Relay);
+        stack.spawn(Component::Worker);
+        stack.spawn(Component::Api);
+        stack
+    }
+
+    /// Starts (another instance of) a component.
+    pub fn spawn(&mut self, component: Component) {
+        let log_path = self.log_dir.join(format!("{}-{}.log", self.db.name(), component.binary()));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log file");
+        let mut cmd = Command::new(bin_path(component.binary()));
+        cmd.env("DATABASE_URL", self.db.url())
+            .env("KAFKA_BROKERS", &self.kafka.brokers)
+            .env("ACKBOX_TOPIC", &self.kafka.topic)
+            .env("ACKBOX_AUTO_MIGRATE", "false")
+            .env("ACKBOX_DB_POOL_SIZE", "4")
+            .env("RUST_LOG", "info")
+            .env("ACKBOX_TOPIC_PARTITIONS", "3")
+            .env("ACKBOX_WORKER_GROUP", &self.group)
+            .env("ACKBOX_RETRY_BASE_MS", "20")
+            .env("ACKBOX_RETRY_MAX_MS", "100")
+            .env("ACKBOX_BIND", "127.0.0.1:0")
+            .env("ACKBOX_HTTP_WORKERS", "2")
+            .stdin(Stdio::null())
+            .stderr(log)
+            .stdout(if component == Component::Api { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", component.binary()));
+        if component == Component::Api {
+            // The api prints exactly one line on stdout: the address it bound.
+            let stdout = child.stdout.take().expect("api stdout");
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).expect("read the api's address");
+            let addr = line
+                .trim()
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("api did not report its address (got {line:?}); see {}", log_path.display()));
+            self.api_url = addr.to_string();
+        }
+        self.children.push((component, child));
+    }
+
+    /// A blocking HTTP client with a sane timeout.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client")
+    }
+
+    /// `path` on the api.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.api_url, path)
+    }
+
+    /// Submits a job over HTTP and returns the 202's body.
+    pub fn submit(&self, client: &reqwest::blocking::Client, body: serde_json::Value) -> serde_json::Value {
+        let resp = client.post(self.url("/v1/jobs")).json(&body).send().expect("POST /v1/jobs");
+        assert_eq!(resp.status().as_u16(), 202, "POST {body}");
+        resp.json().expect("202 body")
+    }
+
+    /// Asserts that every component is still running (none crashed during the test).
+    pub fn assert_alive(&mut self) {
+        for (component, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{} exited with {status}; see {}", component.binary(), self.log_dir.display());
+            }
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -62,7 +62,9 @@ pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<usize
     diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
         .set((
             // The acknowledgement time, not the (earlier) start of the claiming transaction that now() would give.
-            outbox::published_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>("clock_timestamp()")),
+            outbox::published_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>(
+                "clock_timestamp()",
+            )),
             outbox::attempts.eq(outbox::attempts + 1),
             outbox::last_error.eq(None::<String>),
         ))
@@ -109,8 +111,5 @@ pub fn unpublished_count(conn: &mut PgConnection) -> QueryResult<i64> {
 /// When the earliest unpublished row becomes due, if any: an idle relay sleeps until then (or until notified), so a
 /// retry backoff ends on time without a NOTIFY.
 pub fn next_due(conn: &mut PgConnection) -> QueryResult<Option<DateTime<Utc>>> {
-    outbox::table
-        .filter(outbox::published_at.is_null())
-        .select(diesel::dsl::min(outbox::available_at))
-        .get_result(conn)
+    outbox::table.filter(outbox::published_at.is_null()).select(diesel::dsl::min(outbox::available_at)).get_result(conn)
 }

@@ -74,7 +74,8 @@ impl WorkerConfig {
                 Ok(v)
             }
         };
-        let concurrency = positive("ACKBOX_WORKER_CONCURRENCY", config::parse_or("ACKBOX_WORKER_CONCURRENCY", DEFAULT_CONCURRENCY)?)?;
+        let concurrency =
+            positive("ACKBOX_WORKER_CONCURRENCY", config::parse_or("ACKBOX_WORKER_CONCURRENCY", DEFAULT_CONCURRENCY)?)?;
         let batch = positive("ACKBOX_WORKER_BATCH", config::parse_or("ACKBOX_WORKER_BATCH", DEFAULT_BATCH)?)?;
         Ok(Self {
             db: DbConfig::from_env()?,

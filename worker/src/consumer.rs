@@ -138,7 +138,11 @@ pub async fn run(
                     envelope: match Envelope::decode(m.payload()) {
                         Ok(env) => Some(env),
                         Err(e) => {
-                            log::warn!("skipping undecodable message at partition {} offset {}: {e}", m.partition(), m.offset());
+                            log::warn!(
+                                "skipping undecodable message at partition {} offset {}: {e}",
+                                m.partition(),
+                                m.offset()
+                            );
                             None
                         }
                     },
@@ -255,7 +259,9 @@ async fn run_job(
         deadline: Instant::now() + timeout,
     };
     let result = match shared.registry.get(&job.kind) {
-        None => Err(HandlerError::permanent("unknown_kind", format!("no handler is registered for kind {:?}", job.kind))),
+        None => {
+            Err(HandlerError::permanent("unknown_kind", format!("no handler is registered for kind {:?}", job.kind)))
+        }
         Some(handler) => {
             let run = AssertUnwindSafe(handler.run(&ctx, job.payload.clone())).catch_unwind();
             match tokio::time::timeout(timeout, run).await {
@@ -302,7 +308,9 @@ async fn complete_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outc
 fn write_outcomes(shared: &Shared, batch: &[Outcome]) -> Result<(), DbError> {
     let successes: Vec<Success> = batch
         .iter()
-        .filter_map(|o| o.result.as_ref().ok().map(|r| Success { id: o.job.id, attempt: o.job.attempt, result: r.clone() }))
+        .filter_map(|o| {
+            o.result.as_ref().ok().map(|r| Success { id: o.job.id, attempt: o.job.attempt, result: r.clone() })
+        })
         .collect();
     let mut conn = shared.pool.get()?;
     let (applied, failures) = conn.transaction(|conn| {
@@ -327,7 +335,10 @@ fn write_outcomes(shared: &Shared, batch: &[Outcome]) -> Result<(), DbError> {
         Ok::<_, diesel::result::Error>((applied, failures))
     })?;
     if applied.len() < successes.len() {
-        log::info!("{} successes were stale (a newer attempt or status won) and were not recorded", successes.len() - applied.len());
+        log::info!(
+            "{} successes were stale (a newer attempt or status won) and were not recorded",
+            successes.len() - applied.len()
+        );
     }
     for (id, attempt, code, outcome) in failures {
         match outcome {

@@ -1,8 +1,8 @@
 //! `GET /v1/jobs/{id}`: the status document.
 
+use ackbox_shared::models::Job;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use ackbox_shared::models::Job;
 
 use crate::document::StatusDocument;
 use crate::error::ApiError;

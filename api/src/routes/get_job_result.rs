@@ -1,7 +1,7 @@
 //! `GET /v1/jobs/{id}/result`: the handler's output, once there is one.
 
-use actix_web::{web, HttpResponse};
 use ackbox_shared::models::JobStatus;
+use actix_web::{web, HttpResponse};
 
 use crate::error::ApiError;
 use crate::routes::get_job::load_job;

@@ -1,10 +1,10 @@
 //! `POST /v1/jobs`: accept a job. The job row and its outbox row commit in ONE transaction before the 202 is sent,
 //! so every id we hand out can be read back at once.
 
-use actix_web::http::header;
-use actix_web::{web, HttpResponse};
 use ackbox_shared::models::NewJob;
 use ackbox_shared::state;
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use crate::document::{job_path, StatusDocument};

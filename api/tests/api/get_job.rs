@@ -5,8 +5,7 @@ use crate::helpers::{assert_problem, spawn_app};
 #[actix_web::test]
 async fn a_queued_job_reads_back_with_retry_after_and_its_result_is_409() {
     let app = spawn_app().await;
-    let doc: serde_json::Value =
-        app.post_job(serde_json::json!({"kind": "echo"})).await.json().await.expect("json");
+    let doc: serde_json::Value = app.post_job(serde_json::json!({"kind": "echo"})).await.json().await.expect("json");
     let id = doc["id"].as_str().expect("id");
 
     let resp = app.client.get(app.url(&format!("/v1/jobs/{id}"))).send().await.expect("GET");

@@ -67,10 +67,8 @@ fn the_loop_wakes_on_notify_long_before_its_poll_interval() {
     wait_for("the relay's LISTEN connection", DEADLINE, || {
         let mut conn = db.conn();
         let listening: i64 = diesel::RunQueryDsl::get_result::<Count>(
-            diesel::sql_query(
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'",
-            )
-            .bind::<diesel::sql_types::Text, _>(&db_name),
+            diesel::sql_query("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'")
+                .bind::<diesel::sql_types::Text, _>(&db_name),
             &mut conn,
         )
         .expect("pg_stat_activity")

@@ -45,11 +45,9 @@ pub struct Sleep;
 #[async_trait]
 impl Handler for Sleep {
     async fn run(&self, _ctx: &JobContext, payload: serde_json::Value) -> Result<serde_json::Value, HandlerError> {
-        let ms = payload
-            .get("ms")
-            .and_then(serde_json::Value::as_u64)
-            .filter(|ms| *ms <= MAX_SLEEP_MS)
-            .ok_or_else(|| HandlerError::permanent("bad_payload", format!("sleep needs {{\"ms\": 0..={MAX_SLEEP_MS}}}")))?;
+        let ms = payload.get("ms").and_then(serde_json::Value::as_u64).filter(|ms| *ms <= MAX_SLEEP_MS).ok_or_else(
+            || HandlerError::permanent("bad_payload", format!("sleep needs {{\"ms\": 0..={MAX_SLEEP_MS}}}")),
+        )?;
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         Ok(serde_json::json!({ "slept_ms": ms }))
     }

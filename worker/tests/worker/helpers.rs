@@ -23,7 +23,12 @@ pub fn start(registry: Registry) -> TestWorker {
     let db = TestDb::new();
     let kafka = fresh_topic("worker", 1);
     let config = WorkerConfig {
-        db: DbConfig { url: db.url().to_string(), pool_size: 3, connect_timeout: Duration::from_secs(10), auto_migrate: false },
+        db: DbConfig {
+            url: db.url().to_string(),
+            pool_size: 3,
+            connect_timeout: Duration::from_secs(10),
+            auto_migrate: false,
+        },
         kafka: kafka.clone(),
         group: unique_topic("group"),
         concurrency: 8,

@@ -1,0 +1,33 @@
+# The two set-up commands are `make up` and `make test`; both work on a fresh machine (they install and start what
+# they need: Postgres if missing, the tansu broker, migrations).
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: up down status test build lint fmt
+
+## up: Postgres (if needed), tansu, migrations, api + relay + worker in the background, and a demo job.
+up:
+	deploy/local/stack.sh up
+
+## down: stop what `make up` started (by PID), and nothing else.
+down:
+	deploy/local/stack.sh down
+
+status:
+	deploy/local/stack.sh status
+
+build:
+	$(CARGO) build --workspace --bins
+
+## test: start Postgres and the broker if needed, build the binaries the end-to-end tests spawn, run every test.
+test:
+	deploy/local/stack.sh deps
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all

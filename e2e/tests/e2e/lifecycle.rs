@@ -1,0 +1,58 @@
+use std::time::Duration;
+
+use ackbox_e2e::Stack;
+use ackbox_shared::testing::wait_for;
+
+fn wait_terminal(stack: &Stack, client: &reqwest::blocking::Client, id: &str) -> serde_json::Value {
+    wait_for(&format!("job {id} to finish"), Duration::from_secs(60), || {
+        let doc: serde_json::Value =
+            client.get(stack.url(&format!("/v1/jobs/{id}"))).send().expect("GET").json().expect("json");
+        matches!(doc["status"].as_str(), Some("succeeded" | "failed" | "cancelled")).then_some(doc)
+    })
+}
+
+#[test]
+fn echo_result_fail_retries_and_final_failure_through_the_whole_chain() {
+    let mut stack = Stack::start();
+    let client = stack.client();
+
+    // echo: the result endpoint serves the payload.
+    let echo = stack.submit(&client, serde_json::json!({"kind": "echo", "payload": {"hello": ["world", 1]}}));
+    let echo_id = echo["id"].as_str().expect("id");
+    // fail twice, then succeed on attempt 3 of 3 (retries go back through outbox → relay → Kafka).
+    let flaky = stack.submit(&client, serde_json::json!({"kind": "fail", "payload": {"times": 2}, "max_attempts": 3}));
+    // fail forever: ends failed after max_attempts with the last error kept.
+    let doomed =
+        stack.submit(&client, serde_json::json!({"kind": "fail", "payload": {"times": 99}, "max_attempts": 2}));
+    // a kind no worker has: fails at once with a clear code.
+    let unknown = stack.submit(&client, serde_json::json!({"kind": "nobody-runs-this"}));
+
+    let doc = wait_terminal(&stack, &client, echo_id);
+    assert_eq!(doc["status"], "succeeded");
+    assert_eq!(doc["result"], serde_json::json!({"hello": ["world", 1]}));
+    let result = client.get(stack.url(&format!("/v1/jobs/{echo_id}/result"))).send().expect("GET result");
+    assert_eq!(result.status().as_u16(), 200);
+    assert_eq!(result.json::<serde_json::Value>().expect("json"), serde_json::json!({"hello": ["world", 1]}));
+
+    let doc = wait_terminal(&stack, &client, flaky["id"].as_str().expect("id"));
+    assert_eq!(doc["status"], "succeeded");
+    assert_eq!(doc["attempts"], 3);
+    assert_eq!(doc["result"], serde_json::json!({"attempt": 3}));
+    assert!(doc["error"].is_null(), "a later success clears the error");
+
+    let doomed_id = doomed["id"].as_str().expect("id");
+    let doc = wait_terminal(&stack, &client, doomed_id);
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc["attempts"], 2);
+    assert_eq!(doc["error"]["code"], "deliberate_failure");
+    assert!(doc["finished_at"].is_string());
+    let result = client.get(stack.url(&format!("/v1/jobs/{doomed_id}/result"))).send().expect("GET result");
+    assert_eq!(result.status().as_u16(), 409);
+
+    let doc = wait_terminal(&stack, &client, unknown["id"].as_str().expect("id"));
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc["attempts"], 1);
+    assert_eq!(doc["error"]["code"], "unknown_kind");
+
+    stack.assert_alive();
+}
