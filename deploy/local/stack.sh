@@ -103,7 +103,8 @@ build() {
   say "building api, relay and worker ($PROFILE)"
   local flag=()
   [ "$PROFILE" = release ] && flag=(--release)
-  (cd "$ROOT" && cargo build "${flag[@]}" -p ackbox-api -p ackbox-relay -p ackbox-worker)
+  # --workspace --bins, exactly as `make test` builds, so both share one set of artifacts.
+  (cd "$ROOT" && cargo build "${flag[@]}" --workspace --bins)
 }
 
 create_db() {
@@ -136,7 +137,8 @@ demo() {
   resp=$(curl -fsS -X POST "$ACKBOX_URL/v1/jobs" -H 'content-type: application/json' \
     -d '{"kind":"echo","payload":{"hello":"ackbox"}}')
   id=$(printf '%s' "$resp" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  echo "    POST /v1/jobs -> 202, id $id"
+  last=$(printf '%s' "$resp" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+  echo "    POST /v1/jobs -> 202 $last, id $id (job and outbox row committed together)"
   local deadline=$((SECONDS + 60))
   while :; do
     status=$(curl -fsS "$ACKBOX_URL/v1/jobs/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')

@@ -170,8 +170,11 @@ pub async fn run(
     if drain.is_err() {
         log::warn!("in-flight jobs did not finish in time; their leases will lapse and the rescuer will retry them");
     }
-    if let Err(e) = shared.consumer.commit_consumer_state(CommitMode::Sync) {
-        log::warn!("final offset commit failed (messages will be redelivered, harmlessly): {e}");
+    match shared.consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => {}
+        // Nothing stored since the last auto-commit: there is nothing to commit.
+        Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => log::warn!("final offset commit failed (messages will be redelivered, harmlessly): {e}"),
     }
     log::info!("worker stopped");
     Ok(())
