@@ -8,6 +8,13 @@
 //! | `ACKBOX_RELAY_DELIVERY_TIMEOUT_MS` | [`DEFAULT_DELIVERY_TIMEOUT_MS`] | librdkafka `message.timeout.ms`: after it a row counts as failed and is retried later |
 //! | `ACKBOX_TOPIC_PARTITIONS` | [`DEFAULT_PARTITIONS`] | partitions when the relay creates the topic (the ceiling on worker parallelism) |
 //! | `ACKBOX_TOPIC_REPLICATION` | [`DEFAULT_REPLICATION`] | replication factor when the relay creates the topic (3 in production) |
+//! | `ACKBOX_RESCUE_INTERVAL_MS` | [`DEFAULT_RESCUE_INTERVAL_MS`] | how often the rescuer and retention run |
+//! | `ACKBOX_DISPATCH_TIMEOUT_MS` | [`DEFAULT_DISPATCH_TIMEOUT_MS`] | a queued job whose dispatch was published this long ago without starting is dispatched again |
+//! | `ACKBOX_RESCUE_BATCH` | [`DEFAULT_RESCUE_BATCH`] | jobs per rescuer pass and part |
+//! | `ACKBOX_OUTBOX_RETENTION_SECS` | [`DEFAULT_RETENTION_SECS`] | published rows are kept this long for inspection, then deleted |
+//! | `ACKBOX_RETENTION_BATCH` | [`DEFAULT_RETENTION_BATCH`] | rows deleted per retention statement |
+//! | `ACKBOX_STATS_INTERVAL_MS` | [`DEFAULT_STATS_INTERVAL_MS`] | how often backlog and jobs-by-status gauges are refreshed |
+//! | `ACKBOX_RELAY_OPS_BIND` | [`DEFAULT_OPS_BIND`] | address of `/metrics`, `/healthz`, `/readyz` |
 //!
 //! Plus `DATABASE_URL` & co. ([`DbConfig`]) and `KAFKA_BROKERS`, `ACKBOX_TOPIC`, `ACKBOX_KAFKA_OPTS` ([`KafkaConfig`]).
 
@@ -28,6 +35,21 @@ pub const DEFAULT_PARTITIONS: i32 = 6;
 /// Default replication factor for a topic the relay creates.
 pub const DEFAULT_REPLICATION: i32 = 1;
 
+/// Default rescuer interval.
+pub const DEFAULT_RESCUE_INTERVAL_MS: u64 = 5_000;
+/// Default dispatch timeout: 5 min, generous so a long Kafka backlog is not mistaken for a lost message.
+pub const DEFAULT_DISPATCH_TIMEOUT_MS: u64 = 300_000;
+/// Default rescuer batch.
+pub const DEFAULT_RESCUE_BATCH: i64 = 1_000;
+/// Default retention of published rows: 1 h.
+pub const DEFAULT_RETENTION_SECS: u64 = 3_600;
+/// Default retention batch.
+pub const DEFAULT_RETENTION_BATCH: i64 = 5_000;
+/// Default stats refresh.
+pub const DEFAULT_STATS_INTERVAL_MS: u64 = 10_000;
+/// Default ops address.
+pub const DEFAULT_OPS_BIND: &str = "127.0.0.1:9101";
+
 /// Everything the relay needs.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
@@ -47,6 +69,20 @@ pub struct RelayConfig {
     pub partitions: i32,
     /// Replication for topic creation.
     pub replication: i32,
+    /// Rescuer and retention interval.
+    pub rescue_interval: Duration,
+    /// Dispatch timeout.
+    pub dispatch_timeout: Duration,
+    /// Jobs per rescuer pass.
+    pub rescue_batch: i64,
+    /// Retention of published rows.
+    pub retention: Duration,
+    /// Rows per retention statement.
+    pub retention_batch: i64,
+    /// Gauge refresh interval.
+    pub stats_interval: Duration,
+    /// Ops endpoint address.
+    pub ops_bind: String,
 }
 
 impl RelayConfig {
@@ -69,6 +105,13 @@ impl RelayConfig {
             delivery_timeout: config::millis_or("ACKBOX_RELAY_DELIVERY_TIMEOUT_MS", DEFAULT_DELIVERY_TIMEOUT_MS)?,
             partitions: config::parse_or("ACKBOX_TOPIC_PARTITIONS", DEFAULT_PARTITIONS)?,
             replication: config::parse_or("ACKBOX_TOPIC_REPLICATION", DEFAULT_REPLICATION)?,
+            rescue_interval: config::millis_or("ACKBOX_RESCUE_INTERVAL_MS", DEFAULT_RESCUE_INTERVAL_MS)?,
+            dispatch_timeout: config::millis_or("ACKBOX_DISPATCH_TIMEOUT_MS", DEFAULT_DISPATCH_TIMEOUT_MS)?,
+            rescue_batch: config::parse_or("ACKBOX_RESCUE_BATCH", DEFAULT_RESCUE_BATCH)?.max(1),
+            retention: Duration::from_secs(config::parse_or("ACKBOX_OUTBOX_RETENTION_SECS", DEFAULT_RETENTION_SECS)?),
+            retention_batch: config::parse_or("ACKBOX_RETENTION_BATCH", DEFAULT_RETENTION_BATCH)?.max(1),
+            stats_interval: config::millis_or("ACKBOX_STATS_INTERVAL_MS", DEFAULT_STATS_INTERVAL_MS)?,
+            ops_bind: config::optional("ACKBOX_RELAY_OPS_BIND").unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),
         })
     }
 }

@@ -1,9 +1,12 @@
 #![doc = include_str!("../README.md")]
 
 pub mod config;
+pub mod errors;
+pub mod maintenance;
+pub mod metrics;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ackbox_shared::db::{DbError, PgPool};
 use ackbox_shared::listen::{spawn_listener, OUTBOX_CHANNEL};
@@ -12,11 +15,14 @@ use ackbox_shared::outbox;
 use chrono::Utc;
 use diesel::Connection;
 use futures::future::{join_all, Either};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::{watch, Notify};
 
 use crate::config::RelayConfig;
+use crate::errors::{classify, ErrorClass};
+use crate::metrics::RelayMetrics;
 
 /// Why a relay round failed as a whole (single-row delivery failures are not errors: they are recorded and retried).
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +32,7 @@ pub enum RelayError {
     Db(#[from] DbError),
     /// The producer could not be created.
     #[error("cannot create the Kafka producer: {0}")]
-    Producer(#[from] rdkafka::error::KafkaError),
+    Producer(#[from] KafkaError),
 }
 
 impl From<diesel::result::Error> for RelayError {
@@ -44,6 +50,8 @@ pub struct Round {
     pub published: usize,
     /// Rows whose delivery failed, now backed off.
     pub failed: usize,
+    /// Whether a fatal error made the relay replace its producer.
+    pub rebuilt_producer: bool,
     /// When the earliest remaining unpublished row is due (only computed when the round was not full).
     pub next_due: Option<chrono::DateTime<Utc>>,
 }
@@ -52,88 +60,146 @@ pub struct Round {
 /// relay at a time, and an idempotent producer keeps retries inside librdkafka from duplicating messages.
 pub struct Relay {
     pool: PgPool,
-    producer: FutureProducer,
+    producer: Mutex<Arc<FutureProducer>>,
     config: RelayConfig,
+    metrics: RelayMetrics,
 }
 
 impl Relay {
     /// Builds the producer (`enable.idempotence=true`, `acks=all`).
-    pub fn new(pool: PgPool, config: RelayConfig) -> Result<Self, RelayError> {
-        let producer: FutureProducer = config
-            .kafka
-            .client_config()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", config.linger.as_millis().to_string())
-            .set("message.timeout.ms", config.delivery_timeout.as_millis().to_string())
-            .create()?;
-        Ok(Self { pool, producer, config })
+    pub fn new(pool: PgPool, config: RelayConfig, metrics: RelayMetrics) -> Result<Self, RelayError> {
+        let producer = Mutex::new(Arc::new(build_producer(&config)?));
+        Ok(Self { pool, producer, config, metrics })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RelayConfig {
+        &self.config
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &RelayMetrics {
+        &self.metrics
+    }
+
+    fn producer(&self) -> Arc<FutureProducer> {
+        self.producer.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the producer after a fatal error: an idempotent producer that lost its state cannot recover.
+    fn rebuild_producer(&self) -> Result<(), RelayError> {
+        let fresh = Arc::new(build_producer(&self.config)?);
+        *self.producer.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+        self.metrics.producer_rebuilds.inc();
+        log::warn!("rebuilt the Kafka producer after a fatal error");
+        Ok(())
     }
 
     /// One round, blocking: claim a batch, produce all of it, await every delivery report together, then mark the
-    /// acknowledged rows published and the failed ones backed off — all before the claiming transaction commits. If
+    /// acknowledged rows published and the failed ones backed off, all before the claiming transaction commits. If
     /// the process dies mid-round the transaction rolls back and the rows are produced again later: at-least-once.
     pub fn round(&self) -> Result<Round, RelayError> {
         let mut conn = self.pool.get().map_err(DbError::from)?;
-        let mut round = conn.transaction(|conn| -> Result<Round, RelayError> {
+        let producer = self.producer();
+        let (mut round, fatal) = conn.transaction(|conn| -> Result<(Round, bool), RelayError> {
             let rows = outbox::claim_batch(conn, self.config.batch)?;
             if rows.is_empty() {
-                return Ok(Round::default());
+                return Ok((Round::default(), false));
             }
-            let (published, failed) = self.produce_all(&rows);
+            let started = Instant::now();
+            let (published, failed) = produce_all(&producer, &rows);
+            self.metrics.delivery_seconds.observe(started.elapsed().as_secs_f64());
             outbox::mark_published(conn, &published)?;
-            outbox::mark_failed(conn, &failed)?;
-            for (id, err) in &failed {
-                log::warn!("outbox row {id} delivery failed, will retry: {err}");
-            }
-            Ok(Round { claimed: rows.len(), published: published.len(), failed: failed.len(), next_due: None })
+            let mut fatal = false;
+            let failures: Vec<(i64, String)> = failed
+                .into_iter()
+                .map(|(id, err)| {
+                    let class = classify(&err);
+                    fatal |= class == ErrorClass::Fatal;
+                    self.metrics.delivery_failures.with_label_values(&[class.as_str()]).inc();
+                    log::warn!("outbox row {id} delivery failed ({}), will retry: {err}", class.as_str());
+                    (id, err.to_string())
+                })
+                .collect();
+            outbox::mark_failed(conn, &failures)?;
+            self.metrics.batch_size.observe(rows.len() as f64);
+            self.metrics.published.inc_by(published.len() as u64);
+            let round = Round {
+                claimed: rows.len(),
+                published: published.len(),
+                failed: failures.len(),
+                rebuilt_producer: false,
+                next_due: None,
+            };
+            Ok((round, fatal))
         })?;
+        // librdkafka may also raise a fatal error outside any delivery report (idempotence state lost).
+        if fatal || producer.client().fatal_error().is_some() {
+            self.rebuild_producer()?;
+            round.rebuilt_producer = true;
+        }
         if (round.claimed as i64) < self.config.batch {
             round.next_due = outbox::next_due(&mut conn)?;
         }
         Ok(round)
     }
 
-    /// Sends every row, then waits for all reports at once: awaiting each send before the next would cost a broker
-    /// round trip per message. `send_result` enqueues immediately, unlike `send`, which does nothing until polled.
-    fn produce_all(&self, rows: &[OutboxMessage]) -> (Vec<i64>, Vec<(i64, String)>) {
-        let payloads: Vec<Vec<u8>> = rows.iter().map(|r| serde_json::to_vec(&r.payload).unwrap_or_default()).collect();
-        let pending: Vec<_> = rows
-            .iter()
-            .zip(&payloads)
-            .map(|(row, payload)| {
-                let record = FutureRecord::to(&row.topic).key(&row.key).payload(payload).headers(headers(row));
-                match self.producer.send_result(record) {
-                    Ok(delivery) => Either::Left(async move {
-                        match delivery.await {
-                            Ok(Ok(_)) => Ok(()),
-                            Ok(Err((e, _))) => Err(e.to_string()),
-                            Err(_) => Err("producer dropped the delivery report".to_string()),
-                        }
-                    }),
-                    // Queue full or a local error: fail this row now; the next round retries it.
-                    Err((e, _)) => Either::Right(futures::future::ready(Err(e.to_string()))),
-                }
-            })
-            .collect();
-        let reports = futures::executor::block_on(join_all(pending));
-        let mut published = Vec::with_capacity(rows.len());
-        let mut failed = Vec::new();
-        for (row, report) in rows.iter().zip(reports) {
-            match report {
-                Ok(()) => published.push(row.id),
-                Err(e) => failed.push((row.id, e)),
-            }
-        }
-        (published, failed)
-    }
-
     /// Waits for everything still queued in the producer (called on shutdown; dropping a producer purges its queue).
     pub fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(timeout) {
+        if let Err(e) = self.producer().flush(timeout) {
             log::warn!("producer flush on shutdown: {e}");
         }
     }
+}
+
+fn build_producer(config: &RelayConfig) -> Result<FutureProducer, KafkaError> {
+    config
+        .kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", config.linger.as_millis().to_string())
+        .set("message.timeout.ms", config.delivery_timeout.as_millis().to_string())
+        .create()
+}
+
+/// Sends every row, then waits for all reports at once: awaiting each send before the next would cost a broker
+/// round trip per message. `send_result` enqueues immediately, unlike `send`, which does nothing until polled.
+fn produce_all(producer: &FutureProducer, rows: &[OutboxMessage]) -> (Vec<i64>, Vec<(i64, KafkaError)>) {
+    let payloads: Vec<Vec<u8>> = rows.iter().map(|r| serde_json::to_vec(&r.payload).unwrap_or_default()).collect();
+    let pending: Vec<_> = rows
+        .iter()
+        .zip(&payloads)
+        .map(|(row, payload)| {
+            let record = FutureRecord::to(&row.topic).key(&row.key).payload(payload).headers(headers(row));
+            match producer.send_result(record) {
+                Ok(delivery) => Either::Left(async move {
+                    match delivery.await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err((e, _))) => Err(e),
+                        Err(_) => Err(KafkaError::Canceled),
+                    }
+                }),
+                // Queue full or a local error: fail this row now; a later round retries it.
+                Err((e, _)) => Either::Right(futures::future::ready(Err(e))),
+            }
+        })
+        .collect();
+    let reports = futures::executor::block_on(join_all(pending));
+    let mut published = Vec::with_capacity(rows.len());
+    let mut failed = Vec::new();
+    for (row, report) in rows.iter().zip(reports) {
+        match report {
+            Ok(()) => published.push(row.id),
+            Err(e) => failed.push((row.id, e)),
+        }
+    }
+    (published, failed)
 }
 
 fn headers(row: &OutboxMessage) -> OwnedHeaders {
@@ -148,8 +214,18 @@ fn headers(row: &OutboxMessage) -> OwnedHeaders {
 }
 
 /// Runs rounds until `shutdown` turns true: back to back while batches come back full, otherwise sleeping until a
-/// NOTIFY on `ackbox_outbox`, the next due row, or the poll interval, whichever is first.
-pub async fn run(relay: Arc<Relay>, mut shutdown: watch::Receiver<bool>) {
+/// NOTIFY on `ackbox_outbox`, the next due row, or the poll interval, whichever is first. The rescuer, retention and
+/// gauges run beside it ([`maintenance::run`]).
+pub async fn run(relay: Arc<Relay>, shutdown: watch::Receiver<bool>) {
+    let maintenance = tokio::spawn(maintenance::run(relay.clone(), shutdown.clone()));
+    relay_loop(relay.clone(), shutdown).await;
+    let _ = maintenance.await;
+    let r = relay.clone();
+    let _ = tokio::task::spawn_blocking(move || r.flush(Duration::from_secs(10))).await;
+    log::info!("relay stopped");
+}
+
+async fn relay_loop(relay: Arc<Relay>, mut shutdown: watch::Receiver<bool>) {
     let wake = Arc::new(Notify::new());
     let listener = spawn_listener(relay.config.db.url.clone(), OUTBOX_CHANNEL, wake.clone());
     let mut error_backoff = Duration::from_millis(100);
@@ -158,9 +234,6 @@ pub async fn run(relay: Arc<Relay>, mut shutdown: watch::Receiver<bool>) {
         let wait = match tokio::task::spawn_blocking(move || r.round()).await {
             Ok(Ok(round)) => {
                 error_backoff = Duration::from_millis(100);
-                if round.claimed > 0 {
-                    log::debug!("relayed {} rows ({} failed)", round.published, round.failed);
-                }
                 if round.claimed as i64 >= relay.config.batch {
                     continue;
                 }
@@ -188,7 +261,4 @@ pub async fn run(relay: Arc<Relay>, mut shutdown: watch::Receiver<bool>) {
         }
     }
     listener.abort();
-    let r = relay.clone();
-    let _ = tokio::task::spawn_blocking(move || r.flush(Duration::from_secs(10))).await;
-    log::info!("relay stopped");
 }

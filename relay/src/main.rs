@@ -40,7 +40,10 @@ async fn main() -> anyhow::Result<()> {
     // tansu does not auto-create topics; Apache Kafka would create them with the wrong partition count.
     ackbox_shared::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
     let pool = ackbox_shared::db::build_pool(&config.db);
-    let relay = Arc::new(Relay::new(pool, config).context("failed to create the Kafka producer")?);
+    let metrics = ackbox_relay::metrics::RelayMetrics::new();
+    ackbox_shared::ops::spawn(&config.ops_bind, metrics.registry.clone(), pool.clone())
+        .with_context(|| format!("failed to bind the ops endpoint {} (ACKBOX_RELAY_OPS_BIND)", config.ops_bind))?;
+    let relay = Arc::new(Relay::new(pool, config, metrics).context("failed to create the Kafka producer")?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         ackbox_shared::runtime::shutdown_signal().await;

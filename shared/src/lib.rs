@@ -7,6 +7,7 @@ pub mod kafka;
 pub mod listen;
 pub mod migrate;
 pub mod models;
+pub mod ops;
 pub mod outbox;
 pub mod schema;
 pub mod state;

@@ -113,3 +113,50 @@ pub fn unpublished_count(conn: &mut PgConnection) -> QueryResult<i64> {
 pub fn next_due(conn: &mut PgConnection) -> QueryResult<Option<DateTime<Utc>>> {
     outbox::table.filter(outbox::published_at.is_null()).select(diesel::dsl::min(outbox::available_at)).get_result(conn)
 }
+
+/// Deletes up to `limit` rows published more than `retention` ago, oldest first, and returns how many. Bounded so a
+/// large backlog of history is trimmed in small transactions that never hold many locks.
+pub fn delete_published_before(
+    conn: &mut PgConnection,
+    retention: std::time::Duration,
+    limit: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM outbox WHERE id IN (
+             SELECT id FROM outbox
+              WHERE published_at IS NOT NULL AND published_at < now() - $1 * interval '1 millisecond'
+              ORDER BY published_at
+              LIMIT $2)",
+    )
+    .bind::<diesel::sql_types::Double, _>(retention.as_secs_f64() * 1000.0)
+    .bind::<BigInt, _>(limit)
+    .execute(conn)
+}
+
+/// The backlog as operators see it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BacklogStats {
+    /// Rows not yet delivered.
+    pub unpublished: i64,
+    /// Age in seconds of the oldest undelivered row (0 when none).
+    pub oldest_unpublished_age_secs: f64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct BacklogRow {
+    #[diesel(sql_type = BigInt)]
+    unpublished: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    oldest_age: f64,
+}
+
+/// Reads [`BacklogStats`]; both parts come from the small partial index of unpublished rows.
+pub fn backlog(conn: &mut PgConnection) -> QueryResult<BacklogStats> {
+    let row: BacklogRow = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS unpublished,
+                COALESCE((SELECT extract(epoch FROM clock_timestamp() - created_at)::float8
+                            FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1), 0) AS oldest_age",
+    )
+    .get_result(conn)?;
+    Ok(BacklogStats { unpublished: row.unpublished, oldest_unpublished_age_secs: row.oldest_age })
+}

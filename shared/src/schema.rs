@@ -18,6 +18,7 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         not_before -> Nullable<Timestamptz>,
         lease_expires_at -> Nullable<Timestamptz>,
+        progress -> Nullable<Jsonb>,
     }
 }
 
@@ -37,4 +38,13 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(jobs, outbox);
+diesel::table! {
+    job_effects (id) {
+        id -> Int8,
+        job_id -> Uuid,
+        attempt -> Int4,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(jobs, outbox, job_effects);

@@ -187,3 +187,140 @@ pub fn fail(
         .execute(conn)?;
     Ok(if n == 1 { FailOutcome::Failed } else { FailOutcome::Stale })
 }
+
+/// Extends the leases of running attempts in one statement. Returns the ids whose lease was extended; an id missing
+/// from the result has lost its lease (rescued, or finished elsewhere), and its handler should stop.
+pub fn heartbeat(conn: &mut PgConnection, held: &[(Uuid, i32)], lease: Duration) -> QueryResult<Vec<Uuid>> {
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
+    let rows: Vec<IdRow> = diesel::sql_query(
+        "UPDATE jobs j SET lease_expires_at = now() + $3 * interval '1 millisecond'
+           FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt)
+          WHERE j.id = h.id AND j.status = 'running' AND j.attempts = h.attempt
+      RETURNING j.id",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<Int4>, _>(attempts)
+    .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Records a progress report of a running attempt (fenced like every other write). Returns whether it applied.
+pub fn progress(conn: &mut PgConnection, id: Uuid, attempt: i32, report: &serde_json::Value) -> QueryResult<bool> {
+    let n = diesel::update(
+        jobs::table
+            .filter(jobs::id.eq(id))
+            .filter(jobs::status.eq(JobStatus::Running))
+            .filter(jobs::attempts.eq(attempt)),
+    )
+    .set((jobs::progress.eq(Some(report)), jobs::updated_at.eq(now)))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// What one rescuer pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RescueReport {
+    /// Running jobs whose lease expired, put back to `queued` with a new outbox row.
+    pub requeued: usize,
+    /// Running jobs whose lease expired on their last attempt, now `failed`.
+    pub failed: usize,
+    /// Queued jobs whose dispatch was published long ago but never started, dispatched again.
+    pub redispatched: usize,
+}
+
+/// Advisory lock key that makes rescuer passes mutually exclusive across processes.
+pub const RESCUER_LOCK_KEY: i64 = 0x61636b5f726573;
+
+#[derive(QueryableByName)]
+struct RescuedRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = Int4)]
+    attempts: i32,
+}
+
+/// One rescuer pass, in one transaction, if no other pass holds the lock (returns `None` then). The database, not
+/// Kafka, decides what still needs doing:
+/// - a `running` job whose lease expired (its worker died or stalled) goes back to `queued` with a new outbox row, or
+///   to `failed` (`lease_expired`) when it has no attempts left;
+/// - a `queued`, due job whose latest dispatch was published more than `dispatch_timeout` ago (or whose outbox rows
+///   are gone) and that never started gets a new outbox row: this covers a broker that lost the message.
+///
+/// Each part handles at most `limit` jobs per pass; the caller runs passes until they come back short.
+pub fn rescue(
+    conn: &mut PgConnection,
+    dispatch_timeout: Duration,
+    limit: i64,
+    topic: &str,
+) -> QueryResult<Option<RescueReport>> {
+    conn.transaction(|conn| {
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let lock: Locked = diesel::sql_query(format!("SELECT pg_try_advisory_xact_lock({RESCUER_LOCK_KEY}) AS locked"))
+            .get_result(conn)?;
+        if !lock.locked {
+            return Ok(None);
+        }
+        let mut report = RescueReport::default();
+        let expired: Vec<RescuedRow> = diesel::sql_query(
+            "WITH expired AS (
+                 SELECT id FROM jobs
+                  WHERE status = 'running' AND lease_expires_at < now()
+                  ORDER BY lease_expires_at
+                  LIMIT $1
+                    FOR UPDATE SKIP LOCKED)
+             UPDATE jobs j
+                SET status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,
+                    error = jsonb_build_object('code', 'lease_expired',
+                        'message', format('attempt %s stopped renewing its lease (worker died or stalled)', j.attempts)),
+                    finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+                    lease_expires_at = NULL, not_before = NULL, updated_at = now()
+               FROM expired
+              WHERE j.id = expired.id
+          RETURNING j.id, j.kind, j.status, j.attempts",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .load(conn)?;
+        for row in &expired {
+            if row.status == JobStatus::Queued.as_str() {
+                outbox::enqueue(conn, topic, &Envelope::new(row.id, &row.kind, row.attempts + 1), None)?;
+                report.requeued += 1;
+            } else {
+                report.failed += 1;
+            }
+        }
+        let stale: Vec<RescuedRow> = diesel::sql_query(
+            "SELECT j.id, j.kind, j.status, j.attempts
+               FROM jobs j
+              WHERE j.status = 'queued'
+                AND (j.not_before IS NULL OR j.not_before <= now())
+                AND j.updated_at < now() - $1 * interval '1 millisecond'
+                AND NOT EXISTS (
+                    SELECT 1 FROM outbox o
+                     WHERE o.aggregate_id = j.id
+                       AND (o.published_at IS NULL OR o.published_at > now() - $1 * interval '1 millisecond'))
+              ORDER BY j.created_at
+              LIMIT $2
+                FOR UPDATE OF j SKIP LOCKED",
+        )
+        .bind::<diesel::sql_types::Double, _>(dispatch_timeout.as_secs_f64() * 1000.0)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .load(conn)?;
+        for row in &stale {
+            outbox::enqueue(conn, topic, &Envelope::new(row.id, &row.kind, row.attempts + 1), None)?;
+            report.redispatched += 1;
+        }
+        Ok(Some(report))
+    })
+}

@@ -48,13 +48,17 @@ fn writes_apply_only_for_the_current_attempt_of_a_running_job() {
     let attempt = state::claim(&mut conn, &[id], LEASE).expect("claim")[0].attempt;
 
     // (what, attempt used, expected to apply)
-    let cases = [("stale attempt", attempt - 1, false), ("future attempt", attempt + 1, false), ("current", attempt, true)];
+    let cases =
+        [("stale attempt", attempt - 1, false), ("future attempt", attempt + 1, false), ("current", attempt, true)];
     for (what, a, applies) in cases {
-        let applied = state::complete(&mut conn, &[Success { id, attempt: a, result: serde_json::json!(a) }]).expect("complete");
+        let applied =
+            state::complete(&mut conn, &[Success { id, attempt: a, result: serde_json::json!(a) }]).expect("complete");
         assert_eq!(applied.len() == 1, applies, "{what}");
     }
     // Terminal now: neither a late success nor a late failure of the same attempt changes it.
-    assert!(state::complete(&mut conn, &[Success { id, attempt, result: serde_json::json!("late") }]).expect("complete").is_empty());
+    assert!(state::complete(&mut conn, &[Success { id, attempt, result: serde_json::json!("late") }])
+        .expect("complete")
+        .is_empty());
     let late_fail = state::fail(&mut conn, id, attempt, &err(), true, Duration::ZERO, TOPIC).expect("fail");
     assert_eq!(late_fail, FailOutcome::Stale);
     let j = job(&mut conn, id);

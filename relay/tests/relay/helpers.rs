@@ -22,11 +22,18 @@ pub fn relay_config(db: &TestDb, kafka: &KafkaConfig) -> RelayConfig {
         delivery_timeout: Duration::from_secs(10),
         partitions: 2,
         replication: 1,
+        rescue_interval: Duration::from_millis(200),
+        dispatch_timeout: Duration::from_secs(300),
+        rescue_batch: 1000,
+        retention: Duration::from_secs(3600),
+        retention_batch: 5000,
+        stats_interval: Duration::from_millis(200),
+        ops_bind: "127.0.0.1:0".into(),
     }
 }
 
 pub fn relay(db: &TestDb, config: RelayConfig) -> Relay {
-    Relay::new(db.pool(2), config).expect("relay")
+    Relay::new(db.pool(2), config, ackbox_relay::metrics::RelayMetrics::new()).expect("relay")
 }
 
 /// Submits `n` jobs the way the API does and returns their ids.

@@ -3,4 +3,6 @@
 mod broker_down;
 mod helpers;
 mod no_skip;
+mod ops;
 mod publish;
+mod retention;

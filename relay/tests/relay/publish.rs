@@ -92,3 +92,42 @@ struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
 }
+
+#[test]
+fn several_relays_on_one_table_publish_every_row_and_never_block_each_other() {
+    let db = TestDb::new();
+    let kafka = fresh_topic("relay-many", 2);
+    let ids = submit(&db, &kafka.topic, 300);
+    let relays: Vec<_> = (0..3)
+        .map(|_| {
+            let mut cfg = relay_config(&db, &kafka);
+            cfg.batch = 20;
+            relay(&db, cfg)
+        })
+        .collect();
+
+    // Three relays race over the same rows until none is left.
+    let per_relay: Vec<usize> = std::thread::scope(|s| {
+        let handles: Vec<_> = relays
+            .iter()
+            .map(|r| {
+                s.spawn(move || {
+                    let mut published = 0;
+                    loop {
+                        let round = r.round().expect("round");
+                        published += round.published;
+                        if round.claimed == 0 {
+                            break published;
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("relay thread")).collect()
+    });
+
+    assert_eq!(per_relay.iter().sum::<usize>(), 300, "SKIP LOCKED handed each row to exactly one relay: {per_relay:?}");
+    assert_eq!(ackbox_shared::outbox::unpublished_count(&mut db.conn()).expect("count"), 0);
+    let keys: BTreeSet<String> = consume(&kafka, &kafka.topic, 300, DEADLINE).into_iter().map(|m| m.key).collect();
+    assert_eq!(keys, ids.iter().map(ToString::to_string).collect::<BTreeSet<_>>());
+}

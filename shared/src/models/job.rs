@@ -127,6 +127,8 @@ pub struct Job {
     pub not_before: Option<DateTime<Utc>>,
     /// Lease of the running attempt.
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Latest progress report.
+    pub progress: Option<serde_json::Value>,
 }
 
 /// A job to insert; the database fills status (`queued`), counters and timestamps.

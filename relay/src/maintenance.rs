@@ -1,0 +1,108 @@
+//! Work beside the relay loop, on its own timer: the rescuer (the database decides what still needs doing),
+//! retention of published outbox rows, and the backlog and jobs-by-status gauges.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ackbox_shared::db::DbError;
+use ackbox_shared::{outbox, state};
+use diesel::RunQueryDsl;
+use tokio::sync::watch;
+
+use crate::Relay;
+
+/// What one maintenance pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Rescuer results (all zero when another process held the rescuer lock).
+    pub rescue: state::RescueReport,
+    /// Published rows deleted by retention.
+    pub deleted: usize,
+}
+
+/// One pass, blocking: rescuer passes until they come back short, then retention batches until they come back short.
+pub fn pass(relay: &Relay) -> Result<Pass, DbError> {
+    let cfg = relay.config();
+    let metrics = relay.metrics();
+    let mut conn = relay.pool().get()?;
+    let mut out = Pass::default();
+    loop {
+        let Some(r) = state::rescue(&mut conn, cfg.dispatch_timeout, cfg.rescue_batch, &cfg.kafka.topic)? else {
+            break; // another relay's rescuer is running this pass
+        };
+        metrics.rescued.with_label_values(&["requeued"]).inc_by(r.requeued as u64);
+        metrics.rescued.with_label_values(&["failed"]).inc_by(r.failed as u64);
+        metrics.rescued.with_label_values(&["redispatched"]).inc_by(r.redispatched as u64);
+        if r.requeued + r.failed + r.redispatched > 0 {
+            log::info!(
+                "rescuer: {} expired leases requeued, {} failed, {} lost dispatches sent again",
+                r.requeued,
+                r.failed,
+                r.redispatched
+            );
+        }
+        out.rescue.requeued += r.requeued;
+        out.rescue.failed += r.failed;
+        out.rescue.redispatched += r.redispatched;
+        let limit = usize::try_from(cfg.rescue_batch).unwrap_or(usize::MAX);
+        if r.requeued + r.failed < limit && r.redispatched < limit {
+            break;
+        }
+    }
+    loop {
+        let n = outbox::delete_published_before(&mut conn, cfg.retention, cfg.retention_batch)?;
+        out.deleted += n;
+        metrics.retention_deleted.inc_by(n as u64);
+        if (n as i64) < cfg.retention_batch {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+#[derive(diesel::QueryableByName)]
+struct StatusCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Refreshes the backlog and jobs-by-status gauges.
+pub fn refresh_gauges(relay: &Relay) -> Result<(), DbError> {
+    let metrics = relay.metrics();
+    let mut conn = relay.pool().get()?;
+    let backlog = outbox::backlog(&mut conn)?;
+    metrics.backlog.set(backlog.unpublished);
+    metrics.oldest_unpublished_age.set(backlog.oldest_unpublished_age_secs);
+    let counts: Vec<StatusCount> =
+        diesel::sql_query("SELECT status, count(*) AS n FROM jobs GROUP BY status").load(&mut conn)?;
+    for status in ackbox_shared::models::JobStatus::ALL {
+        let n = counts.iter().find(|c| c.status == status.as_str()).map_or(0, |c| c.n);
+        metrics.jobs_by_status.with_label_values(&[status.as_str()]).set(n);
+    }
+    Ok(())
+}
+
+/// Runs passes every `ACKBOX_RESCUE_INTERVAL_MS` and gauge refreshes every `ACKBOX_STATS_INTERVAL_MS` until shutdown.
+pub async fn run(relay: Arc<Relay>, mut shutdown: watch::Receiver<bool>) {
+    let mut last_stats: Option<Instant> = None;
+    while !*shutdown.borrow() {
+        let r = relay.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || pass(&r)).await {
+            log::error!("rescuer/retention pass failed (retried next interval): {e}");
+        }
+        if last_stats.is_none_or(|t| t.elapsed() >= relay.config().stats_interval) {
+            let r = relay.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || refresh_gauges(&r)).await {
+                log::warn!("refreshing gauges failed: {e}");
+            }
+            last_stats = Some(Instant::now());
+        }
+        let wait = relay.config().rescue_interval.min(relay.config().stats_interval).max(Duration::from_millis(10));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

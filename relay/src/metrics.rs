@@ -1,0 +1,103 @@
+//! The relay's Prometheus metrics.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+/// Everything the relay reports.
+#[derive(Clone)]
+pub struct RelayMetrics {
+    /// The registry served at `/metrics`.
+    pub registry: Registry,
+    /// `ackbox_relay_published_total`: rows acknowledged by the broker.
+    pub published: IntCounter,
+    /// `ackbox_relay_delivery_failures_total{class}`: failed deliveries, `retriable` or `fatal`.
+    pub delivery_failures: IntCounterVec,
+    /// `ackbox_relay_batch_size`: rows claimed per round.
+    pub batch_size: Histogram,
+    /// `ackbox_relay_delivery_seconds`: from the first send of a round to its last delivery report.
+    pub delivery_seconds: Histogram,
+    /// `ackbox_relay_producer_rebuilds_total`: producers replaced after a fatal error.
+    pub producer_rebuilds: IntCounter,
+    /// `ackbox_outbox_backlog`: rows not yet delivered.
+    pub backlog: IntGauge,
+    /// `ackbox_outbox_oldest_unpublished_age_seconds`.
+    pub oldest_unpublished_age: prometheus::Gauge,
+    /// `ackbox_outbox_deleted_total`: rows removed by retention.
+    pub retention_deleted: IntCounter,
+    /// `ackbox_rescuer_jobs_total{action}`: `requeued`, `failed` (lease expired) or `redispatched`.
+    pub rescued: IntCounterVec,
+    /// `ackbox_jobs{status}`: jobs by status.
+    pub jobs_by_status: IntGaugeVec,
+}
+
+impl RelayMetrics {
+    /// Creates and registers every metric (plus process metrics: RSS, CPU, fds).
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let m = Self {
+            published: IntCounter::new("ackbox_relay_published_total", "Outbox rows acknowledged by the broker.")
+                .expect("valid metric"),
+            delivery_failures: IntCounterVec::new(
+                Opts::new("ackbox_relay_delivery_failures_total", "Failed deliveries by error class."),
+                &["class"],
+            )
+            .expect("valid metric"),
+            batch_size: Histogram::with_opts(
+                HistogramOpts::new("ackbox_relay_batch_size", "Outbox rows claimed per round.")
+                    .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0]),
+            )
+            .expect("valid metric"),
+            delivery_seconds: Histogram::with_opts(
+                HistogramOpts::new("ackbox_relay_delivery_seconds", "Time to get every delivery report of a round.")
+                    .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 10.0]),
+            )
+            .expect("valid metric"),
+            producer_rebuilds: IntCounter::new(
+                "ackbox_relay_producer_rebuilds_total",
+                "Kafka producers replaced after a fatal error.",
+            )
+            .expect("valid metric"),
+            backlog: IntGauge::new("ackbox_outbox_backlog", "Outbox rows not yet delivered.").expect("valid metric"),
+            oldest_unpublished_age: prometheus::Gauge::new(
+                "ackbox_outbox_oldest_unpublished_age_seconds",
+                "Age of the oldest undelivered outbox row.",
+            )
+            .expect("valid metric"),
+            retention_deleted: IntCounter::new(
+                "ackbox_outbox_deleted_total",
+                "Published outbox rows deleted by retention.",
+            )
+            .expect("valid metric"),
+            rescued: IntCounterVec::new(
+                Opts::new("ackbox_rescuer_jobs_total", "Jobs acted on by the rescuer."),
+                &["action"],
+            )
+            .expect("valid metric"),
+            jobs_by_status: IntGaugeVec::new(Opts::new("ackbox_jobs", "Jobs by status."), &["status"])
+                .expect("valid metric"),
+            registry,
+        };
+        let r = &m.registry;
+        for c in [
+            Box::new(m.published.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.delivery_failures.clone()),
+            Box::new(m.batch_size.clone()),
+            Box::new(m.delivery_seconds.clone()),
+            Box::new(m.producer_rebuilds.clone()),
+            Box::new(m.backlog.clone()),
+            Box::new(m.oldest_unpublished_age.clone()),
+            Box::new(m.retention_deleted.clone()),
+            Box::new(m.rescued.clone()),
+            Box::new(m.jobs_by_status.clone()),
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        ] {
+            r.register(c).expect("unique metric names");
+        }
+        m
+    }
+}
+
+impl Default for RelayMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
