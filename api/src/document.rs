@@ -40,6 +40,8 @@ pub struct StatusDocument {
     pub result: Option<serde_json::Value>,
     /// Last failure (`{"code", "message"}`).
     pub error: Option<serde_json::Value>,
+    /// Latest progress report of the running (or last) attempt: `{"percent", "message"}`.
+    pub progress: Option<serde_json::Value>,
     /// Where to look next.
     pub links: Links,
 }
@@ -65,6 +67,7 @@ impl From<Job> for StatusDocument {
             finished_at: job.finished_at,
             result: job.result,
             error: job.error,
+            progress: job.progress,
             links: Links { self_, result },
         }
     }

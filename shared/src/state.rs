@@ -57,6 +57,12 @@ pub struct ClaimedJob {
     /// Lease end; the rescuer may take the job back after it.
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     pub lease_expires_at: DateTime<Utc>,
+    /// When the job was accepted (for time-to-start).
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    /// When this attempt was claimed.
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub started_at: DateTime<Utc>,
 }
 
 /// `queued → running` for every listed job that is queued and due, in one statement. Jobs that are not (duplicates,
@@ -70,7 +76,7 @@ pub fn claim(conn: &mut PgConnection, ids: &[Uuid], lease: Duration) -> QueryRes
             SET status = 'running', attempts = attempts + 1, started_at = now(), updated_at = now(),
                 lease_expires_at = now() + $2 * interval '1 millisecond'
           WHERE id = ANY($1) AND status = 'queued' AND (not_before IS NULL OR not_before <= now())
-      RETURNING id, kind, payload, attempts AS attempt, max_attempts, lease_expires_at",
+      RETURNING id, kind, payload, attempts AS attempt, max_attempts, lease_expires_at, created_at, started_at",
     )
     .bind::<Array<SqlUuid>, _>(ids)
     .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)

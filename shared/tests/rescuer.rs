@@ -117,7 +117,8 @@ const CASES: &[Case] = &[
 ];
 
 fn arrange(conn: &mut PgConnection, case: &Case) -> Uuid {
-    let id = state::submit(conn, &NewJob::new("noop", serde_json::json!({}), case.max_attempts), TOPIC).expect("submit").id;
+    let id =
+        state::submit(conn, &NewJob::new("noop", serde_json::json!({}), case.max_attempts), TOPIC).expect("submit").id;
     diesel::sql_query(format!("UPDATE jobs SET {} WHERE id = $1", case.job_set))
         .bind::<diesel::sql_types::Uuid, _>(id)
         .execute(conn)
@@ -206,9 +207,13 @@ fn a_zombie_attempt_cannot_write_after_its_job_was_rescued() {
 
     // The zombie wakes up and reports; its heartbeat and its success are both refused.
     assert!(state::heartbeat(&mut conn, &[(id, zombie)], Duration::from_secs(30)).expect("hb").is_empty());
-    let applied = state::complete(&mut conn, &[state::Success { id, attempt: zombie, result: serde_json::json!("zombie") }]).expect("complete");
+    let applied =
+        state::complete(&mut conn, &[state::Success { id, attempt: zombie, result: serde_json::json!("zombie") }])
+            .expect("complete");
     assert!(applied.is_empty());
-    let applied = state::complete(&mut conn, &[state::Success { id, attempt: fresh, result: serde_json::json!("fresh") }]).expect("complete");
+    let applied =
+        state::complete(&mut conn, &[state::Success { id, attempt: fresh, result: serde_json::json!("fresh") }])
+            .expect("complete");
     assert_eq!(applied, vec![id]);
     assert_eq!(Job::find(&mut conn, id).expect("q").expect("row").result, Some(serde_json::json!("fresh")));
 }

@@ -47,13 +47,8 @@ mod tests {
 
     #[tokio::test]
     async fn word_count_counts_and_rejects_bad_payloads() {
-        let ctx = JobContext {
-            job_id: uuid::Uuid::now_v7(),
-            kind: "word_count".into(),
-            attempt: 1,
-            max_attempts: 3,
-            deadline: std::time::Instant::now() + std::time::Duration::from_secs(5),
-        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let ctx = JobContext::new(uuid::Uuid::now_v7(), "word_count", 1, 3, deadline);
         let out = WordCount.run(&ctx, serde_json::json!({"text": "a b a"})).await.expect("counts");
         assert_eq!(out, serde_json::json!({"words": 3, "top": {"a": 2, "b": 1}}));
         let err = WordCount.run(&ctx, serde_json::json!({"txt": 1})).await.expect_err("bad payload");

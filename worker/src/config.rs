@@ -10,6 +10,9 @@
 //! | `ACKBOX_RETRY_BASE_MS` | [`DEFAULT_RETRY_BASE_MS`] | first retry backoff; doubles per attempt, ±25 % jitter |
 //! | `ACKBOX_RETRY_MAX_MS` | [`DEFAULT_RETRY_MAX_MS`] | longest retry backoff |
 //! | `ACKBOX_KAFKA_FETCH_WAIT_MS` | [`DEFAULT_FETCH_WAIT_MS`] | librdkafka `fetch.wait.max.ms` |
+//! | `ACKBOX_SHUTDOWN_GRACE_MS` | [`DEFAULT_SHUTDOWN_GRACE_MS`] | on SIGTERM, how long in-flight jobs may run before they are cancelled |
+//! | `ACKBOX_STATS_INTERVAL_MS` | [`DEFAULT_STATS_INTERVAL_MS`] | librdkafka statistics (consumer lag) interval |
+//! | `ACKBOX_WORKER_OPS_BIND` | [`DEFAULT_OPS_BIND`] | address of `/metrics`, `/healthz`, `/readyz` |
 //! | `ACKBOX_TOPIC_PARTITIONS`, `ACKBOX_TOPIC_REPLICATION` | 6, 1 | used if the worker has to create the topic |
 //!
 //! Plus `DATABASE_URL` & co. ([`DbConfig`]) and `KAFKA_BROKERS`, `ACKBOX_TOPIC`, `ACKBOX_KAFKA_OPTS` ([`KafkaConfig`]).
@@ -34,6 +37,13 @@ pub const DEFAULT_RETRY_BASE_MS: u64 = 1_000;
 pub const DEFAULT_RETRY_MAX_MS: u64 = 300_000;
 /// Default fetch wait: short, so a lone message is not held back by the broker.
 pub const DEFAULT_FETCH_WAIT_MS: u64 = 10;
+
+/// Default shutdown grace: 25 s, inside Kubernetes' default 30 s termination grace period.
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 25_000;
+/// Default statistics interval.
+pub const DEFAULT_STATS_INTERVAL_MS: u64 = 5_000;
+/// Default ops address.
+pub const DEFAULT_OPS_BIND: &str = "127.0.0.1:9102";
 
 /// Everything the worker needs.
 #[derive(Clone, Debug)]
@@ -62,6 +72,12 @@ pub struct WorkerConfig {
     pub partitions: i32,
     /// Replication if the worker creates the topic.
     pub replication: i32,
+    /// Grace period for in-flight jobs on shutdown.
+    pub shutdown_grace: Duration,
+    /// librdkafka statistics interval.
+    pub stats_interval: Duration,
+    /// Ops endpoint address.
+    pub ops_bind: String,
 }
 
 impl WorkerConfig {
@@ -91,6 +107,9 @@ impl WorkerConfig {
             fetch_wait: config::millis_or("ACKBOX_KAFKA_FETCH_WAIT_MS", DEFAULT_FETCH_WAIT_MS)?,
             partitions: config::parse_or("ACKBOX_TOPIC_PARTITIONS", 6)?,
             replication: config::parse_or("ACKBOX_TOPIC_REPLICATION", 1)?,
+            shutdown_grace: config::millis_or("ACKBOX_SHUTDOWN_GRACE_MS", DEFAULT_SHUTDOWN_GRACE_MS)?,
+            stats_interval: config::millis_or("ACKBOX_STATS_INTERVAL_MS", DEFAULT_STATS_INTERVAL_MS)?,
+            ops_bind: config::optional("ACKBOX_WORKER_OPS_BIND").unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),
         })
     }
 

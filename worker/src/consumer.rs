@@ -9,6 +9,7 @@
 //!                                                                store offsets (contiguous prefix only)
 //! ```
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,15 +20,61 @@ use ackbox_shared::models::JobError;
 use ackbox_shared::state::{self, ClaimedJob, FailOutcome, Success};
 use diesel::Connection;
 use futures::FutureExt;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::WorkerConfig;
-use crate::handler::{HandlerError, JobContext, Registry};
+use crate::handler::{Effect, HandlerError, JobContext, Registry};
+use crate::metrics::WorkerMetrics;
 use crate::offsets::OffsetTracker;
+
+/// librdkafka callbacks: consumer lag from statistics, and a synchronous commit before partitions are revoked.
+pub struct WorkerContext {
+    metrics: WorkerMetrics,
+}
+
+impl ClientContext for WorkerContext {
+    fn stats(&self, statistics: Statistics) {
+        for topic in statistics.topics.values() {
+            for (partition, p) in &topic.partitions {
+                // librdkafka reports the internal UA partition as -1 and unknown lag as -1.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics.consumer_lag.with_label_values(&[&partition.to_string()]).set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for WorkerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            // Hand over with everything stored so far committed, so the next owner redelivers as little as possible.
+            // Jobs still running for these partitions finish and record their status normally (or their leases lapse
+            // and the rescuer retries them); their late offsets are simply not stored.
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(())
+                | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => log::warn!("commit before revoking {} partitions failed: {e}", partitions.count()),
+            }
+            log::info!("partitions revoked: {}", partitions.count());
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            log::info!("partitions assigned: {}", partitions.count());
+        }
+    }
+}
+
+type Kafka = StreamConsumer<WorkerContext>;
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,16 +98,20 @@ struct Outcome {
     partition: i32,
     offset: i64,
     result: Result<serde_json::Value, HandlerError>,
+    effects: Vec<Effect>,
     _permit: OwnedSemaphorePermit,
 }
 
-/// State shared by the loop, the job tasks and the completer.
+/// State shared by the loop, the job tasks, the heartbeat and the completer.
 struct Shared {
     config: WorkerConfig,
     pool: PgPool,
     registry: Registry,
-    consumer: StreamConsumer,
+    consumer: Kafka,
+    metrics: WorkerMetrics,
     tracker: Mutex<OffsetTracker>,
+    /// Attempts this process runs: id → (attempt, its cancellation). The heartbeat extends their leases.
+    running: Mutex<HashMap<Uuid, (i32, CancellationToken)>>,
 }
 
 impl Shared {
@@ -86,8 +137,8 @@ impl Shared {
 }
 
 /// Builds the consumer: a group member with manual offset *store* and automatic *commit* of stored offsets.
-pub fn build_consumer(config: &WorkerConfig) -> Result<StreamConsumer, WorkerError> {
-    let consumer: StreamConsumer = config
+fn build_consumer(config: &WorkerConfig, metrics: &WorkerMetrics) -> Result<Kafka, WorkerError> {
+    let consumer: Kafka = config
         .kafka
         .client_config()
         .set("group.id", &config.group)
@@ -96,7 +147,8 @@ pub fn build_consumer(config: &WorkerConfig) -> Result<StreamConsumer, WorkerErr
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", config.fetch_wait.as_millis().to_string())
-        .create()?;
+        .set("statistics.interval.ms", config.stats_interval.as_millis().to_string())
+        .create_with_context(WorkerContext { metrics: metrics.clone() })?;
     consumer.subscribe(&[&config.kafka.topic])?;
     Ok(consumer)
 }
@@ -107,14 +159,25 @@ pub async fn run(
     config: WorkerConfig,
     pool: PgPool,
     registry: Registry,
+    metrics: WorkerMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
-    let consumer = build_consumer(&config)?;
+    let consumer = build_consumer(&config, &metrics)?;
     let concurrency = config.concurrency;
-    let shared = Arc::new(Shared { config, pool, registry, consumer, tracker: Mutex::new(OffsetTracker::new()) });
+    let shared = Arc::new(Shared {
+        config,
+        pool,
+        registry,
+        consumer,
+        metrics,
+        tracker: Mutex::new(OffsetTracker::new()),
+        running: Mutex::new(HashMap::new()),
+    });
     let semaphore = Arc::new(Semaphore::new(concurrency));
     let (done_tx, done_rx) = mpsc::unbounded_channel::<Outcome>();
     let completer = tokio::spawn(complete_loop(shared.clone(), done_rx));
+    let heartbeat_stop = CancellationToken::new();
+    let heartbeat = tokio::spawn(heartbeat_loop(shared.clone(), heartbeat_stop.clone()));
 
     log::info!(
         "worker consuming {} as group {} (concurrency {})",
@@ -166,10 +229,19 @@ pub async fn run(
 
     log::info!("worker stopping: waiting for in-flight jobs");
     drop(done_tx);
-    let drain = tokio::time::timeout(shared.config.job_timeout + Duration::from_secs(5), completer).await;
+    let drain = tokio::time::timeout(shared.config.shutdown_grace, completer).await;
     if drain.is_err() {
-        log::warn!("in-flight jobs did not finish in time; their leases will lapse and the rescuer will retry them");
+        // Past the grace period: tell handlers to stop. Unrecorded attempts keep their leases until they lapse, and
+        // the rescuer retries them; nothing is lost.
+        for (_, cancel) in shared.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            cancel.cancel();
+        }
+        log::warn!(
+            "in-flight jobs did not finish within the grace period; their leases will lapse and they will be retried"
+        );
     }
+    heartbeat_stop.cancel();
+    let _ = heartbeat.await;
     match shared.consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => {}
         // Nothing stored since the last auto-commit: there is nothing to commit.
@@ -196,6 +268,7 @@ async fn dispatch(
     }
     let ids: Vec<Uuid> = batch.iter().filter_map(|d| d.envelope.as_ref().map(|e| e.job_id)).collect();
     let mut claimed = claim_until_done(shared, ids).await;
+    shared.metrics.attempts.inc_by(claimed.len() as u64);
     let mut skipped = Vec::new();
     for d in batch {
         let job = d.envelope.as_ref().and_then(|env| claimed.remove(&env.job_id));
@@ -210,6 +283,7 @@ async fn dispatch(
             }
             None => {
                 if let Some(env) = &d.envelope {
+                    shared.metrics.duplicates.inc();
                     log::debug!("job {} attempt {}: nothing to claim (duplicate or finished)", env.job_id, env.attempt);
                 }
                 skipped.push((d.partition, d.offset));
@@ -254,13 +328,21 @@ async fn run_job(
     done_tx: mpsc::UnboundedSender<Outcome>,
 ) {
     let timeout = shared.config.job_timeout;
-    let ctx = JobContext {
-        job_id: job.id,
-        kind: job.kind.clone(),
-        attempt: job.attempt,
-        max_attempts: job.max_attempts,
-        deadline: Instant::now() + timeout,
-    };
+    let cancel = CancellationToken::new();
+    shared.running.lock().unwrap_or_else(|p| p.into_inner()).insert(job.id, (job.attempt, cancel.clone()));
+    shared.metrics.in_flight.inc();
+    let to_start = (job.started_at - job.created_at).to_std().unwrap_or_default();
+    shared.metrics.time_to_start.observe(to_start.as_secs_f64());
+    let ctx = JobContext::with_runtime(
+        job.id,
+        job.kind.clone(),
+        job.attempt,
+        job.max_attempts,
+        Instant::now() + timeout,
+        cancel,
+        Some(shared.pool.clone()),
+    );
+    let started = Instant::now();
     let result = match shared.registry.get(&job.kind) {
         None => {
             Err(HandlerError::permanent("unknown_kind", format!("no handler is registered for kind {:?}", job.kind)))
@@ -274,8 +356,57 @@ async fn run_job(
             }
         }
     };
+    shared.metrics.job_duration.with_label_values(&[&job.kind]).observe(started.elapsed().as_secs_f64());
+    // Effects only ride along with a success.
+    let effects = if result.is_ok() { ctx.take_effects() } else { Vec::new() };
     // The completer only goes away after every sender is dropped, so this cannot fail while we hold one.
-    let _ = done_tx.send(Outcome { job, partition, offset, result, _permit: permit });
+    let _ = done_tx.send(Outcome { job, partition, offset, result, effects, _permit: permit });
+}
+
+/// Extends the leases of every attempt this process runs, in one statement, every third of the lease. An attempt
+/// whose lease is gone (the rescuer took the job back after a stall) is cancelled: another attempt may be running,
+/// and this one's writes would be refused anyway.
+async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    let every = (shared.config.lease / 3).max(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+        let held: Vec<(Uuid, i32)> =
+            shared.running.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(id, (a, _))| (*id, *a)).collect();
+        if held.is_empty() {
+            continue;
+        }
+        let s = shared.clone();
+        let h = held.clone();
+        let res = tokio::task::spawn_blocking(move || -> Result<Vec<Uuid>, DbError> {
+            let mut conn = s.pool.get()?;
+            Ok(state::heartbeat(&mut conn, &h, s.config.lease)?)
+        })
+        .await;
+        match res {
+            Ok(Ok(extended)) => {
+                let extended: std::collections::HashSet<Uuid> = extended.into_iter().collect();
+                let running = shared.running.lock().unwrap_or_else(|p| p.into_inner());
+                for (id, attempt) in held {
+                    if extended.contains(&id) {
+                        continue;
+                    }
+                    // Gone from `running` meanwhile means it finished normally; only a still-running one lost its lease.
+                    if let Some((a, cancel)) = running.get(&id) {
+                        if *a == attempt && !cancel.is_cancelled() {
+                            shared.metrics.leases_lost.inc();
+                            log::warn!("job {id} attempt {attempt} lost its lease; cancelling it");
+                            cancel.cancel();
+                        }
+                    }
+                }
+            }
+            Ok(Err(e)) => log::warn!("heartbeat for {} attempts failed (retrying next beat): {e}", held.len()),
+            Err(e) => log::warn!("heartbeat task failed: {e}"),
+        }
+    }
 }
 
 /// Writes outcomes in batches: whatever finished while the previous write ran goes into the next transaction.
@@ -303,54 +434,104 @@ async fn complete_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outc
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+        {
+            let mut running = shared.running.lock().unwrap_or_else(|p| p.into_inner());
+            for o in batch.iter() {
+                if running.get(&o.job.id).is_some_and(|(a, _)| *a == o.job.attempt) {
+                    running.remove(&o.job.id);
+                }
+            }
+        }
+        shared.metrics.in_flight.sub(batch.len() as i64);
         shared.finish(batch.iter().map(|o| (o.partition, o.offset)));
     }
 }
 
-/// One transaction: all successes in one UPDATE, then each failure (retry with a new outbox row, or final).
+/// What happened to one outcome.
+enum Recorded {
+    Succeeded,
+    Stale,
+    Failed(FailOutcome),
+}
+
+/// One transaction: all plain successes in one UPDATE; successes with effects each in a savepoint (the fenced status
+/// write, then the effects, all or nothing: an effect that fails turns the success into a failed attempt); then each
+/// failure (retry with a new outbox row, or final).
 fn write_outcomes(shared: &Shared, batch: &[Outcome]) -> Result<(), DbError> {
-    let successes: Vec<Success> = batch
+    let plain: Vec<Success> = batch
         .iter()
+        .filter(|o| o.effects.is_empty())
         .filter_map(|o| {
             o.result.as_ref().ok().map(|r| Success { id: o.job.id, attempt: o.job.attempt, result: r.clone() })
         })
         .collect();
+    let topic = &shared.config.kafka.topic;
     let mut conn = shared.pool.get()?;
-    let (applied, failures) = conn.transaction(|conn| {
-        let applied = state::complete(conn, &successes)?;
-        let mut failures = Vec::new();
+    let recorded = conn.transaction(|conn| {
+        let applied: std::collections::HashSet<Uuid> = state::complete(conn, &plain)?.into_iter().collect();
+        let mut recorded = Vec::with_capacity(batch.len());
         for o in batch {
-            if let Err(err) = &o.result {
-                let job_error = JobError { code: err.code.clone(), message: err.message.clone() };
-                let backoff = shared.config.retry_backoff(o.job.attempt);
-                let outcome = state::fail(
-                    conn,
-                    o.job.id,
-                    o.job.attempt,
-                    &job_error,
-                    err.retryable,
-                    backoff,
-                    &shared.config.kafka.topic,
-                )?;
-                failures.push((o.job.id, o.job.attempt, err.code.clone(), outcome));
+            let (id, attempt) = (o.job.id, o.job.attempt);
+            let failure = match &o.result {
+                Ok(_) if o.effects.is_empty() => {
+                    recorded.push(if applied.contains(&id) { Recorded::Succeeded } else { Recorded::Stale });
+                    continue;
+                }
+                Ok(result) => {
+                    let with_effects = conn.transaction(|conn| {
+                        let done = state::complete(conn, &[Success { id, attempt, result: result.clone() }])?;
+                        if done.is_empty() {
+                            return Ok(false);
+                        }
+                        for effect in &o.effects {
+                            effect(conn)?;
+                        }
+                        Ok::<_, diesel::result::Error>(true)
+                    });
+                    match with_effects {
+                        Ok(true) => {
+                            recorded.push(Recorded::Succeeded);
+                            continue;
+                        }
+                        Ok(false) => {
+                            recorded.push(Recorded::Stale);
+                            continue;
+                        }
+                        // The savepoint rolled back status and effects together; record a failed attempt instead.
+                        Err(e) => {
+                            log::warn!("job {id} attempt {attempt}: its effects failed to commit: {e}");
+                            HandlerError::retryable(
+                                "effect_failed",
+                                "the job's database effects could not be committed",
+                            )
+                        }
+                    }
+                }
+                Err(err) => err.clone(),
+            };
+            let job_error = JobError { code: failure.code.clone(), message: failure.message.clone() };
+            let backoff = shared.config.retry_backoff(attempt);
+            let outcome = state::fail(conn, id, attempt, &job_error, failure.retryable, backoff, topic)?;
+            shared.metrics.failures.with_label_values(&[&failure.code]).inc();
+            recorded.push(Recorded::Failed(outcome));
+            match outcome {
+                FailOutcome::Retried { not_before } => {
+                    log::info!("job {id} attempt {attempt} failed ({}); retry scheduled at {not_before}", failure.code)
+                }
+                FailOutcome::Failed => log::warn!("job {id} failed for good on attempt {attempt} ({})", failure.code),
+                FailOutcome::Stale => log::info!("job {id} attempt {attempt} failure was stale; not recorded"),
             }
         }
-        Ok::<_, diesel::result::Error>((applied, failures))
+        Ok::<_, diesel::result::Error>(recorded)
     })?;
-    if applied.len() < successes.len() {
-        log::info!(
-            "{} successes were stale (a newer attempt or status won) and were not recorded",
-            successes.len() - applied.len()
-        );
-    }
-    for (id, attempt, code, outcome) in failures {
-        match outcome {
-            FailOutcome::Retried { not_before } => {
-                log::info!("job {id} attempt {attempt} failed ({code}); retry scheduled at {not_before}")
-            }
-            FailOutcome::Failed => log::warn!("job {id} failed for good on attempt {attempt} ({code})"),
-            FailOutcome::Stale => log::info!("job {id} attempt {attempt} failure was stale; not recorded"),
-        }
+    for r in recorded {
+        let label = match r {
+            Recorded::Succeeded => "succeeded",
+            Recorded::Stale | Recorded::Failed(FailOutcome::Stale) => "stale",
+            Recorded::Failed(FailOutcome::Retried { .. }) => "retried",
+            Recorded::Failed(FailOutcome::Failed) => "failed",
+        };
+        shared.metrics.outcomes.with_label_values(&[label]).inc();
     }
     Ok(())
 }

@@ -2,14 +2,23 @@
 //! handlers.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use ackbox_shared::db::PgPool;
 use async_trait::async_trait;
+use diesel::pg::PgConnection;
+use diesel::QueryResult;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// A database write a handler wants committed **in the same transaction** that records its success. It runs only
+/// if this attempt's success is the one recorded (fencing), so a handler whose effects are all in Postgres takes
+/// effect exactly once. It may run more than once if the transaction is retried after a connection error, but only
+/// one run ever commits.
+pub type Effect = Arc<dyn Fn(&mut PgConnection) -> QueryResult<()> + Send + Sync>;
+
 /// What a handler gets besides its payload.
-#[derive(Clone, Debug)]
 pub struct JobContext {
     /// The job.
     pub job_id: Uuid,
@@ -21,6 +30,90 @@ pub struct JobContext {
     pub max_attempts: i32,
     /// When the handler will be cut off (the job timeout).
     pub deadline: Instant,
+    cancel: CancellationToken,
+    pool: Option<PgPool>,
+    effects: Mutex<Vec<Effect>>,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("job_id", &self.job_id)
+            .field("kind", &self.kind)
+            .field("attempt", &self.attempt)
+            .field("max_attempts", &self.max_attempts)
+            .field("cancelled", &self.cancel.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobContext {
+    /// A context for running a handler outside the worker (tests, tools): no database, never cancelled.
+    pub fn new(job_id: Uuid, kind: impl Into<String>, attempt: i32, max_attempts: i32, deadline: Instant) -> Self {
+        Self::with_runtime(job_id, kind, attempt, max_attempts, deadline, CancellationToken::new(), None)
+    }
+
+    pub(crate) fn with_runtime(
+        job_id: Uuid,
+        kind: impl Into<String>,
+        attempt: i32,
+        max_attempts: i32,
+        deadline: Instant,
+        cancel: CancellationToken,
+        pool: Option<PgPool>,
+    ) -> Self {
+        Self {
+            job_id,
+            kind: kind.into(),
+            attempt,
+            max_attempts,
+            deadline,
+            cancel,
+            pool,
+            effects: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// True once this attempt should stop: its lease was lost (another attempt may be running) or the worker is
+    /// shutting down past its grace period. A long handler checks it, or awaits [`JobContext::cancelled`].
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when this attempt should stop. Use it in `tokio::select!` beside the work.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// Reports progress, shown in the status document as `progress: {"percent", "message"}`. Fenced like every
+    /// status write; returns whether it was recorded (false once the attempt lost its lease, or without a database).
+    pub async fn progress(&self, percent: u8, message: &str) -> bool {
+        let Some(pool) = self.pool.clone() else { return false };
+        let report = serde_json::json!({ "percent": percent.min(100), "message": message });
+        let (id, attempt) = (self.job_id, self.attempt);
+        let res = tokio::task::spawn_blocking(move || -> Result<bool, ackbox_shared::db::DbError> {
+            let mut conn = pool.get()?;
+            Ok(ackbox_shared::state::progress(&mut conn, id, attempt, &report)?)
+        })
+        .await;
+        match res {
+            Ok(Ok(applied)) => applied,
+            Ok(Err(e)) => {
+                log::debug!("job {id} attempt {attempt}: progress not recorded: {e}");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Registers a database write to commit atomically with this attempt's success (see [`Effect`]).
+    pub fn on_commit(&self, effect: impl Fn(&mut PgConnection) -> QueryResult<()> + Send + Sync + 'static) {
+        self.effects.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::new(effect));
+    }
+
+    pub(crate) fn take_effects(&self) -> Vec<Effect> {
+        std::mem::take(&mut *self.effects.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// A failed attempt, as a handler reports it.
@@ -84,7 +177,7 @@ impl Registry {
         Self::default()
     }
 
-    /// A registry with the built-in kinds: `noop`, `echo`, `sleep`, `fail`.
+    /// A registry with the built-in kinds: `noop`, `echo`, `sleep`, `fail`, `effect`.
     pub fn builtin() -> Self {
         let mut r = Self::new();
         crate::handlers::register_builtin(&mut r);

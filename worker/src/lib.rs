@@ -4,6 +4,7 @@ pub mod config;
 pub mod consumer;
 pub mod handler;
 pub mod handlers;
+pub mod metrics;
 pub mod offsets;
 
 pub use async_trait::async_trait;
@@ -24,6 +25,9 @@ pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
     }
     ackbox_shared::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
     let pool = ackbox_shared::db::build_pool(&config.db);
+    let metrics = metrics::WorkerMetrics::new();
+    ackbox_shared::ops::spawn(&config.ops_bind, metrics.registry.clone(), pool.clone())
+        .with_context(|| format!("failed to bind the ops endpoint {} (ACKBOX_WORKER_OPS_BIND)", config.ops_bind))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         ackbox_shared::runtime::shutdown_signal().await;
@@ -31,5 +35,5 @@ pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     log::info!("ackbox-worker started with kinds: {}", registry.kinds().join(", "));
-    consumer::run(config, pool, registry, stop_rx).await.context("worker failed")
+    consumer::run(config, pool, registry, metrics, stop_rx).await.context("worker failed")
 }

@@ -6,8 +6,10 @@
 //! | `echo` | anything | succeeds with the payload as its result |
 //! | `sleep` | `{"ms": n}` (n ≤ 3 600 000) | waits n ms, then succeeds with `{"slept_ms": n}` |
 //! | `fail` | `{"times": n}` | fails attempts 1..=n (retryable), then succeeds with `{"attempt": a}` |
+//! | `effect` | `{"ms": n}` (optional) | waits n ms, then records one row in `job_effects` in the same transaction as its success |
 
 use async_trait::async_trait;
+use diesel::ExpressionMethods;
 
 use crate::handler::{Handler, HandlerError, JobContext, Registry};
 
@@ -16,7 +18,12 @@ pub const MAX_SLEEP_MS: u64 = 3_600_000;
 
 /// Adds the built-in kinds to `registry`.
 pub fn register_builtin(registry: &mut Registry) {
-    registry.register("noop", Noop).register("echo", Echo).register("sleep", Sleep).register("fail", Fail);
+    registry
+        .register("noop", Noop)
+        .register("echo", Echo)
+        .register("sleep", Sleep)
+        .register("fail", Fail)
+        .register("effect", EffectKind);
 }
 
 /// `noop`: does nothing, successfully.
@@ -39,16 +46,28 @@ impl Handler for Echo {
     }
 }
 
-/// `sleep`: waits `{"ms": n}` milliseconds.
+/// `sleep`: waits `{"ms": n}` milliseconds, reporting progress about once a second, and stops early when cancelled.
 pub struct Sleep;
 
 #[async_trait]
 impl Handler for Sleep {
-    async fn run(&self, _ctx: &JobContext, payload: serde_json::Value) -> Result<serde_json::Value, HandlerError> {
+    async fn run(&self, ctx: &JobContext, payload: serde_json::Value) -> Result<serde_json::Value, HandlerError> {
         let ms = payload.get("ms").and_then(serde_json::Value::as_u64).filter(|ms| *ms <= MAX_SLEEP_MS).ok_or_else(
             || HandlerError::permanent("bad_payload", format!("sleep needs {{\"ms\": 0..={MAX_SLEEP_MS}}}")),
         )?;
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        let start = std::time::Instant::now();
+        let total = std::time::Duration::from_millis(ms);
+        while start.elapsed() < total {
+            let step = (total - start.elapsed()).min(std::time::Duration::from_secs(1));
+            tokio::select! {
+                _ = tokio::time::sleep(step) => {}
+                _ = ctx.cancelled() => return Err(HandlerError::retryable("cancelled", "the attempt was cancelled")),
+            }
+            if start.elapsed() < total {
+                let pct = u8::try_from(start.elapsed().as_millis() * 100 / u128::from(ms.max(1))).unwrap_or(99).min(99);
+                ctx.progress(pct, "sleeping").await;
+            }
+        }
         Ok(serde_json::json!({ "slept_ms": ms }))
     }
 }
@@ -70,5 +89,31 @@ impl Handler for Fail {
             ));
         }
         Ok(serde_json::json!({ "attempt": ctx.attempt }))
+    }
+}
+
+/// `effect`: records each execution in `job_effects`, in the same transaction as the success, so a test can count
+/// executions: more than one row for a job would be a duplicate effect.
+pub struct EffectKind;
+
+#[async_trait]
+impl Handler for EffectKind {
+    async fn run(&self, ctx: &JobContext, payload: serde_json::Value) -> Result<serde_json::Value, HandlerError> {
+        if let Some(ms) = payload.get("ms").and_then(serde_json::Value::as_u64) {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(ms.min(MAX_SLEEP_MS))) => {}
+                _ = ctx.cancelled() => return Err(HandlerError::retryable("cancelled", "the attempt was cancelled")),
+            }
+        }
+        let (job_id, attempt) = (ctx.job_id, ctx.attempt);
+        ctx.on_commit(move |conn| {
+            use ackbox_shared::schema::job_effects;
+            use diesel::RunQueryDsl;
+            diesel::insert_into(job_effects::table)
+                .values((job_effects::job_id.eq(job_id), job_effects::attempt.eq(attempt)))
+                .execute(conn)
+                .map(|_| ())
+        });
+        Ok(serde_json::json!({ "attempt": attempt }))
     }
 }

@@ -14,12 +14,24 @@ pub struct TestWorker {
     pub db: TestDb,
     pub kafka: KafkaConfig,
     pub config: WorkerConfig,
-    rt: tokio::runtime::Runtime,
+    pub metrics: ackbox_worker::metrics::WorkerMetrics,
+    pub rt: tokio::runtime::Runtime,
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<Result<(), ackbox_worker::consumer::WorkerError>>>,
 }
 
 pub fn start(registry: Registry) -> TestWorker {
+    let (config, db, kafka) = start_config();
+    start_with(registry, config, db, kafka)
+}
+
+pub fn start_with_config(registry: Registry, tweak: impl FnOnce(&mut WorkerConfig)) -> TestWorker {
+    let mut w = start_config();
+    tweak(&mut w.0);
+    start_with(registry, w.0, w.1, w.2)
+}
+
+fn start_config() -> (WorkerConfig, TestDb, KafkaConfig) {
     let db = TestDb::new();
     let kafka = fresh_topic("worker", 1);
     let config = WorkerConfig {
@@ -40,12 +52,20 @@ pub fn start(registry: Registry) -> TestWorker {
         fetch_wait: Duration::from_millis(10),
         partitions: 1,
         replication: 1,
+        shutdown_grace: Duration::from_secs(10),
+        stats_interval: Duration::from_millis(200),
+        ops_bind: "127.0.0.1:0".into(),
     };
+    (config, db, kafka)
+}
+
+fn start_with(registry: Registry, config: WorkerConfig, db: TestDb, kafka: KafkaConfig) -> TestWorker {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let pool = db.pool(3);
-    let task = rt.spawn(ackbox_worker::consumer::run(config.clone(), pool, registry, stop_rx));
-    TestWorker { db, kafka, config, rt, stop, task: Some(task) }
+    let metrics = ackbox_worker::metrics::WorkerMetrics::new();
+    let task = rt.spawn(ackbox_worker::consumer::run(config.clone(), pool, registry, metrics.clone(), stop_rx));
+    TestWorker { db, kafka, config, metrics, rt, stop, task: Some(task) }
 }
 
 impl TestWorker {
@@ -65,6 +85,17 @@ impl TestWorker {
             let job = self.job(id);
             job.status.is_terminal().then_some(job)
         })
+    }
+
+    /// Rows in `job_effects` for a job: the number of executions that took effect.
+    pub fn effects(&self, id: Uuid) -> i64 {
+        use ackbox_shared::schema::job_effects;
+        use diesel::prelude::*;
+        job_effects::table
+            .filter(job_effects::job_id.eq(id))
+            .count()
+            .get_result(&mut self.db.conn())
+            .expect("count effects")
     }
 
     pub fn wait_status(&self, id: Uuid, status: JobStatus) -> Job {

@@ -4,3 +4,4 @@
 mod delivery;
 mod failures;
 mod helpers;
+mod leases;

@@ -1,0 +1,114 @@
+//! The worker's Prometheus metrics.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// Everything the worker reports.
+#[derive(Clone)]
+pub struct WorkerMetrics {
+    /// The registry served at `/metrics`.
+    pub registry: Registry,
+    /// `ackbox_worker_consumer_lag{partition}`: messages behind the partition end (from librdkafka statistics).
+    pub consumer_lag: IntGaugeVec,
+    /// `ackbox_worker_attempts_total`: attempts started (claims that applied).
+    pub attempts: IntCounter,
+    /// `ackbox_worker_outcomes_total{outcome}`: `succeeded`, `retried`, `failed`, `stale`.
+    pub outcomes: IntCounterVec,
+    /// `ackbox_worker_failures_total{code}`: failed attempts by error code.
+    pub failures: IntCounterVec,
+    /// `ackbox_worker_decode_failures_total`: messages that were not valid envelopes.
+    pub decode_failures: IntCounter,
+    /// `ackbox_worker_duplicate_deliveries_total`: messages that claimed nothing (duplicates, finished jobs).
+    pub duplicates: IntCounter,
+    /// `ackbox_worker_leases_lost_total`: running attempts whose heartbeat found the lease gone.
+    pub leases_lost: IntCounter,
+    /// `ackbox_worker_in_flight`: attempts running or awaiting their status write.
+    pub in_flight: IntGauge,
+    /// `ackbox_worker_job_duration_seconds{kind}`: handler run time.
+    pub job_duration: HistogramVec,
+    /// `ackbox_worker_time_to_start_seconds`: from acceptance (commit of the 202) to the claim of an attempt.
+    pub time_to_start: Histogram,
+}
+
+const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+
+impl WorkerMetrics {
+    /// Creates and registers every metric (plus process metrics).
+    pub fn new() -> Self {
+        let m = Self {
+            registry: Registry::new(),
+            consumer_lag: IntGaugeVec::new(
+                Opts::new("ackbox_worker_consumer_lag", "Messages between the committed offset and the partition end."),
+                &["partition"],
+            )
+            .expect("valid metric"),
+            attempts: IntCounter::new("ackbox_worker_attempts_total", "Attempts started.").expect("valid metric"),
+            outcomes: IntCounterVec::new(
+                Opts::new("ackbox_worker_outcomes_total", "Recorded attempt outcomes."),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            failures: IntCounterVec::new(
+                Opts::new("ackbox_worker_failures_total", "Failed attempts by error code."),
+                &["code"],
+            )
+            .expect("valid metric"),
+            decode_failures: IntCounter::new(
+                "ackbox_worker_decode_failures_total",
+                "Messages skipped because they were not valid envelopes.",
+            )
+            .expect("valid metric"),
+            duplicates: IntCounter::new(
+                "ackbox_worker_duplicate_deliveries_total",
+                "Messages whose job was not claimable (duplicate or already finished).",
+            )
+            .expect("valid metric"),
+            leases_lost: IntCounter::new(
+                "ackbox_worker_leases_lost_total",
+                "Attempts that lost their lease while running.",
+            )
+            .expect("valid metric"),
+            in_flight: IntGauge::new("ackbox_worker_in_flight", "Attempts running or awaiting their status write.")
+                .expect("valid metric"),
+            job_duration: HistogramVec::new(
+                HistogramOpts::new("ackbox_worker_job_duration_seconds", "Handler run time.")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                &["kind"],
+            )
+            .expect("valid metric"),
+            time_to_start: Histogram::with_opts(
+                HistogramOpts::new(
+                    "ackbox_worker_time_to_start_seconds",
+                    "From acceptance to the start of an attempt.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("valid metric"),
+        };
+        let r = &m.registry;
+        for c in [
+            Box::new(m.consumer_lag.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.attempts.clone()),
+            Box::new(m.outcomes.clone()),
+            Box::new(m.failures.clone()),
+            Box::new(m.decode_failures.clone()),
+            Box::new(m.duplicates.clone()),
+            Box::new(m.leases_lost.clone()),
+            Box::new(m.in_flight.clone()),
+            Box::new(m.job_duration.clone()),
+            Box::new(m.time_to_start.clone()),
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        ] {
+            r.register(c).expect("unique metric names");
+        }
+        m
+    }
+}
+
+impl Default for WorkerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,107 @@
+//! Leases, heartbeats, progress, cancellation on a lost lease, and exactly-once effects.
+
+use std::time::Duration;
+
+use ackbox_shared::models::JobStatus;
+use ackbox_shared::testing::{dispatch, wait_for};
+use ackbox_worker::Registry;
+
+use crate::helpers::{start, start_with_config, DEADLINE};
+
+#[test]
+fn the_heartbeat_extends_the_lease_of_a_job_that_outlives_it() {
+    // A 300 ms lease and a 1.5 s job: without heartbeats the lease would lapse four times over.
+    let w = start_with_config(Registry::builtin(), |c| c.lease = Duration::from_millis(300));
+    let id = w.submit("sleep", serde_json::json!({"ms": 1500}), 3);
+    dispatch(&w.kafka, id, "sleep", 1);
+
+    let first = wait_for("the job to start", DEADLINE, || {
+        w.job(id).lease_expires_at.filter(|_| w.job(id).status == JobStatus::Running)
+    });
+    let later = wait_for("a heartbeat to move the lease", DEADLINE, || {
+        let j = w.job(id);
+        j.lease_expires_at.filter(|l| *l > first + chrono::Duration::milliseconds(50))
+    });
+    assert!(later > first);
+    let job = w.wait_terminal(id);
+    assert_eq!(job.status, JobStatus::Succeeded);
+    assert_eq!(job.attempts, 1, "never rescued while its worker was alive");
+}
+
+#[test]
+fn a_long_job_reports_progress_in_its_row() {
+    let w = start(Registry::builtin());
+    let id = w.submit("sleep", serde_json::json!({"ms": 2500}), 1);
+    dispatch(&w.kafka, id, "sleep", 1);
+    let progress = wait_for("a progress report", DEADLINE, || w.job(id).progress);
+    assert_eq!(progress["message"], "sleeping");
+    assert!(progress["percent"].as_u64().is_some_and(|p| p > 0 && p < 100), "{progress}");
+    assert_eq!(w.wait_terminal(id).status, JobStatus::Succeeded);
+}
+
+#[test]
+fn an_attempt_that_lost_its_lease_is_cancelled_and_takes_no_effect() {
+    let w = start_with_config(Registry::builtin(), |c| c.lease = Duration::from_millis(600));
+    let id = w.submit("effect", serde_json::json!({"ms": 20000}), 3);
+    dispatch(&w.kafka, id, "effect", 1);
+    wait_for("the attempt to run", DEADLINE, || (w.job(id).status == JobStatus::Running).then_some(()));
+
+    // The rescuer takes the job back as if the worker had stalled (its lease forced into the past).
+    let mut conn = w.db.conn();
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(id),
+        &mut conn,
+    )
+    .expect("expire lease");
+    let report = ackbox_shared::state::rescue(&mut conn, Duration::from_secs(300), 10, &w.kafka.topic)
+        .expect("rescue")
+        .expect("lock");
+    assert_eq!(report.requeued, 1);
+
+    // The next heartbeat notices, cancels the handler long before its 20 s, and its failure is refused as stale.
+    wait_for("the lost lease to be noticed", DEADLINE, || (w.metrics.leases_lost.get() == 1).then_some(()));
+    wait_for("the cancelled attempt's outcome", DEADLINE, || {
+        (w.metrics.outcomes.with_label_values(&["stale"]).get() == 1).then_some(())
+    });
+    let job = w.job(id);
+    assert_eq!((job.status, job.attempts), (JobStatus::Queued, 1), "the rescued state stands");
+    assert_eq!(w.effects(id), 0, "the cancelled attempt took no effect");
+}
+
+#[test]
+fn the_effect_kind_takes_effect_once_however_often_it_is_delivered() {
+    let w = start(Registry::builtin());
+    let id = w.submit("effect", serde_json::json!({}), 3);
+    for _ in 0..4 {
+        dispatch(&w.kafka, id, "effect", 1);
+    }
+    assert_eq!(w.wait_terminal(id).status, JobStatus::Succeeded);
+    // A marker behind the duplicates proves they were all consumed before we count.
+    let marker = w.submit("noop", serde_json::json!({}), 1);
+    dispatch(&w.kafka, marker, "noop", 1);
+    w.wait_terminal(marker);
+    assert_eq!(w.effects(id), 1);
+    assert_eq!(w.metrics.duplicates.get(), 3);
+}
+
+#[test]
+fn the_worker_serves_metrics_and_health() {
+    let w = start(Registry::builtin());
+    let id = w.submit("noop", serde_json::json!({}), 1);
+    dispatch(&w.kafka, id, "noop", 1);
+    w.wait_terminal(id);
+    let addr =
+        w.rt.block_on(async { ackbox_shared::ops::spawn("127.0.0.1:0", w.metrics.registry.clone(), w.db.pool(1)) })
+            .expect("ops");
+    let body = wait_for("outcome and lag metrics", DEADLINE, || {
+        let body = reqwest::blocking::get(format!("http://{addr}/metrics")).ok()?.text().ok()?;
+        (body.contains("ackbox_worker_outcomes_total{outcome=\"succeeded\"} 1")
+            && body.contains("ackbox_worker_consumer_lag{partition=\"0\"}"))
+        .then_some(body)
+    });
+    assert!(body.contains("ackbox_worker_time_to_start_seconds_count 1"), "{body}");
+    assert!(body.contains("ackbox_worker_job_duration_seconds_count{kind=\"noop\"} 1"), "{body}");
+    let ready = reqwest::blocking::get(format!("http://{addr}/readyz")).expect("readyz");
+    assert_eq!(ready.status().as_u16(), 200);
+}
