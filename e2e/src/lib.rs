@@ -58,12 +58,18 @@ pub struct Stack {
     pub api_url: String,
     group: String,
     log_dir: PathBuf,
+    env: Vec<(String, String)>,
     children: Vec<(Component, Child)>,
 }
 
 impl Stack {
     /// Starts api, relay and worker and returns once the api is listening.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Like [`Stack::start`], with extra environment for every process (e.g. a short lease).
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
         let db = TestDb::new();
         let kafka = fresh_topic("e2e", 3);
         let log_dir = bin_path("ackbox-api").parent().expect("dir").join("../e2e-logs");
@@ -74,6 +80,7 @@ impl Stack {
             api_url: String::new(),
             group: unique_topic("e2e-group"),
             log_dir,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             children: Vec::new(),
         };
         stack.spawn(Component::Relay);
@@ -84,6 +91,11 @@ impl Stack {
 
     /// Starts (another instance of) a component.
     pub fn spawn(&mut self, component: Component) {
+        self.spawn_with(component, &[]);
+    }
+
+    /// Starts a component with extra environment on top of the stack's (e.g. its own consumer group).
+    pub fn spawn_with(&mut self, component: Component, extra: &[(&str, &str)]) {
         let log_path = self.log_dir.join(format!("{}-{}.log", self.db.name(), component.binary()));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log file");
         let mut cmd = Command::new(bin_path(component.binary()));
@@ -99,6 +111,11 @@ impl Stack {
             .env("ACKBOX_RETRY_MAX_MS", "100")
             .env("ACKBOX_BIND", "127.0.0.1:0")
             .env("ACKBOX_HTTP_WORKERS", "2")
+            // Tests run in parallel: every ops endpoint takes a free port.
+            .env("ACKBOX_RELAY_OPS_BIND", "127.0.0.1:0")
+            .env("ACKBOX_WORKER_OPS_BIND", "127.0.0.1:0")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stderr(log)
             .stdout(if component == Component::Api { Stdio::piped() } else { Stdio::null() });
@@ -134,6 +151,26 @@ impl Stack {
         resp.json().expect("202 body")
     }
 
+    /// Sends `signal` (e.g. `KILL`, `STOP`, `CONT`) to the `nth` running instance of `component`. A killed process is
+    /// reaped and forgotten.
+    pub fn signal(&mut self, component: Component, nth: usize, signal: &str) {
+        let idx = self
+            .children
+            .iter()
+            .enumerate()
+            .filter(|(_, (c, _))| *c == component)
+            .map(|(i, _)| i)
+            .nth(nth)
+            .unwrap_or_else(|| panic!("no instance {nth} of {component:?}"));
+        let pid = self.children[idx].1.id().to_string();
+        let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid}");
+        if signal == "KILL" {
+            let (_, mut child) = self.children.remove(idx);
+            let _ = child.wait();
+        }
+    }
+
     /// Asserts that every component is still running (none crashed during the test).
     pub fn assert_alive(&mut self) {
         for (component, child) in &mut self.children {
@@ -147,6 +184,8 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         for (_, child) in &mut self.children {
+            // A stopped process must be continued to die promptly.
+            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -10,6 +10,7 @@
 //! | `ACKBOX_RETRY_BASE_MS` | [`DEFAULT_RETRY_BASE_MS`] | first retry backoff; doubles per attempt, ±25 % jitter |
 //! | `ACKBOX_RETRY_MAX_MS` | [`DEFAULT_RETRY_MAX_MS`] | longest retry backoff |
 //! | `ACKBOX_KAFKA_FETCH_WAIT_MS` | [`DEFAULT_FETCH_WAIT_MS`] | librdkafka `fetch.wait.max.ms` |
+//! | `ACKBOX_WORKER_SESSION_TIMEOUT_MS` | [`DEFAULT_SESSION_TIMEOUT_MS`] | librdkafka `session.timeout.ms`: how soon the group notices a dead worker and hands its partitions on |
 //! | `ACKBOX_SHUTDOWN_GRACE_MS` | [`DEFAULT_SHUTDOWN_GRACE_MS`] | on SIGTERM, how long in-flight jobs may run before they are cancelled |
 //! | `ACKBOX_STATS_INTERVAL_MS` | [`DEFAULT_STATS_INTERVAL_MS`] | librdkafka statistics (consumer lag) interval |
 //! | `ACKBOX_WORKER_OPS_BIND` | [`DEFAULT_OPS_BIND`] | address of `/metrics`, `/healthz`, `/readyz` |
@@ -38,6 +39,8 @@ pub const DEFAULT_RETRY_MAX_MS: u64 = 300_000;
 /// Default fetch wait: short, so a lone message is not held back by the broker.
 pub const DEFAULT_FETCH_WAIT_MS: u64 = 10;
 
+/// Default session timeout (librdkafka's own default).
+pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 45_000;
 /// Default shutdown grace: 25 s, inside Kubernetes' default 30 s termination grace period.
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 25_000;
 /// Default statistics interval.
@@ -72,6 +75,8 @@ pub struct WorkerConfig {
     pub partitions: i32,
     /// Replication if the worker creates the topic.
     pub replication: i32,
+    /// Consumer group session timeout.
+    pub session_timeout: Duration,
     /// Grace period for in-flight jobs on shutdown.
     pub shutdown_grace: Duration,
     /// librdkafka statistics interval.
@@ -107,6 +112,7 @@ impl WorkerConfig {
             fetch_wait: config::millis_or("ACKBOX_KAFKA_FETCH_WAIT_MS", DEFAULT_FETCH_WAIT_MS)?,
             partitions: config::parse_or("ACKBOX_TOPIC_PARTITIONS", 6)?,
             replication: config::parse_or("ACKBOX_TOPIC_REPLICATION", 1)?,
+            session_timeout: config::millis_or("ACKBOX_WORKER_SESSION_TIMEOUT_MS", DEFAULT_SESSION_TIMEOUT_MS)?,
             shutdown_grace: config::millis_or("ACKBOX_SHUTDOWN_GRACE_MS", DEFAULT_SHUTDOWN_GRACE_MS)?,
             stats_interval: config::millis_or("ACKBOX_STATS_INTERVAL_MS", DEFAULT_STATS_INTERVAL_MS)?,
             ops_bind: config::optional("ACKBOX_WORKER_OPS_BIND").unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),

@@ -147,6 +147,7 @@ fn build_consumer(config: &WorkerConfig, metrics: &WorkerMetrics) -> Result<Kafk
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", config.fetch_wait.as_millis().to_string())
+        .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
         .set("statistics.interval.ms", config.stats_interval.as_millis().to_string())
         .create_with_context(WorkerContext { metrics: metrics.clone() })?;
     consumer.subscribe(&[&config.kafka.topic])?;

@@ -1,4 +1,5 @@
 //! The whole chain, with the real processes.
 
+mod crash;
 mod lifecycle;
 mod read_your_writes;

@@ -60,3 +60,15 @@ fn a_failed_attempt_below_max_goes_back_to_queued_with_a_due_outbox_row() {
     assert_eq!(rows[1].payload["attempt"], 2);
     assert_eq!(Some(rows[1].available_at), job.not_before, "the row is due exactly when the job is");
 }
+
+#[test]
+fn a_handler_that_overruns_the_job_timeout_fails_the_attempt_with_timeout() {
+    let w = crate::helpers::start_with_config(Registry::builtin(), |c| {
+        c.job_timeout = std::time::Duration::from_millis(300)
+    });
+    let id = w.submit("sleep", serde_json::json!({"ms": 60000}), 1);
+    dispatch(&w.kafka, id, "sleep", 1);
+    let job = w.wait_terminal(id);
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.error.expect("error")["code"], "timeout");
+}
