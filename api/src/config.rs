@@ -5,19 +5,39 @@
 //! | `ACKBOX_BIND` | [`DEFAULT_BIND`] | address to listen on (`127.0.0.1:0` picks a free port and prints it) |
 //! | `ACKBOX_HTTP_WORKERS` | number of cores | actix worker threads |
 //! | `ACKBOX_MAX_BODY_BYTES` | [`DEFAULT_MAX_BODY_BYTES`] | largest accepted request body; larger gets 413 |
-//! | `ACKBOX_RETRY_AFTER_SECS` | [`DEFAULT_RETRY_AFTER_SECS`] | `Retry-After` sent with 202 and non-terminal status |
 //! | `ACKBOX_TOPIC` | `ackbox.jobs` | topic written into each job's outbox row |
+//! | `ACKBOX_IDEMPOTENCY_TTL_SECS` | [`DEFAULT_IDEMPOTENCY_TTL_SECS`] | how long an Idempotency-Key is remembered |
+//! | `ACKBOX_OVERDUE_AFTER` | [`DEFAULT_OVERDUE_AFTER_SECS`] | seconds in `queued` after which a job is reported `overdue` |
+//! | `ACKBOX_RATE_LIMIT_PER_SEC` | [`DEFAULT_RATE_LIMIT_PER_SEC`] | requests per second per tenant |
+//! | `ACKBOX_RATE_LIMIT_BURST` | [`DEFAULT_RATE_LIMIT_BURST`] | burst per tenant |
+//! | `ACKBOX_MAX_WAIT_SECS` | [`DEFAULT_MAX_WAIT_SECS`] | longest `Prefer: wait` honoured |
+//! | `ACKBOX_KEY_CACHE_TTL_SECS` | [`DEFAULT_KEY_CACHE_TTL_SECS`] | backstop lifetime of a cached key (revocation is immediate regardless) |
 //!
 //! Plus the database variables of [`ackbox_shared::config::DbConfig`].
 
 use ackbox_shared::config::{self, ConfigError, DbConfig, DEFAULT_TOPIC};
 
+fn secs(name: &str, default: u64) -> Result<std::time::Duration, ConfigError> {
+    config::parse_or(name, default).map(std::time::Duration::from_secs)
+}
+
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// Default body limit: 256 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
-/// Default polling hint in seconds.
-pub const DEFAULT_RETRY_AFTER_SECS: u32 = 1;
+
+/// Default Idempotency-Key lifetime: 24 h.
+pub const DEFAULT_IDEMPOTENCY_TTL_SECS: u64 = 86_400;
+/// Default overdue bound: 5 min.
+pub const DEFAULT_OVERDUE_AFTER_SECS: u64 = 300;
+/// Default per-tenant rate.
+pub const DEFAULT_RATE_LIMIT_PER_SEC: u32 = 2_000;
+/// Default per-tenant burst.
+pub const DEFAULT_RATE_LIMIT_BURST: u32 = 4_000;
+/// Default longest long-poll.
+pub const DEFAULT_MAX_WAIT_SECS: u64 = 60;
+/// Default key cache lifetime.
+pub const DEFAULT_KEY_CACHE_TTL_SECS: u64 = 60;
 
 /// Everything the API process needs.
 #[derive(Clone, Debug)]
@@ -28,10 +48,20 @@ pub struct ApiConfig {
     pub http_workers: usize,
     /// Body limit in bytes.
     pub max_body_bytes: usize,
-    /// Polling hint.
-    pub retry_after_secs: u32,
     /// Dispatch topic for new jobs.
     pub topic: String,
+    /// Idempotency-Key lifetime.
+    pub idempotency_ttl: std::time::Duration,
+    /// Overdue bound.
+    pub overdue_after: std::time::Duration,
+    /// Per-tenant rate.
+    pub rate_limit_per_sec: u32,
+    /// Per-tenant burst.
+    pub rate_limit_burst: u32,
+    /// Longest long-poll.
+    pub max_wait: std::time::Duration,
+    /// Key cache lifetime.
+    pub key_cache_ttl: std::time::Duration,
     /// Database settings.
     pub db: DbConfig,
 }
@@ -44,8 +74,13 @@ impl ApiConfig {
             bind: config::optional("ACKBOX_BIND").unwrap_or_else(|| DEFAULT_BIND.to_string()),
             http_workers: config::parse_or("ACKBOX_HTTP_WORKERS", cores)?.max(1),
             max_body_bytes: config::parse_or("ACKBOX_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
-            retry_after_secs: config::parse_or("ACKBOX_RETRY_AFTER_SECS", DEFAULT_RETRY_AFTER_SECS)?,
             topic: config::optional("ACKBOX_TOPIC").unwrap_or_else(|| DEFAULT_TOPIC.to_string()),
+            idempotency_ttl: secs("ACKBOX_IDEMPOTENCY_TTL_SECS", DEFAULT_IDEMPOTENCY_TTL_SECS)?,
+            overdue_after: secs("ACKBOX_OVERDUE_AFTER", DEFAULT_OVERDUE_AFTER_SECS)?,
+            rate_limit_per_sec: config::parse_or("ACKBOX_RATE_LIMIT_PER_SEC", DEFAULT_RATE_LIMIT_PER_SEC)?,
+            rate_limit_burst: config::parse_or("ACKBOX_RATE_LIMIT_BURST", DEFAULT_RATE_LIMIT_BURST)?,
+            max_wait: secs("ACKBOX_MAX_WAIT_SECS", DEFAULT_MAX_WAIT_SECS)?,
+            key_cache_ttl: secs("ACKBOX_KEY_CACHE_TTL_SECS", DEFAULT_KEY_CACHE_TTL_SECS)?,
             db: DbConfig::from_env()?,
         })
     }

@@ -1,24 +1,30 @@
-//! The status document: what `POST /v1/jobs` and `GET /v1/jobs/{id}` return.
+//! The status document: what `POST /v1/jobs`, `GET /v1/jobs/{id}`, cancel and list return for a job.
 
 use ackbox_shared::models::{Job, JobStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::live::Estimates;
+
 /// Links a client follows instead of building URLs.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Links {
     /// This document.
     #[serde(rename = "self")]
     pub self_: String,
     /// The result (200 once succeeded, 409 before).
     pub result: String,
+    /// Where to POST a cancel.
+    pub cancel: String,
 }
 
 /// A job as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StatusDocument {
-    /// Job id.
+    /// Job id (UUIDv7).
     pub id: Uuid,
     /// Handler kind.
     pub kind: String,
@@ -30,7 +36,7 @@ pub struct StatusDocument {
     pub max_attempts: i32,
     /// When the job was accepted.
     pub created_at: DateTime<Utc>,
-    /// Last status change.
+    /// Last change.
     pub updated_at: DateTime<Utc>,
     /// Start of the latest attempt.
     pub started_at: Option<DateTime<Utc>>,
@@ -42,6 +48,16 @@ pub struct StatusDocument {
     pub error: Option<serde_json::Value>,
     /// Latest progress report of the running (or last) attempt: `{"percent", "message"}`.
     pub progress: Option<serde_json::Value>,
+    /// True once a cancel was requested for a running job.
+    pub cancel_requested: bool,
+    /// Seconds a client should wait before polling again (null once terminal). Computed from the observed
+    /// time-to-start (queued) or run time (running) of recent jobs of this kind, clamped to [1, 60].
+    pub retry_after_seconds: Option<u64>,
+    /// True when the job has waited in `queued` longer than the configured bound: this is no longer "be patient",
+    /// it is "something is wrong".
+    pub overdue: bool,
+    /// What to do about an overdue job (null otherwise).
+    pub overdue_message: Option<String>,
     /// Where to look next.
     pub links: Links,
 }
@@ -51,11 +67,37 @@ pub fn job_path(id: Uuid) -> String {
     format!("/v1/jobs/{id}")
 }
 
-impl From<Job> for StatusDocument {
-    fn from(job: Job) -> Self {
+/// The honest polling hint for a job: null when terminal, else the median wait of recent similar jobs, in [1, 60].
+pub fn retry_after(job: &Job, estimates: &Estimates) -> Option<u64> {
+    if job.status.is_terminal() {
+        return None;
+    }
+    let (to_start, run) = estimates.get(&job.kind).unwrap_or((1.0, 1.0));
+    let secs = if job.status == JobStatus::Queued { to_start } else { run };
+    Some((secs.ceil() as u64).clamp(1, 60))
+}
+
+/// An entity tag that changes whenever anything in the document can change.
+pub fn etag(job: &Job) -> String {
+    let mut h = Sha256::new();
+    h.update(job.id.as_bytes());
+    h.update(job.status.as_str());
+    h.update(job.attempts.to_le_bytes());
+    h.update(job.updated_at.timestamp_micros().to_le_bytes());
+    h.update(job.progress.as_ref().map(|p| p.to_string()).unwrap_or_default());
+    h.update([u8::from(job.cancel_requested_at.is_some())]);
+    format!("\"{}\"", hex::encode(&h.finalize()[..12]))
+}
+
+impl StatusDocument {
+    /// Builds the document; `overdue_after` is the configured bound for queued jobs.
+    pub fn new(job: Job, estimates: &Estimates, overdue_after: std::time::Duration) -> Self {
+        let retry_after_seconds = retry_after(&job, estimates);
+        let waited = (Utc::now() - job.created_at).to_std().unwrap_or_default();
+        let overdue = job.status == JobStatus::Queued && waited > overdue_after;
         let self_ = job_path(job.id);
-        let result = format!("{self_}/result");
         Self {
+            links: Links { result: format!("{self_}/result"), cancel: format!("{self_}/cancel"), self_ },
             id: job.id,
             kind: job.kind,
             status: job.status,
@@ -68,7 +110,17 @@ impl From<Job> for StatusDocument {
             result: job.result,
             error: job.error,
             progress: job.progress,
-            links: Links { self_, result },
+            cancel_requested: job.cancel_requested_at.is_some(),
+            retry_after_seconds,
+            overdue,
+            overdue_message: overdue.then(|| {
+                format!(
+                    "This job has waited in the queue for {} s, longer than the expected {} s. It is safe in the \
+                     database and will run, but the workers are behind or stopped: contact support with its id.",
+                    waited.as_secs(),
+                    overdue_after.as_secs()
+                )
+            }),
         }
     }
 }

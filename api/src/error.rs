@@ -15,6 +15,9 @@ pub enum ApiError {
     /// Syntactically bad request: malformed JSON, malformed id (400).
     #[error("{0}")]
     BadRequest(String),
+    /// Missing, unknown or revoked API key (401).
+    #[error("{0}")]
+    Unauthorized(&'static str),
     /// No such job, or not yours (404).
     #[error("not found")]
     NotFound,
@@ -30,6 +33,9 @@ pub enum ApiError {
     /// Well-formed JSON with wrong fields or values (422).
     #[error("{0}")]
     Unprocessable(String),
+    /// The tenant is over its rate limit (429); retry after this many seconds.
+    #[error("rate limit exceeded; retry in {0} s")]
+    TooManyRequests(u64),
     /// Postgres unreachable or the pool exhausted (503).
     #[error("service temporarily unavailable")]
     Unavailable,
@@ -38,13 +44,17 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// RFC 9457 problem details.
-#[derive(Serialize)]
-struct Problem<'a> {
+/// RFC 9457 problem details: the body of every error.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// Stable URI of the error kind, e.g. `/problems/not-found`.
     #[serde(rename = "type")]
     kind: &'a str,
+    /// Short summary of the error kind.
     title: &'a str,
+    /// The HTTP status code.
     status: u16,
+    /// What went wrong with this request.
     detail: String,
 }
 
@@ -53,6 +63,8 @@ impl ApiError {
     fn type_and_title(&self) -> (&'static str, &'static str) {
         match self {
             ApiError::BadRequest(_) => ("/problems/bad-request", "Bad request"),
+            ApiError::Unauthorized(_) => ("/problems/unauthorized", "Unauthorized"),
+            ApiError::TooManyRequests(_) => ("/problems/rate-limited", "Too many requests"),
             ApiError::NotFound => ("/problems/not-found", "Not found"),
             ApiError::Conflict(_) => ("/problems/conflict", "Conflict"),
             ApiError::PayloadTooLarge(_) => ("/problems/payload-too-large", "Payload too large"),
@@ -91,6 +103,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -116,8 +130,17 @@ impl ResponseError for ApiError {
         };
         let mut resp = HttpResponse::build(status);
         resp.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
-        if matches!(self, ApiError::Unavailable) {
-            resp.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            ApiError::Unavailable => {
+                resp.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::TooManyRequests(secs) => {
+                resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
+            ApiError::Unauthorized(_) => {
+                resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
         }
         resp.body(
             serde_json::to_string(&Problem { kind, title, status: status.as_u16(), detail })

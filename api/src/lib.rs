@@ -1,17 +1,27 @@
 #![doc = include_str!("../README.md")]
 
+pub mod auth;
 pub mod config;
 pub mod document;
 pub mod error;
+pub mod live;
+pub mod metrics;
 pub mod routes;
 
+use std::collections::HashSet;
 use std::net::TcpListener;
+use std::sync::{Arc, RwLock};
 
 use ackbox_shared::db::PgPool;
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
+use crate::auth::{KeyCache, TenantLimiter};
 use crate::config::ApiConfig;
+use crate::error::ApiError;
+use crate::live::{Estimates, Waiters};
+use crate::metrics::ApiMetrics;
 
 /// Shared state of every request handler.
 pub struct AppState {
@@ -19,14 +29,59 @@ pub struct AppState {
     pub pool: PgPool,
     /// Process configuration.
     pub config: ApiConfig,
+    /// Authenticated keys, invalidated by NOTIFY.
+    pub keys: Arc<KeyCache>,
+    /// Per-tenant rate limit.
+    pub limiter: TenantLimiter,
+    /// Long-poll waiters, woken by the shared listener.
+    pub waiters: Arc<Waiters>,
+    /// Retry-After estimates per kind.
+    pub estimates: Arc<Estimates>,
+    /// Kinds some worker registered (grows on demand; kinds are never unregistered while a process runs).
+    pub kinds: RwLock<HashSet<String>>,
+    /// Metrics.
+    pub metrics: ApiMetrics,
 }
 
-/// Builds the HTTP server on an already bound listener (tests bind port 0). The server handles SIGTERM itself: it
-/// stops accepting and lets in-flight requests finish.
+impl AppState {
+    /// Whether some worker registered `kind`. A miss re-reads `job_kinds` (a worker may have just started), so a
+    /// new kind is accepted as soon as its worker is up, without a restart.
+    pub async fn kind_known(&self, kind: &str) -> Result<bool, ApiError> {
+        if self.kinds.read().unwrap_or_else(|p| p.into_inner()).contains(kind) {
+            return Ok(true);
+        }
+        let pool = self.pool.clone();
+        let all = web::block(move || -> Result<Vec<String>, ApiError> {
+            let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
+            Ok(ackbox_shared::models::job_kind::all(&mut conn)?)
+        })
+        .await??;
+        let mut kinds = self.kinds.write().unwrap_or_else(|p| p.into_inner());
+        kinds.extend(all);
+        Ok(kinds.contains(kind))
+    }
+}
+
+/// Builds the HTTP server on an already bound listener (tests bind port 0) and starts the process's shared
+/// listener thread. The server handles SIGTERM itself: it stops accepting and lets in-flight requests finish.
 pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::Result<Server> {
     let workers = config.http_workers;
     let max_body = config.max_body_bytes;
-    let state = web::Data::new(AppState { pool, config });
+    let metrics = ApiMetrics::new();
+    let keys = Arc::new(KeyCache::new(config.key_cache_ttl));
+    let waiters = Arc::new(Waiters::with_gauge(metrics.waiters.clone()));
+    let estimates = Arc::new(Estimates::default());
+    live::start(config.db.url.clone(), pool.clone(), keys.clone(), waiters.clone(), estimates.clone());
+    let state = web::Data::new(AppState {
+        pool,
+        limiter: TenantLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
+        config,
+        keys,
+        waiters,
+        estimates,
+        kinds: RwLock::new(HashSet::new()),
+        metrics,
+    });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -34,12 +89,19 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
                 web::JsonConfig::default().limit(max_body).content_type_required(true).error_handler(error::json_error),
             )
             .app_data(
-                web::PathConfig::default()
-                    .error_handler(|e, _| error::ApiError::BadRequest(format!("bad path: {e}")).into()),
+                web::PathConfig::default().error_handler(|e, _| ApiError::BadRequest(format!("bad path: {e}")).into()),
             )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| ApiError::BadRequest(format!("bad query string: {e}")).into()),
+            )
+            .wrap(from_fn(metrics::record))
             .configure(routes::configure)
     })
     .workers(workers)
+    // Bound the time a client may take to send its headers (slow-loris) and keep idle connections short-lived.
+    .client_request_timeout(std::time::Duration::from_secs(10))
+    .keep_alive(std::time::Duration::from_secs(75))
     .shutdown_timeout(30)
     .listen(listener)?
     .run();

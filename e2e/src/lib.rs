@@ -56,6 +56,8 @@ pub struct Stack {
     pub kafka: KafkaConfig,
     /// Base URL of the api, e.g. `http://127.0.0.1:41234`.
     pub api_url: String,
+    /// An API key of the stack's tenant.
+    pub key: String,
     group: String,
     log_dir: PathBuf,
     env: Vec<(String, String)>,
@@ -74,9 +76,15 @@ impl Stack {
         let kafka = fresh_topic("e2e", 3);
         let log_dir = bin_path("ackbox-api").parent().expect("dir").join("../e2e-logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
+        let key = {
+            let mut conn = db.conn();
+            let tenant = ackbox_shared::models::tenant::ensure_tenant(&mut conn, "e2e").expect("tenant");
+            ackbox_shared::models::tenant::create_key(&mut conn, tenant.id).expect("key").1
+        };
         let mut stack = Stack {
             db,
             kafka,
+            key,
             api_url: String::new(),
             group: unique_topic("e2e-group"),
             log_dir,
@@ -86,7 +94,16 @@ impl Stack {
         stack.spawn(Component::Relay);
         stack.spawn(Component::Worker);
         stack.spawn(Component::Api);
+        stack.wait_for_kinds();
         stack
+    }
+
+    /// Waits until the worker has registered its kinds (the API refuses unregistered kinds).
+    pub fn wait_for_kinds(&self) {
+        ackbox_shared::testing::wait_for("the worker to register its kinds", Duration::from_secs(60), || {
+            let kinds = ackbox_shared::models::job_kind::all(&mut self.db.conn()).ok()?;
+            kinds.iter().any(|k| k == "effect").then_some(())
+        });
     }
 
     /// Starts (another instance of) a component.
@@ -134,9 +151,16 @@ impl Stack {
         self.children.push((component, child));
     }
 
-    /// A blocking HTTP client with a sane timeout.
+    /// A blocking HTTP client with a sane timeout that authenticates as the stack's tenant.
     pub fn client(&self) -> reqwest::blocking::Client {
-        reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client")
+        let mut headers = reqwest::header::HeaderMap::new();
+        let auth = format!("Bearer {}", self.key).parse().expect("header value");
+        headers.insert(reqwest::header::AUTHORIZATION, auth);
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(90))
+            .default_headers(headers)
+            .build()
+            .expect("http client")
     }
 
     /// `path` on the api.

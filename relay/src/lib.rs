@@ -227,7 +227,7 @@ pub async fn run(relay: Arc<Relay>, shutdown: watch::Receiver<bool>) {
 
 async fn relay_loop(relay: Arc<Relay>, mut shutdown: watch::Receiver<bool>) {
     let wake = Arc::new(Notify::new());
-    let listener = spawn_listener(relay.config.db.url.clone(), OUTBOX_CHANNEL, wake.clone());
+    let listener = spawn_listener(relay.config.db.url.clone(), &[OUTBOX_CHANNEL], wake.clone());
     let mut error_backoff = Duration::from_millis(100);
     while !*shutdown.borrow() {
         let r = relay.clone();

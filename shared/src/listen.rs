@@ -1,8 +1,9 @@
-//! One long-lived `LISTEN` connection per process, turned into a wake-up signal.
+//! One long-lived `LISTEN` connection per process, turned into events.
 //!
 //! Diesel connections are blocking and pooled; a listener must sit idle on a socket, so it uses tokio-postgres on
-//! its own connection. It never holds a pool connection, reconnects by itself with backoff, and fires the signal once
-//! after every (re)connect, because notifications sent while it was away are lost and the caller must re-check.
+//! its own connection. It never holds a pool connection and reconnects by itself with backoff. Notifications sent
+//! while it was away are lost, so it reports every (re)connect and disconnect: a cache must be dropped, a waiter
+//! must re-check.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,26 +14,70 @@ use tokio_postgres::AsyncMessage;
 
 /// Channel the outbox trigger notifies on every insert.
 pub const OUTBOX_CHANNEL: &str = "ackbox_outbox";
+/// Channel the jobs trigger notifies on every status or progress change, with the job id as payload.
+pub const JOB_STATUS_CHANNEL: &str = "ackbox_job_status";
+/// Channel the api_keys trigger notifies on every key change.
+pub const KEYS_CHANNEL: &str = "ackbox_keys";
 
-/// Spawns a task that `LISTEN`s on `channel` and calls `notify_one` on `wake` for each notification. Runs until the
-/// runtime shuts down.
-pub fn spawn_listener(database_url: String, channel: &'static str, wake: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+/// What the listener saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// (Re)connected and listening: anything may have changed while it was away.
+    Connected,
+    /// The connection dropped; until `Connected`, no notification arrives.
+    Disconnected,
+    /// A notification.
+    Notification {
+        /// Channel name.
+        channel: String,
+        /// Payload (may be empty).
+        payload: String,
+    },
+}
+
+/// Spawns a task that `LISTEN`s on `channels` and calls `on_event` for each event. Runs until the runtime shuts down.
+pub fn spawn_events(
+    database_url: String,
+    channels: &'static [&'static str],
+    on_event: Arc<dyn Fn(Event) + Send + Sync>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match listen_once(&database_url, channel, &wake).await {
-                Ok(()) => log::warn!("LISTEN {channel}: connection closed; reconnecting"),
-                Err(e) => log::warn!("LISTEN {channel}: {e}; reconnecting in {backoff:?}"),
+            match listen_once(&database_url, channels, &*on_event).await {
+                Ok(()) => log::warn!("LISTEN connection closed; reconnecting"),
+                Err(e) => log::warn!("LISTEN connection: {e}; reconnecting in {backoff:?}"),
             }
-            // Whatever happened while we were gone, the caller must look again.
-            wake.notify_one();
+            on_event(Event::Disconnected);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     })
 }
 
-async fn listen_once(database_url: &str, channel: &str, wake: &Notify) -> Result<(), tokio_postgres::Error> {
+/// Spawns a task that `LISTEN`s on `channels` and calls `notify_one` on `wake` for each notification and after
+/// every (re)connect.
+pub fn spawn_listener(
+    database_url: String,
+    channels: &'static [&'static str],
+    wake: Arc<Notify>,
+) -> tokio::task::JoinHandle<()> {
+    spawn_events(
+        database_url,
+        channels,
+        Arc::new(move |event| {
+            if event != Event::Disconnected {
+                wake.notify_one();
+            }
+        }),
+    )
+}
+
+async fn listen_once(
+    database_url: &str,
+    channels: &[&str],
+    on_event: &(dyn Fn(Event) + Send + Sync),
+) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
     let (tx, mut rx) = futures::channel::mpsc::unbounded();
     let driver = tokio::spawn(async move {
@@ -49,12 +94,13 @@ async fn listen_once(database_url: &str, channel: &str, wake: &Notify) -> Result
         }
         Ok(())
     });
-    client.batch_execute(&format!("LISTEN {channel}")).await?;
-    log::info!("listening for notifications on {channel}");
-    wake.notify_one();
+    let listen: String = channels.iter().map(|c| format!("LISTEN {c};")).collect();
+    client.batch_execute(&listen).await?;
+    log::info!("listening for notifications on {}", channels.join(", "));
+    on_event(Event::Connected);
     while let Some(msg) = rx.next().await {
-        if let AsyncMessage::Notification(_) = msg {
-            wake.notify_one();
+        if let AsyncMessage::Notification(n) = msg {
+            on_event(Event::Notification { channel: n.channel().to_string(), payload: n.payload().to_string() });
         }
     }
     drop(client);

@@ -19,6 +19,8 @@ diesel::table! {
         not_before -> Nullable<Timestamptz>,
         lease_expires_at -> Nullable<Timestamptz>,
         progress -> Nullable<Jsonb>,
+        tenant_id -> Uuid,
+        cancel_requested_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -47,4 +49,53 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(jobs, outbox, job_effects);
+diesel::table! {
+    tenants (id) {
+        id -> Uuid,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        prefix -> Text,
+        key_hash -> Bytea,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    job_kinds (kind) {
+        kind -> Text,
+        first_seen_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (tenant_id, key) {
+        tenant_id -> Uuid,
+        key -> Text,
+        fingerprint -> Bytea,
+        job_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(jobs -> tenants (tenant_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    jobs,
+    outbox,
+    job_effects,
+    tenants,
+    api_keys,
+    job_kinds,
+    idempotency_keys
+);

@@ -11,6 +11,8 @@
 //!                                             │ fail (attempts = max, or not retryable)
 //!                                             ▼
 //!                                           failed
+//!
+//!   queued ──cancel──▶ cancelled          running ──cancel request──▶ (attempt stops) ──▶ cancelled
 //! ```
 
 use std::time::Duration;
@@ -34,6 +36,118 @@ pub fn submit(conn: &mut PgConnection, new: &NewJob, topic: &str) -> QueryResult
         outbox::enqueue(conn, topic, &Envelope::new(job.id, &job.kind, 1), None)?;
         Ok(job)
     })
+}
+
+/// What [`submit_idempotent`] did.
+#[derive(Clone, Debug)]
+pub enum Submitted {
+    /// A new job was committed.
+    Created(Job),
+    /// The idempotency key was already used for the same request: this is that job.
+    Replayed(Job),
+    /// The idempotency key was already used for a different request; nothing was written.
+    KeyMismatch,
+}
+
+/// An idempotency key as the API received it.
+#[derive(Clone, Copy, Debug)]
+pub struct IdempotencyKey<'a> {
+    /// The header value.
+    pub key: &'a str,
+    /// SHA-256 of the canonical request.
+    pub fingerprint: &'a [u8],
+    /// When the key may be reused.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// [`submit`], optionally under an idempotency key, in ONE transaction: the key, the job and its outbox row commit
+/// together or not at all.
+pub fn submit_idempotent(
+    conn: &mut PgConnection,
+    new: &NewJob,
+    topic: &str,
+    key: Option<IdempotencyKey<'_>>,
+) -> QueryResult<Submitted> {
+    let Some(key) = key else { return submit(conn, new, topic).map(Submitted::Created) };
+    conn.transaction(|conn| {
+        use crate::models::idempotency::{claim, Claim};
+        match claim(conn, new.tenant_id, key.key, key.fingerprint, new.id, key.expires_at)? {
+            Claim::Fresh => submit(conn, new, topic).map(Submitted::Created),
+            Claim::Mismatch => Ok(Submitted::KeyMismatch),
+            Claim::Replay(id) => match Job::find(conn, id)? {
+                Some(job) => Ok(Submitted::Replayed(job)),
+                // The job row cannot vanish while its key lives (they commit together and jobs are not deleted).
+                None => Err(diesel::result::Error::NotFound),
+            },
+        }
+    })
+}
+
+/// What [`cancel`] did.
+#[derive(Clone, Debug)]
+pub enum CancelOutcome {
+    /// The job was queued and is now `cancelled`.
+    Cancelled(Job),
+    /// The job is running; a cancel was requested and the worker will stop it.
+    Requested(Job),
+    /// The job had already finished; nothing changed.
+    AlreadyFinished(Job),
+    /// No such job for this tenant.
+    NotFound,
+}
+
+/// Cancels a tenant's job: a queued one at once, a running one by request (its worker's heartbeat sees the request
+/// and cancels the attempt, which then ends `cancelled`).
+pub fn cancel(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> QueryResult<CancelOutcome> {
+    let mine = jobs::table.filter(jobs::id.eq(id)).filter(jobs::tenant_id.eq(tenant_id));
+    let cancelled: Option<Job> = diesel::update(mine.filter(jobs::status.eq(JobStatus::Queued)))
+        .set((
+            jobs::status.eq(JobStatus::Cancelled),
+            jobs::finished_at.eq(now),
+            jobs::updated_at.eq(now),
+            jobs::not_before.eq(None::<DateTime<Utc>>),
+        ))
+        .returning(Job::as_returning())
+        .get_result(conn)
+        .optional()?;
+    if let Some(job) = cancelled {
+        return Ok(CancelOutcome::Cancelled(job));
+    }
+    let requested: Option<Job> = diesel::update(mine.filter(jobs::status.eq(JobStatus::Running)))
+        .set((jobs::cancel_requested_at.eq(diesel::dsl::sql::<
+            diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+        >("coalesce(cancel_requested_at, now())")),))
+        .returning(Job::as_returning())
+        .get_result(conn)
+        .optional()?;
+    if let Some(job) = requested {
+        return Ok(CancelOutcome::Requested(job));
+    }
+    Ok(match Job::find_for_tenant(conn, tenant_id, id)? {
+        Some(job) => CancelOutcome::AlreadyFinished(job),
+        None => CancelOutcome::NotFound,
+    })
+}
+
+/// `running → cancelled` for an attempt that stopped after a cancel request (fenced by attempt). Returns whether it
+/// applied.
+pub fn cancel_running(conn: &mut PgConnection, id: Uuid, attempt: i32) -> QueryResult<bool> {
+    let n = diesel::update(
+        jobs::table
+            .filter(jobs::id.eq(id))
+            .filter(jobs::status.eq(JobStatus::Running))
+            .filter(jobs::attempts.eq(attempt))
+            .filter(jobs::cancel_requested_at.is_not_null()),
+    )
+    .set((
+        jobs::status.eq(JobStatus::Cancelled),
+        jobs::error.eq(Some(serde_json::json!({"code": "cancelled", "message": "cancelled on request while running"}))),
+        jobs::finished_at.eq(now),
+        jobs::lease_expires_at.eq(None::<DateTime<Utc>>),
+        jobs::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// A job a worker now owns for one attempt.
@@ -194,24 +308,33 @@ pub fn fail(
     Ok(if n == 1 { FailOutcome::Failed } else { FailOutcome::Stale })
 }
 
-/// Extends the leases of running attempts in one statement. Returns the ids whose lease was extended; an id missing
-/// from the result has lost its lease (rescued, or finished elsewhere), and its handler should stop.
-pub fn heartbeat(conn: &mut PgConnection, held: &[(Uuid, i32)], lease: Duration) -> QueryResult<Vec<Uuid>> {
+#[derive(QueryableByName)]
+struct BeatRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    cancel_requested: bool,
+}
+
+/// Extends the leases of running attempts in one statement. Returns, for each attempt that still holds its lease,
+/// whether a cancel was requested; an id missing from the result has lost its lease (rescued, or finished
+/// elsewhere), and its handler should stop.
+pub fn heartbeat(conn: &mut PgConnection, held: &[(Uuid, i32)], lease: Duration) -> QueryResult<Vec<(Uuid, bool)>> {
     if held.is_empty() {
         return Ok(Vec::new());
     }
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
-    let rows: Vec<IdRow> = diesel::sql_query(
+    let rows: Vec<BeatRow> = diesel::sql_query(
         "UPDATE jobs j SET lease_expires_at = now() + $3 * interval '1 millisecond'
            FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt)
           WHERE j.id = h.id AND j.status = 'running' AND j.attempts = h.attempt
-      RETURNING j.id",
+      RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested",
     )
     .bind::<Array<SqlUuid>, _>(ids)
     .bind::<Array<Int4>, _>(attempts)
     .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)
     .load(conn)?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
+    Ok(rows.into_iter().map(|r| (r.id, r.cancel_requested)).collect())
 }
 
 /// Records a progress report of a running attempt (fenced like every other write). Returns whether it applied.
@@ -287,10 +410,12 @@ pub fn rescue(
                   LIMIT $1
                     FOR UPDATE SKIP LOCKED)
              UPDATE jobs j
-                SET status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,
+                SET status = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                                  WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,
                     error = jsonb_build_object('code', 'lease_expired',
                         'message', format('attempt %s stopped renewing its lease (worker died or stalled)', j.attempts)),
-                    finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+                    finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL OR j.attempts >= j.max_attempts
+                                       THEN now() END,
                     lease_expires_at = NULL, not_before = NULL, updated_at = now()
                FROM expired
               WHERE j.id = expired.id
@@ -303,6 +428,7 @@ pub fn rescue(
                 outbox::enqueue(conn, topic, &Envelope::new(row.id, &row.kind, row.attempts + 1), None)?;
                 report.requeued += 1;
             } else {
+                // failed, or cancelled (a cancel was requested and the attempt died): terminal either way.
                 report.failed += 1;
             }
         }

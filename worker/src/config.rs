@@ -6,6 +6,7 @@
 //! | `ACKBOX_WORKER_CONCURRENCY` | [`DEFAULT_CONCURRENCY`] | jobs running at once in this process (the in-flight bound) |
 //! | `ACKBOX_WORKER_BATCH` | [`DEFAULT_BATCH`] | messages claimed with one UPDATE |
 //! | `ACKBOX_LEASE_MS` | [`DEFAULT_LEASE_MS`] | lease of a running attempt |
+//! | `ACKBOX_HEARTBEAT_MS` | [`DEFAULT_HEARTBEAT_MS`] | lease extension and cancel-request check interval (at most a third of the lease) |
 //! | `ACKBOX_JOB_TIMEOUT_MS` | [`DEFAULT_JOB_TIMEOUT_MS`] | a handler running longer fails the attempt with `timeout` |
 //! | `ACKBOX_RETRY_BASE_MS` | [`DEFAULT_RETRY_BASE_MS`] | first retry backoff; doubles per attempt, ±25 % jitter |
 //! | `ACKBOX_RETRY_MAX_MS` | [`DEFAULT_RETRY_MAX_MS`] | longest retry backoff |
@@ -30,6 +31,8 @@ pub const DEFAULT_CONCURRENCY: usize = 64;
 pub const DEFAULT_BATCH: usize = 64;
 /// Default lease: 30 s.
 pub const DEFAULT_LEASE_MS: u64 = 30_000;
+/// Default heartbeat: 1 s, so a cancel request reaches a running job within about a second.
+pub const DEFAULT_HEARTBEAT_MS: u64 = 1_000;
 /// Default handler timeout: 5 min.
 pub const DEFAULT_JOB_TIMEOUT_MS: u64 = 300_000;
 /// Default first retry backoff: 1 s.
@@ -63,6 +66,8 @@ pub struct WorkerConfig {
     pub batch: usize,
     /// Lease.
     pub lease: Duration,
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
     /// Handler timeout.
     pub job_timeout: Duration,
     /// First retry backoff.
@@ -106,6 +111,7 @@ impl WorkerConfig {
             // A batch larger than the in-flight bound could never be claimed at once.
             batch: batch.min(concurrency),
             lease: config::millis_or("ACKBOX_LEASE_MS", DEFAULT_LEASE_MS)?,
+            heartbeat: config::millis_or("ACKBOX_HEARTBEAT_MS", DEFAULT_HEARTBEAT_MS)?,
             job_timeout: config::millis_or("ACKBOX_JOB_TIMEOUT_MS", DEFAULT_JOB_TIMEOUT_MS)?,
             retry_base: config::millis_or("ACKBOX_RETRY_BASE_MS", DEFAULT_RETRY_BASE_MS)?,
             retry_max: config::millis_or("ACKBOX_RETRY_MAX_MS", DEFAULT_RETRY_MAX_MS)?,

@@ -99,7 +99,16 @@ struct Outcome {
     offset: i64,
     result: Result<serde_json::Value, HandlerError>,
     effects: Vec<Effect>,
+    /// A cancel was requested for this attempt (seen by the heartbeat); a failure then ends the job `cancelled`.
+    cancel_requested: bool,
     _permit: OwnedSemaphorePermit,
+}
+
+/// An attempt this process runs.
+struct Running {
+    attempt: i32,
+    cancel: CancellationToken,
+    cancel_requested: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// State shared by the loop, the job tasks, the heartbeat and the completer.
@@ -110,8 +119,8 @@ struct Shared {
     consumer: Kafka,
     metrics: WorkerMetrics,
     tracker: Mutex<OffsetTracker>,
-    /// Attempts this process runs: id → (attempt, its cancellation). The heartbeat extends their leases.
-    running: Mutex<HashMap<Uuid, (i32, CancellationToken)>>,
+    /// Attempts this process runs. The heartbeat extends their leases and relays cancel requests to them.
+    running: Mutex<HashMap<Uuid, Running>>,
 }
 
 impl Shared {
@@ -234,8 +243,8 @@ pub async fn run(
     if drain.is_err() {
         // Past the grace period: tell handlers to stop. Unrecorded attempts keep their leases until they lapse, and
         // the rescuer retries them; nothing is lost.
-        for (_, cancel) in shared.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
-            cancel.cancel();
+        for r in shared.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            r.cancel.cancel();
         }
         log::warn!(
             "in-flight jobs did not finish within the grace period; their leases will lapse and they will be retried"
@@ -330,7 +339,11 @@ async fn run_job(
 ) {
     let timeout = shared.config.job_timeout;
     let cancel = CancellationToken::new();
-    shared.running.lock().unwrap_or_else(|p| p.into_inner()).insert(job.id, (job.attempt, cancel.clone()));
+    let cancel_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    shared.running.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        job.id,
+        Running { attempt: job.attempt, cancel: cancel.clone(), cancel_requested: cancel_requested.clone() },
+    );
     shared.metrics.in_flight.inc();
     let to_start = (job.started_at - job.created_at).to_std().unwrap_or_default();
     shared.metrics.time_to_start.observe(to_start.as_secs_f64());
@@ -361,45 +374,53 @@ async fn run_job(
     // Effects only ride along with a success.
     let effects = if result.is_ok() { ctx.take_effects() } else { Vec::new() };
     // The completer only goes away after every sender is dropped, so this cannot fail while we hold one.
-    let _ = done_tx.send(Outcome { job, partition, offset, result, effects, _permit: permit });
+    let cancel_requested = cancel_requested.load(std::sync::atomic::Ordering::SeqCst);
+    let _ = done_tx.send(Outcome { job, partition, offset, result, effects, cancel_requested, _permit: permit });
 }
 
-/// Extends the leases of every attempt this process runs, in one statement, every third of the lease. An attempt
-/// whose lease is gone (the rescuer took the job back after a stall) is cancelled: another attempt may be running,
-/// and this one's writes would be refused anyway.
+/// Extends the leases of every attempt this process runs, in one statement, every `ACKBOX_HEARTBEAT_MS` (at most a
+/// third of the lease). An attempt whose lease is gone (the rescuer took the job back after a stall) is cancelled:
+/// another attempt may be running, and this one's writes would be refused anyway. An attempt whose job got a cancel
+/// request is cancelled too, and marked so its failure ends the job `cancelled`.
 async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
-    let every = (shared.config.lease / 3).max(Duration::from_millis(10));
+    let every = shared.config.heartbeat.min(shared.config.lease / 3).max(Duration::from_millis(10));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
         }
         let held: Vec<(Uuid, i32)> =
-            shared.running.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(id, (a, _))| (*id, *a)).collect();
+            shared.running.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(id, r)| (*id, r.attempt)).collect();
         if held.is_empty() {
             continue;
         }
         let s = shared.clone();
         let h = held.clone();
-        let res = tokio::task::spawn_blocking(move || -> Result<Vec<Uuid>, DbError> {
+        let res = tokio::task::spawn_blocking(move || -> Result<Vec<(Uuid, bool)>, DbError> {
             let mut conn = s.pool.get()?;
             Ok(state::heartbeat(&mut conn, &h, s.config.lease)?)
         })
         .await;
         match res {
             Ok(Ok(extended)) => {
-                let extended: std::collections::HashSet<Uuid> = extended.into_iter().collect();
+                let extended: HashMap<Uuid, bool> = extended.into_iter().collect();
                 let running = shared.running.lock().unwrap_or_else(|p| p.into_inner());
                 for (id, attempt) in held {
-                    if extended.contains(&id) {
+                    // Gone from `running` meanwhile means it finished normally.
+                    let Some(r) = running.get(&id).filter(|r| r.attempt == attempt && !r.cancel.is_cancelled()) else {
                         continue;
-                    }
-                    // Gone from `running` meanwhile means it finished normally; only a still-running one lost its lease.
-                    if let Some((a, cancel)) = running.get(&id) {
-                        if *a == attempt && !cancel.is_cancelled() {
+                    };
+                    match extended.get(&id) {
+                        Some(false) => {}
+                        Some(true) => {
+                            log::info!("job {id} attempt {attempt}: cancel requested; stopping it");
+                            r.cancel_requested.store(true, std::sync::atomic::Ordering::SeqCst);
+                            r.cancel.cancel();
+                        }
+                        None => {
                             shared.metrics.leases_lost.inc();
                             log::warn!("job {id} attempt {attempt} lost its lease; cancelling it");
-                            cancel.cancel();
+                            r.cancel.cancel();
                         }
                     }
                 }
@@ -438,7 +459,7 @@ async fn complete_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outc
         {
             let mut running = shared.running.lock().unwrap_or_else(|p| p.into_inner());
             for o in batch.iter() {
-                if running.get(&o.job.id).is_some_and(|(a, _)| *a == o.job.attempt) {
+                if running.get(&o.job.id).is_some_and(|r| r.attempt == o.job.attempt) {
                     running.remove(&o.job.id);
                 }
             }
@@ -452,6 +473,7 @@ async fn complete_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outc
 enum Recorded {
     Succeeded,
     Stale,
+    Cancelled,
     Failed(FailOutcome),
 }
 
@@ -508,6 +530,11 @@ fn write_outcomes(shared: &Shared, batch: &[Outcome]) -> Result<(), DbError> {
                         }
                     }
                 }
+                Err(_) if o.cancel_requested && state::cancel_running(conn, id, attempt)? => {
+                    log::info!("job {id} attempt {attempt} cancelled on request");
+                    recorded.push(Recorded::Cancelled);
+                    continue;
+                }
                 Err(err) => err.clone(),
             };
             let job_error = JobError { code: failure.code.clone(), message: failure.message.clone() };
@@ -528,6 +555,7 @@ fn write_outcomes(shared: &Shared, batch: &[Outcome]) -> Result<(), DbError> {
     for r in recorded {
         let label = match r {
             Recorded::Succeeded => "succeeded",
+            Recorded::Cancelled => "cancelled",
             Recorded::Stale | Recorded::Failed(FailOutcome::Stale) => "stale",
             Recorded::Failed(FailOutcome::Retried { .. }) => "retried",
             Recorded::Failed(FailOutcome::Failed) => "failed",

@@ -25,6 +25,7 @@ pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
     }
     ackbox_shared::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
     let pool = ackbox_shared::db::build_pool(&config.db);
+    register_kinds(&pool, &registry).await;
     let metrics = metrics::WorkerMetrics::new();
     ackbox_shared::ops::spawn(&config.ops_bind, metrics.registry.clone(), pool.clone())
         .with_context(|| format!("failed to bind the ops endpoint {} (ACKBOX_WORKER_OPS_BIND)", config.ops_bind))?;
@@ -36,4 +37,24 @@ pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
     });
     log::info!("ackbox-worker started with kinds: {}", registry.kinds().join(", "));
     consumer::run(config, pool, registry, metrics, stop_rx).await.context("worker failed")
+}
+
+/// Upserts this worker's kinds into `job_kinds`, so the API accepts them, retrying until Postgres answers.
+pub async fn register_kinds(pool: &ackbox_shared::db::PgPool, registry: &Registry) {
+    let mut backoff = std::time::Duration::from_millis(200);
+    loop {
+        let (p, kinds) = (pool.clone(), registry.kinds());
+        let res = tokio::task::spawn_blocking(move || -> Result<usize, ackbox_shared::db::DbError> {
+            let mut conn = p.get()?;
+            Ok(ackbox_shared::models::job_kind::register(&mut conn, &kinds)?)
+        })
+        .await;
+        match res {
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => log::warn!("registering job kinds failed, retrying in {backoff:?}: {e}"),
+            Err(e) => log::warn!("registering job kinds panicked, retrying in {backoff:?}: {e}"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+    }
 }

@@ -1,32 +1,97 @@
-//! `GET /v1/jobs/{id}`: the status document.
+//! `GET /v1/jobs/{id}`: the status document, with conditional GET (`If-None-Match` → 304) and long-poll
+//! (`Prefer: wait=N`, RFC 7240).
+
+use std::time::Duration;
 
 use ackbox_shared::models::Job;
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::document::StatusDocument;
-use crate::error::ApiError;
-use crate::routes::parse_job_id;
+use crate::auth::Tenant;
+use crate::document::{etag, StatusDocument};
+use crate::error::{ApiError, Problem};
+use crate::routes::{document_response, load_job, parse_job_id};
 use crate::AppState;
 
-/// Loads a job on the blocking pool; `NotFound` when no such id exists.
-pub(crate) async fn load_job(state: &AppState, raw_id: &str) -> Result<Job, ApiError> {
-    let id = parse_job_id(raw_id)?;
-    let pool = state.pool.clone();
-    web::block(move || -> Result<_, ApiError> {
-        let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
-        Ok(Job::find(&mut conn, id)?)
-    })
-    .await??
-    .ok_or(ApiError::NotFound)
+/// `wait=N` from a `Prefer` header, if any (other preferences are ignored).
+pub fn prefer_wait(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .filter_map(|p| p.trim().strip_prefix("wait="))
+        .find_map(|n| n.trim().trim_matches('"').parse().ok())
 }
 
-/// Handler for `GET /v1/jobs/{id}`. Adds `Retry-After` while the job is not terminal.
-pub async fn get_job(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let job = load_job(&state, &id).await?;
-    let mut resp = HttpResponse::Ok();
-    if !job.status.is_terminal() {
-        resp.insert_header((header::RETRY_AFTER, state.config.retry_after_secs.to_string()));
+/// Get a job's status.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(
+        ("id" = String, Path, description = "Job id"),
+        ("Prefer" = Option<String>, Header, description = "wait=N: hold up to N s (max 60) until the job changes"),
+        ("If-None-Match" = Option<String>, Header, description = "ETag of the copy you have: 304 if unchanged"),
+    ),
+    responses(
+        (status = 200, description = "The status document", body = StatusDocument,
+         headers(("ETag" = String), ("Retry-After" = u64), ("Preference-Applied" = String))),
+        (status = 304, description = "Unchanged since the ETag in If-None-Match"),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown or revoked key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job for this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Tenant over its rate limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_job(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_job_id(&id)?;
+    let if_none_match = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let wait = prefer_wait(&req).map(|n| Duration::from_secs(n).min(state.config.max_wait));
+
+    let Some(wait) = wait.filter(|w| !w.is_zero()) else {
+        let job = load_job(&state, tenant.0, id).await?;
+        return Ok(respond(&state, job, if_none_match.as_deref(), None));
+    };
+
+    // Subscribe before the first read, so a change between the read and the wait still wakes us.
+    let mut waiter = state.waiters.register(id);
+    let first = load_job(&state, tenant.0, id).await?;
+    // "Changed" means: different from the copy the client has (If-None-Match), else from what we first read.
+    let baseline = if_none_match.clone().unwrap_or_else(|| etag(&first));
+    let mut job = first;
+    let deadline = tokio::time::Instant::now() + wait;
+    while !job.status.is_terminal() && etag(&job) == baseline {
+        tokio::select! {
+            changed = waiter.changed.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+        job = load_job(&state, tenant.0, id).await?;
     }
-    Ok(resp.json(StatusDocument::from(job)))
+    drop(waiter);
+    Ok(respond(&state, job, if_none_match.as_deref(), Some(wait)))
+}
+
+fn respond(state: &AppState, job: Job, if_none_match: Option<&str>, waited: Option<Duration>) -> HttpResponse {
+    let tag = etag(&job);
+    let matches = if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    let mut builder = if matches { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    if let Some(w) = waited {
+        builder.insert_header(("Preference-Applied", format!("wait={}", w.as_secs())));
+    }
+    if matches {
+        builder.insert_header((header::ETAG, tag));
+        if let Some(secs) = crate::document::retry_after(&job, &state.estimates) {
+            builder.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        return builder.finish();
+    }
+    document_response(builder, job, state)
 }

@@ -3,14 +3,31 @@
 use ackbox_shared::models::JobStatus;
 use actix_web::{web, HttpResponse};
 
-use crate::error::ApiError;
-use crate::routes::get_job::load_job;
+use crate::auth::Tenant;
+use crate::error::{ApiError, Problem};
+use crate::routes::{load_job, parse_job_id};
 use crate::AppState;
 
-/// Handler for `GET /v1/jobs/{id}/result`: 200 with the result when succeeded, 409 before (or when it ended
-/// without one), 404 when no such job exists.
-pub async fn get_job_result(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let job = load_job(&state, &id).await?;
+/// Get a job's result.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}/result", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The result the handler returned (any JSON)", body = serde_json::Value),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown or revoked key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job for this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not succeeded (yet)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Tenant over its rate limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_job_result(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let job = load_job(&state, tenant.0, parse_job_id(&id)?).await?;
     match job.status {
         JobStatus::Succeeded => Ok(HttpResponse::Ok().json(job.result.unwrap_or(serde_json::Value::Null))),
         status => Err(ApiError::Conflict(format!("job is {status}; a result exists only once it has succeeded"))),

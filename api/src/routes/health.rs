@@ -1,4 +1,4 @@
-//! `GET /healthz` (the process is up) and `GET /readyz` (the database answers).
+//! `GET /healthz` (the process is up), `GET /readyz` (the database answers) and `GET /metrics` (Prometheus).
 
 use actix_web::{web, HttpResponse};
 use diesel::RunQueryDsl;
@@ -21,4 +21,11 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     })
     .await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+}
+
+/// Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(ackbox_shared::ops::render(&state.metrics.registry))
 }

@@ -1,32 +1,68 @@
 //! The routes table: every endpoint, in one place. One file per handler.
 
-use actix_web::web;
+use ackbox_shared::models::Job;
+use actix_web::http::header;
+use actix_web::{web, HttpResponse, HttpResponseBuilder};
 
+mod cancel_job;
 mod get_job;
 mod get_job_result;
 mod health;
+mod list_jobs;
+pub(crate) mod openapi;
 mod submit_job;
 
+pub use list_jobs::{JobList, ListParams};
+pub use submit_job::SubmitJob;
+
+use crate::document::{etag, StatusDocument};
 use crate::error::ApiError;
+use crate::AppState;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .route("/openapi.json", web::get().to(openapi::openapi_json))
         .service(
             web::scope("/v1")
                 .route("/jobs", web::post().to(submit_job::submit_job))
+                .route("/jobs", web::get().to(list_jobs::list_jobs))
                 .route("/jobs/{id}", web::get().to(get_job::get_job))
-                .route("/jobs/{id}/result", web::get().to(get_job_result::get_job_result)),
+                .route("/jobs/{id}/result", web::get().to(get_job_result::get_job_result))
+                .route("/jobs/{id}/cancel", web::post().to(cancel_job::cancel_job)),
         )
         .default_service(web::to(not_found));
 }
 
-async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
 
 /// Parses a job id from the path; anything that is not a UUID is a 400, distinct from a well-formed unknown id (404).
 pub(crate) fn parse_job_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::try_parse(raw).map_err(|_| ApiError::BadRequest("job id must be a UUID".into()))
+}
+
+/// Loads a tenant's job on the blocking pool; `NotFound` when no such id exists for this tenant, whoever else may
+/// own it.
+pub(crate) async fn load_job(state: &AppState, tenant: uuid::Uuid, id: uuid::Uuid) -> Result<Job, ApiError> {
+    let pool = state.pool.clone();
+    web::block(move || -> Result<_, ApiError> {
+        let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
+        Ok(Job::find_for_tenant(&mut conn, tenant, id)?)
+    })
+    .await??
+    .ok_or(ApiError::NotFound)
+}
+
+/// A status-document response: the body plus `ETag`, and `Retry-After` while the job is not terminal.
+pub(crate) fn document_response(mut builder: HttpResponseBuilder, job: Job, state: &AppState) -> HttpResponse {
+    builder.insert_header((header::ETAG, etag(&job)));
+    let doc = StatusDocument::new(job, &state.estimates, state.config.overdue_after);
+    if let Some(secs) = doc.retry_after_seconds {
+        builder.insert_header((header::RETRY_AFTER, secs.to_string()));
+    }
+    builder.json(doc)
 }

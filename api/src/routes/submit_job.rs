@@ -1,14 +1,18 @@
-//! `POST /v1/jobs`: accept a job. The job row and its outbox row commit in ONE transaction before the 202 is sent,
-//! so every id we hand out can be read back at once.
+//! `POST /v1/jobs`: accept a job. The job row and its outbox row (and the Idempotency-Key, if any) commit in ONE
+//! transaction before the 202 is sent, so every id we hand out can be read back at once.
 
 use ackbox_shared::models::NewJob;
-use ackbox_shared::state;
+use ackbox_shared::state::{self, IdempotencyKey, Submitted};
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
+use crate::auth::Tenant;
 use crate::document::{job_path, StatusDocument};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
+use crate::routes::document_response;
 use crate::AppState;
 
 /// Longest accepted `kind`.
@@ -17,17 +21,21 @@ pub const MAX_KIND_LEN: usize = 128;
 pub const MAX_ATTEMPTS_LIMIT: i32 = 100;
 /// Attempts when the client does not say.
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
+/// Longest accepted Idempotency-Key.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitJob {
-    /// Handler kind.
+    /// Handler kind: 1–128 of `[A-Za-z0-9_.:-]`, registered by some worker.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$", example = "echo")]
     pub kind: String,
     /// Handler input; `{}` when absent.
     #[serde(default = "empty_object")]
     pub payload: serde_json::Value,
-    /// Attempts allowed, 1..=100.
+    /// Attempts allowed, 1..=100 (default 3).
+    #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<i32>,
 }
 
@@ -35,13 +43,26 @@ fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(Default::default())
 }
 
+/// True for a syntactically valid kind.
+pub fn valid_kind(kind: &str) -> bool {
+    !kind.is_empty()
+        && kind.len() <= MAX_KIND_LEN
+        && kind.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+}
+
+/// The canonical form of a request, fingerprinted for Idempotency-Key: defaults applied, object keys sorted
+/// (serde_json's map is ordered), so equivalent bodies match.
+#[derive(Serialize)]
+struct Canonical<'a> {
+    kind: &'a str,
+    payload: &'a serde_json::Value,
+    max_attempts: i32,
+}
+
 impl SubmitJob {
     /// Checks the values serde cannot; the message names the field.
     pub fn validate(self) -> Result<NewJob, ApiError> {
-        let kind_ok = !self.kind.is_empty()
-            && self.kind.len() <= MAX_KIND_LEN
-            && self.kind.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
-        if !kind_ok {
+        if !valid_kind(&self.kind) {
             return Err(ApiError::Unprocessable(format!(
                 "kind: must be 1 to {MAX_KIND_LEN} characters of letters, digits, '_', '-', '.' or ':'"
             )));
@@ -54,20 +75,85 @@ impl SubmitJob {
     }
 }
 
-/// Handler for `POST /v1/jobs`.
-pub async fn submit_job(state: web::Data<AppState>, body: web::Json<SubmitJob>) -> Result<HttpResponse, ApiError> {
-    let new = body.into_inner().validate()?;
+/// SHA-256 of the canonical request.
+pub fn fingerprint(job: &NewJob) -> Vec<u8> {
+    let canonical = Canonical { kind: &job.kind, payload: &job.payload, max_attempts: job.max_attempts };
+    Sha256::digest(serde_json::to_vec(&canonical).unwrap_or_default()).to_vec()
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
+    let key = value.to_str().map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
+    let ok = !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN && key.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if !ok {
+        return Err(ApiError::BadRequest(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+        )));
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// Submit a job.
+#[utoipa::path(
+    post, path = "/v1/jobs", tag = "jobs",
+    request_body = SubmitJob,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this POST safe (24 h)")),
+    responses(
+        (status = 202, description = "Accepted: committed, readable at Location at once", body = StatusDocument,
+         headers(("Location" = String), ("Retry-After" = u64), ("ETag" = String))),
+        (status = 400, description = "Malformed JSON or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown or revoked key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, unknown kind, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Tenant over its rate limit", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unreachable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn submit_job(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    req: HttpRequest,
+    body: web::Json<SubmitJob>,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
+    let new = body.into_inner().validate()?.for_tenant(tenant.0);
+    if !state.kind_known(&new.kind).await? {
+        return Err(ApiError::Unprocessable(format!(
+            "kind: no worker has registered kind {:?}, so the job could never run",
+            new.kind
+        )));
+    }
+    let fp = fingerprint(&new);
+    let expires_at = chrono::Utc::now()
+        + chrono::Duration::from_std(state.config.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
     let pool = state.pool.clone();
     let topic = state.config.topic.clone();
-    let job = web::block(move || -> Result<_, ApiError> {
+    let kind = new.kind.clone();
+    let submitted = web::block(move || -> Result<_, ApiError> {
         let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
-        Ok(state::submit(&mut conn, &new, &topic)?)
+        let idem = key.as_deref().map(|k| IdempotencyKey { key: k, fingerprint: &fp, expires_at });
+        Ok(state::submit_idempotent(&mut conn, &new, &topic, idem)?)
     })
     .await??;
     // Committed: from here on the id is durable and a GET finds it.
-    log::debug!("job {} ({}) accepted", job.id, job.kind);
-    Ok(HttpResponse::Accepted()
-        .insert_header((header::LOCATION, job_path(job.id)))
-        .insert_header((header::RETRY_AFTER, state.config.retry_after_secs.to_string()))
-        .json(StatusDocument::from(job)))
+    let (job, replayed) = match submitted {
+        Submitted::Created(job) => {
+            state.metrics.submitted.with_label_values(&[&kind]).inc();
+            (job, false)
+        }
+        Submitted::Replayed(job) => (job, true),
+        Submitted::KeyMismatch => {
+            return Err(ApiError::Unprocessable(
+                "Idempotency-Key was already used with a different request body".into(),
+            ))
+        }
+    };
+    let mut resp = HttpResponse::Accepted();
+    resp.insert_header((header::LOCATION, job_path(job.id)));
+    if replayed {
+        resp.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(document_response(resp, job, &state))
 }

@@ -6,8 +6,7 @@ use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
 async fn malformed_json_is_400_and_writes_nothing() {
     let app = spawn_app().await;
     let resp = app
-        .client
-        .post(app.url("/v1/jobs"))
+        .post("/v1/jobs")
         .header("content-type", "application/json")
         .body("{\"kind\": \"noop\",")
         .send()
@@ -21,7 +20,7 @@ async fn malformed_json_is_400_and_writes_nothing() {
 async fn a_body_that_is_not_json_is_415_and_writes_nothing() {
     let app = spawn_app().await;
     for ct in [Some("text/plain"), None] {
-        let mut req = app.client.post(app.url("/v1/jobs")).body("{\"kind\":\"noop\"}");
+        let mut req = app.post("/v1/jobs").body("{\"kind\":\"noop\"}");
         if let Some(ct) = ct {
             req = req.header("content-type", ct);
         }

@@ -8,7 +8,7 @@ async fn a_queued_job_reads_back_with_retry_after_and_its_result_is_409() {
     let doc: serde_json::Value = app.post_job(serde_json::json!({"kind": "echo"})).await.json().await.expect("json");
     let id = doc["id"].as_str().expect("id");
 
-    let resp = app.client.get(app.url(&format!("/v1/jobs/{id}"))).send().await.expect("GET");
+    let resp = app.get(&(format!("/v1/jobs/{id}"))).send().await.expect("GET");
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.headers()["retry-after"], "1");
     let got: serde_json::Value = resp.json().await.expect("json");
@@ -19,7 +19,7 @@ async fn a_queued_job_reads_back_with_retry_after_and_its_result_is_409() {
         assert!(got.get(field).is_some_and(|v| v.is_null()), "{field} present and null: {got}");
     }
 
-    let result = app.client.get(app.url(&format!("/v1/jobs/{id}/result"))).send().await.expect("GET result");
+    let result = app.get(&(format!("/v1/jobs/{id}/result"))).send().await.expect("GET result");
     assert_problem(result, 409, "/problems/conflict").await;
 }
 
@@ -41,7 +41,7 @@ async fn a_succeeded_job_has_no_retry_after_and_serves_its_result() {
     .expect("complete");
     assert_eq!(done, vec![id]);
 
-    let resp = app.client.get(app.url(&format!("/v1/jobs/{id}"))).send().await.expect("GET");
+    let resp = app.get(&(format!("/v1/jobs/{id}"))).send().await.expect("GET");
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.headers().get("retry-after").is_none(), "terminal jobs carry no Retry-After");
     let got: serde_json::Value = resp.json().await.expect("json");
@@ -49,7 +49,7 @@ async fn a_succeeded_job_has_no_retry_after_and_serves_its_result() {
     assert_eq!(got["attempts"], 1);
     assert!(got["finished_at"].is_string() && got["started_at"].is_string());
 
-    let result = app.client.get(app.url(&format!("/v1/jobs/{id}/result"))).send().await.expect("GET result");
+    let result = app.get(&(format!("/v1/jobs/{id}/result"))).send().await.expect("GET result");
     assert_eq!(result.status().as_u16(), 200);
     assert_eq!(result.json::<serde_json::Value>().await.expect("json"), serde_json::json!({"a": [1, 2]}));
 }
@@ -58,7 +58,7 @@ async fn a_succeeded_job_has_no_retry_after_and_serves_its_result() {
 async fn an_id_never_issued_is_404_problem_json() {
     let app = spawn_app().await;
     for path in [format!("/v1/jobs/{}", Uuid::now_v7()), format!("/v1/jobs/{}/result", Uuid::new_v4())] {
-        let resp = app.client.get(app.url(&path)).send().await.expect("GET");
+        let resp = app.get(&path).send().await.expect("GET");
         assert_problem(resp, 404, "/problems/not-found").await;
     }
 }
@@ -67,7 +67,7 @@ async fn an_id_never_issued_is_404_problem_json() {
 async fn a_malformed_id_is_400_problem_json() {
     let app = spawn_app().await;
     for path in ["/v1/jobs/not-a-uuid", "/v1/jobs/123/result", "/v1/jobs/%00"] {
-        let resp = app.client.get(app.url(path)).send().await.expect("GET");
+        let resp = app.get(path).send().await.expect("GET");
         assert_problem(resp, 400, "/problems/bad-request").await;
     }
 }

@@ -5,12 +5,38 @@ use ackbox_shared::config::DbConfig;
 use ackbox_shared::testing::TestDb;
 use diesel::prelude::*;
 
-/// A running API on a random port with its own database.
+/// The kinds the built-in worker registers; tests register them as a worker would.
+pub const KINDS: &[&str] = &["noop", "echo", "sleep", "fail", "effect"];
+
+/// A running API on a random port with its own database and a tenant with a key.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: TestDb,
     pub topic: String,
+    pub key: String,
+    pub tenant: uuid::Uuid,
+}
+
+pub fn test_config(db: &TestDb, topic: &str) -> ApiConfig {
+    ApiConfig {
+        bind: "127.0.0.1:0".into(),
+        http_workers: 2,
+        max_body_bytes: 256 * 1024,
+        topic: topic.to_string(),
+        idempotency_ttl: std::time::Duration::from_secs(86_400),
+        overdue_after: std::time::Duration::from_secs(300),
+        rate_limit_per_sec: 10_000,
+        rate_limit_burst: 10_000,
+        max_wait: std::time::Duration::from_secs(60),
+        key_cache_ttl: std::time::Duration::from_secs(60),
+        db: DbConfig {
+            url: db.url().to_string(),
+            pool_size: 4,
+            connect_timeout: std::time::Duration::from_secs(10),
+            auto_migrate: false,
+        },
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -20,26 +46,25 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut ApiConfig)) -> TestApp {
     let db = tokio::task::spawn_blocking(TestDb::new).await.expect("create test database");
     let topic = ackbox_shared::testing::unique_topic("api");
-    let mut config = ApiConfig {
-        bind: "127.0.0.1:0".into(),
-        http_workers: 2,
-        max_body_bytes: 256 * 1024,
-        retry_after_secs: 1,
-        topic: topic.clone(),
-        db: DbConfig {
-            url: db.url().to_string(),
-            pool_size: 4,
-            connect_timeout: std::time::Duration::from_secs(10),
-            auto_migrate: false,
-        },
-    };
+    let url = db.url().to_string();
+    let (tenant, key) = tokio::task::spawn_blocking(move || {
+        let mut conn = PgConnection::establish(&url).expect("connect");
+        let kinds: Vec<String> = KINDS.iter().map(|k| k.to_string()).collect();
+        ackbox_shared::models::job_kind::register(&mut conn, &kinds).expect("register kinds");
+        let t = ackbox_shared::models::tenant::ensure_tenant(&mut conn, "tenant-a").expect("tenant");
+        let (_, key) = ackbox_shared::models::tenant::create_key(&mut conn, t.id).expect("key");
+        (t.id, key)
+    })
+    .await
+    .expect("seed");
+    let mut config = test_config(&db, &topic);
     tweak(&mut config);
     let listener = TcpListener::bind(&config.bind).expect("bind port 0");
     let address = format!("http://{}", listener.local_addr().expect("local addr"));
     let pool = ackbox_shared::db::build_pool(&config.db);
     let server = ackbox_api::run(listener, pool, config).expect("start server");
     actix_web::rt::spawn(server);
-    TestApp { address, client: reqwest::Client::new(), db, topic }
+    TestApp { address, client: reqwest::Client::new(), db, topic, key, tenant }
 }
 
 impl TestApp {
@@ -47,22 +72,58 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// An authenticated GET.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(&self.key)
+    }
+
+    /// An authenticated POST.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(&self.key)
+    }
+
     pub async fn post_job(&self, body: serde_json::Value) -> reqwest::Response {
-        self.client.post(self.url("/v1/jobs")).json(&body).send().await.expect("POST /v1/jobs")
+        self.post("/v1/jobs").json(&body).send().await.expect("POST /v1/jobs")
+    }
+
+    /// Submits a job and returns its id (asserting the 202).
+    pub async fn submit(&self, body: serde_json::Value) -> uuid::Uuid {
+        let resp = self.post_job(body).await;
+        assert_eq!(resp.status().as_u16(), 202);
+        let doc: serde_json::Value = resp.json().await.expect("json");
+        doc["id"].as_str().expect("id").parse().expect("uuid")
+    }
+
+    /// A second tenant with its own key, in the same database.
+    pub async fn other_tenant(&self, name: &str) -> String {
+        let url = self.db.url().to_string();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = PgConnection::establish(&url).expect("connect");
+            let t = ackbox_shared::models::tenant::ensure_tenant(&mut conn, &name).expect("tenant");
+            ackbox_shared::models::tenant::create_key(&mut conn, t.id).expect("key").1
+        })
+        .await
+        .expect("seed")
+    }
+
+    /// Runs `f` on a fresh connection to the test database, off the async runtime.
+    pub async fn with_db<T: Send + 'static>(&self, f: impl FnOnce(&mut PgConnection) -> T + Send + 'static) -> T {
+        let url = self.db.url().to_string();
+        tokio::task::spawn_blocking(move || f(&mut PgConnection::establish(&url).expect("connect")))
+            .await
+            .expect("db task")
     }
 
     /// (jobs, outbox) row counts, to prove that rejected requests wrote nothing.
     pub async fn row_counts(&self) -> (i64, i64) {
-        let url = self.db.url().to_string();
-        tokio::task::spawn_blocking(move || {
+        self.with_db(|conn| {
             use ackbox_shared::schema::{jobs, outbox};
-            let mut conn = PgConnection::establish(&url).expect("connect");
-            let j: i64 = jobs::table.count().get_result(&mut conn).expect("count jobs");
-            let o: i64 = outbox::table.count().get_result(&mut conn).expect("count outbox");
+            let j: i64 = jobs::table.count().get_result(conn).expect("count jobs");
+            let o: i64 = outbox::table.count().get_result(conn).expect("count outbox");
             (j, o)
         })
         .await
-        .expect("count task")
     }
 }
 

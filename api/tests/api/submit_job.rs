@@ -63,7 +63,7 @@ async fn a_get_immediately_after_each_202_never_answers_404() {
         let resp = app.post_job(serde_json::json!({"kind": "noop", "payload": {"i": i}})).await;
         assert_eq!(resp.status().as_u16(), 202);
         let location = resp.headers()["location"].to_str().expect("ascii").to_string();
-        let got = app.client.get(app.url(&location)).send().await.expect("GET");
+        let got = app.get(&location).send().await.expect("GET");
         assert_eq!(got.status().as_u16(), 200, "GET {location} right after its 202");
     }
 }

@@ -24,8 +24,10 @@ fn echo_result_fail_retries_and_final_failure_through_the_whole_chain() {
     // fail forever: ends failed after max_attempts with the last error kept.
     let doomed =
         stack.submit(&client, serde_json::json!({"kind": "fail", "payload": {"times": 99}, "max_attempts": 2}));
-    // a kind no worker has: fails at once with a clear code.
-    let unknown = stack.submit(&client, serde_json::json!({"kind": "nobody-runs-this"}));
+    // a kind no worker has registered is refused at once, and nothing is written.
+    let unknown =
+        client.post(stack.url("/v1/jobs")).json(&serde_json::json!({"kind": "nobody-runs-this"})).send().expect("POST");
+    assert_eq!(unknown.status().as_u16(), 422);
 
     let doc = wait_terminal(&stack, &client, echo_id);
     assert_eq!(doc["status"], "succeeded");
@@ -49,10 +51,12 @@ fn echo_result_fail_retries_and_final_failure_through_the_whole_chain() {
     let result = client.get(stack.url(&format!("/v1/jobs/{doomed_id}/result"))).send().expect("GET result");
     assert_eq!(result.status().as_u16(), 409);
 
-    let doc = wait_terminal(&stack, &client, unknown["id"].as_str().expect("id"));
-    assert_eq!(doc["status"], "failed");
-    assert_eq!(doc["attempts"], 1);
-    assert_eq!(doc["error"]["code"], "unknown_kind");
+    let jobs: i64 = diesel::RunQueryDsl::get_result(
+        diesel::QueryDsl::count(ackbox_shared::schema::jobs::table),
+        &mut stack.db.conn(),
+    )
+    .expect("count");
+    assert_eq!(jobs, 3, "the refused kind wrote no job");
 
     stack.assert_alive();
 }

@@ -17,7 +17,9 @@ use uuid::Uuid;
 use crate::schema::jobs;
 
 /// Where a job is in its life. Stored as text with a CHECK constraint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, AsExpression, FromSqlRow)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, AsExpression, FromSqlRow, utoipa::ToSchema,
+)]
 #[diesel(sql_type = Text)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
@@ -129,6 +131,10 @@ pub struct Job {
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// Latest progress report.
     pub progress: Option<serde_json::Value>,
+    /// Owner.
+    pub tenant_id: Uuid,
+    /// When a cancel was requested while running.
+    pub cancel_requested_at: Option<DateTime<Utc>>,
 }
 
 /// A job to insert; the database fills status (`queued`), counters and timestamps.
@@ -143,18 +149,34 @@ pub struct NewJob {
     pub payload: serde_json::Value,
     /// Attempts allowed.
     pub max_attempts: i32,
+    /// Owner.
+    pub tenant_id: Uuid,
 }
 
+/// The tenant that owns jobs created before tenants existed, and jobs created by internal tools and tests.
+pub const DEFAULT_TENANT: Uuid = Uuid::nil();
+
 impl NewJob {
-    /// A job with a fresh UUIDv7 id.
+    /// A job of the default tenant with a fresh UUIDv7 id.
     pub fn new(kind: impl Into<String>, payload: serde_json::Value, max_attempts: i32) -> Self {
-        Self { id: Uuid::now_v7(), kind: kind.into(), payload, max_attempts }
+        Self { id: Uuid::now_v7(), kind: kind.into(), payload, max_attempts, tenant_id: DEFAULT_TENANT }
+    }
+
+    /// The same job, owned by `tenant_id`.
+    pub fn for_tenant(mut self, tenant_id: Uuid) -> Self {
+        self.tenant_id = tenant_id;
+        self
     }
 }
 
 impl Job {
-    /// Finds a job by id.
+    /// Finds a job by id, whoever owns it (workers, tools, tests).
     pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Job>> {
         jobs::table.find(id).select(Job::as_select()).first(conn).optional()
+    }
+
+    /// Finds a job by id only if `tenant_id` owns it: another tenant's job is `None`, exactly like a missing one.
+    pub fn find_for_tenant(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> QueryResult<Option<Job>> {
+        jobs::table.find(id).filter(jobs::tenant_id.eq(tenant_id)).select(Job::as_select()).first(conn).optional()
     }
 }

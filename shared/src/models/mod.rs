@@ -1,7 +1,10 @@
 //! Row types, one file per table.
 
+pub mod idempotency;
 pub mod job;
+pub mod job_kind;
 pub mod outbox;
+pub mod tenant;
 
-pub use job::{Job, JobError, JobStatus, NewJob};
+pub use job::{Job, JobError, JobStatus, NewJob, DEFAULT_TENANT};
 pub use outbox::{NewOutboxMessage, OutboxMessage};

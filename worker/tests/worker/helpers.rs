@@ -46,6 +46,7 @@ fn start_config() -> (WorkerConfig, TestDb, KafkaConfig) {
         concurrency: 8,
         batch: 8,
         lease: Duration::from_secs(30),
+        heartbeat: Duration::from_millis(100),
         job_timeout: Duration::from_secs(10),
         retry_base: Duration::from_millis(10),
         retry_max: Duration::from_millis(50),

@@ -1,0 +1,138 @@
+//! Bearer-key authentication and the per-tenant rate limit, as one extractor: a handler that takes a [`Tenant`]
+//! runs only for an authenticated tenant under its limit, before its body is even read, so a refused request writes
+//! nothing.
+//!
+//! Keys are cached by their SHA-256 so most requests cost no database round trip. The cache is dropped on every
+//! `ackbox_keys` notification (any key created or revoked) and bypassed while the listener is disconnected, so a
+//! revoked key stops working at once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The authenticated tenant of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tenant(pub Uuid);
+
+/// Key hash → (tenant, cached at).
+pub struct KeyCache {
+    entries: Mutex<HashMap<Vec<u8>, (Uuid, Instant)>>,
+    ttl: Duration,
+    /// True while the listener is connected; otherwise invalidations could be missed, so the cache is not used.
+    pub live: AtomicBool,
+}
+
+impl KeyCache {
+    /// An empty cache whose entries live at most `ttl` (a backstop; invalidation is by notification).
+    pub fn new(ttl: Duration) -> Self {
+        Self { entries: Mutex::new(HashMap::new()), ttl, live: AtomicBool::new(false) }
+    }
+
+    fn get(&self, hash: &[u8]) -> Option<Uuid> {
+        if !self.live.load(Ordering::SeqCst) {
+            return None;
+        }
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(hash).filter(|(_, at)| at.elapsed() < self.ttl).map(|(t, _)| *t)
+    }
+
+    fn put(&self, hash: Vec<u8>, tenant: Uuid) {
+        if self.live.load(Ordering::SeqCst) {
+            self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(hash, (tenant, Instant::now()));
+        }
+    }
+
+    /// Forgets every key (a key changed somewhere, or the listener reconnected).
+    pub fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// Per-tenant token buckets: one tenant's burst never consumes another's budget.
+pub struct TenantLimiter {
+    limiter: DefaultKeyedRateLimiter<Uuid>,
+}
+
+impl TenantLimiter {
+    /// `per_second` sustained with bursts of `burst`.
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        let per_second = std::num::NonZeroU32::new(per_second.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        let burst = std::num::NonZeroU32::new(burst.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        Self { limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)) }
+    }
+
+    /// `Ok` under the limit, else the seconds to wait.
+    pub fn check(&self, tenant: Uuid) -> Result<(), u64> {
+        self.limiter.check_key(&tenant).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+    // A key in the URL ends up in proxy and access logs: refuse it outright, even alongside a header.
+    if req.query_string().to_ascii_lowercase().contains("ackbox_") || req.query_string().contains("api_key") {
+        return Err(ApiError::BadRequest("API keys are accepted only in the Authorization header".into()));
+    }
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized("missing Authorization: Bearer <key>"))?
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header"))?;
+    let (scheme, key) = value.split_once(' ').ok_or(ApiError::Unauthorized("malformed Authorization header"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || key.trim().is_empty() {
+        return Err(ApiError::Unauthorized("expected Authorization: Bearer <key>"));
+    }
+    Ok(key.trim().to_string())
+}
+
+async fn authenticate(req: HttpRequest) -> Result<Tenant, ApiError> {
+    let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Internal("app state missing".into()))?.clone();
+    let key = bearer(&req)?;
+    if ackbox_shared::models::tenant::key_prefix(&key).is_none() {
+        return Err(ApiError::Unauthorized("unknown or revoked API key"));
+    }
+    let hash = ackbox_shared::models::tenant::hash_key(&key);
+    let tenant = match state.keys.get(&hash) {
+        Some(t) => t,
+        None => {
+            let pool = state.pool.clone();
+            let found = web::block(move || -> Result<Option<Uuid>, ApiError> {
+                let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
+                Ok(ackbox_shared::models::tenant::authenticate(&mut conn, &key)?)
+            })
+            .await??;
+            let t = found.ok_or(ApiError::Unauthorized("unknown or revoked API key"))?;
+            state.keys.put(hash, t);
+            t
+        }
+    };
+    state.limiter.check(tenant).map_err(ApiError::TooManyRequests)?;
+    Ok(Tenant(tenant))
+}
+
+impl FromRequest for Tenant {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut actix_web::dev::Payload) -> Self::Future {
+        Box::pin(authenticate(req.clone()))
+    }
+}
+
+/// Shared handle, so the listener thread can flip liveness and clear the cache.
+pub type SharedKeys = Arc<KeyCache>;

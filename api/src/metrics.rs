@@ -1,0 +1,91 @@
+//! The API's Prometheus metrics and the middleware that records every request.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Everything the API reports at `/metrics`.
+#[derive(Clone)]
+pub struct ApiMetrics {
+    /// The registry.
+    pub registry: Registry,
+    /// `ackbox_http_requests_total{route,method,status}`.
+    pub requests: IntCounterVec,
+    /// `ackbox_http_request_duration_seconds{route,method}`.
+    pub duration: HistogramVec,
+    /// `ackbox_jobs_submitted_total{kind}`: new jobs accepted (replays not counted).
+    pub submitted: IntCounterVec,
+    /// `ackbox_long_poll_waiters`: requests currently waiting on `Prefer: wait`.
+    pub waiters: IntGauge,
+}
+
+impl ApiMetrics {
+    /// Creates and registers every metric (plus process metrics).
+    pub fn new() -> Self {
+        let m = Self {
+            registry: Registry::new(),
+            requests: IntCounterVec::new(
+                Opts::new("ackbox_http_requests_total", "HTTP requests by route, method and status."),
+                &["route", "method", "status"],
+            )
+            .expect("valid metric"),
+            duration: HistogramVec::new(
+                HistogramOpts::new("ackbox_http_request_duration_seconds", "HTTP request latency by route and method.")
+                    .buckets(vec![
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 60.0,
+                    ]),
+                &["route", "method"],
+            )
+            .expect("valid metric"),
+            submitted: IntCounterVec::new(
+                Opts::new("ackbox_jobs_submitted_total", "Jobs accepted by kind."),
+                &["kind"],
+            )
+            .expect("valid metric"),
+            waiters: IntGauge::new("ackbox_long_poll_waiters", "Requests waiting on Prefer: wait.")
+                .expect("valid metric"),
+        };
+        for c in [
+            Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.duration.clone()),
+            Box::new(m.submitted.clone()),
+            Box::new(m.waiters.clone()),
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        ] {
+            m.registry.register(c).expect("unique metric names");
+        }
+        m
+    }
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Records count and latency of every request under its route pattern (never the raw path: ids would explode the
+/// label set).
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let start = Instant::now();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let metrics = req.app_data::<web::Data<crate::AppState>>().map(|s| s.metrics.clone());
+    let res = next.call(req).await;
+    if let Some(m) = metrics {
+        let status = match &res {
+            Ok(r) => r.status().as_u16(),
+            Err(e) => e.as_response_error().status_code().as_u16(),
+        };
+        m.requests.with_label_values(&[&route, &method, &status.to_string()]).inc();
+        m.duration.with_label_values(&[&route, &method]).observe(start.elapsed().as_secs_f64());
+    }
+    res
+}

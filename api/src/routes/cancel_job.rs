@@ -1,0 +1,48 @@
+//! `POST /v1/jobs/{id}/cancel`: cancel a queued job at once (200), ask a running one to stop (202), refuse a finished
+//! one (409).
+
+use ackbox_shared::state::{self, CancelOutcome};
+use actix_web::{web, HttpResponse};
+
+use crate::auth::Tenant;
+use crate::document::StatusDocument;
+use crate::error::{ApiError, Problem};
+use crate::routes::{document_response, parse_job_id};
+use crate::AppState;
+
+/// Cancel a job.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Was queued; now cancelled", body = StatusDocument),
+        (status = 202, description = "Is running; its worker will stop it and it will end cancelled", body = StatusDocument),
+        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown or revoked key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job for this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already finished", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Tenant over its rate limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cancel_job(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_job_id(&id)?;
+    let pool = state.pool.clone();
+    let outcome = web::block(move || -> Result<_, ApiError> {
+        let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
+        Ok(state::cancel(&mut conn, tenant.0, id)?)
+    })
+    .await??;
+    match outcome {
+        CancelOutcome::Cancelled(job) => Ok(document_response(HttpResponse::Ok(), job, &state)),
+        CancelOutcome::Requested(job) => Ok(document_response(HttpResponse::Accepted(), job, &state)),
+        CancelOutcome::AlreadyFinished(job) => {
+            Err(ApiError::Conflict(format!("job is already {}; it can no longer be cancelled", job.status)))
+        }
+        CancelOutcome::NotFound => Err(ApiError::NotFound),
+    }
+}

@@ -1,0 +1,40 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the handlers' annotations and the types they use,
+//! so it cannot drift from what they do.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("ackbox key").build()),
+        );
+    }
+}
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ackbox", description = "Long-running jobs over HTTP: an id we hand out is always found."),
+    paths(
+        super::submit_job::submit_job,
+        super::list_jobs::list_jobs,
+        super::get_job::get_job,
+        super::get_job_result::get_job_result,
+        super::cancel_job::cancel_job,
+    ),
+    components(schemas(crate::error::Problem, crate::document::StatusDocument, super::SubmitJob, super::JobList)),
+    modifiers(&BearerAuth),
+    tags((name = "jobs", description = "Submit, poll, list and cancel jobs"))
+)]
+pub struct ApiDoc;
+
+/// Handler for `GET /openapi.json`.
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

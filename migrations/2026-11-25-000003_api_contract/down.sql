@@ -1,0 +1,11 @@
+DROP TABLE IF EXISTS idempotency_keys;
+DROP TABLE IF EXISTS job_kinds;
+DROP TRIGGER IF EXISTS jobs_status_notify ON jobs;
+DROP FUNCTION IF EXISTS ackbox_notify_job_status();
+ALTER TABLE jobs DROP COLUMN IF EXISTS cancel_requested_at;
+DROP INDEX IF EXISTS jobs_tenant_list_idx;
+ALTER TABLE jobs DROP COLUMN IF EXISTS tenant_id;
+DROP TRIGGER IF EXISTS api_keys_notify ON api_keys;
+DROP FUNCTION IF EXISTS ackbox_notify_keys();
+DROP TABLE IF EXISTS api_keys;
+DROP TABLE IF EXISTS tenants;

@@ -1,0 +1,27 @@
+//! The `job_kinds` table: the kinds some worker has said it can run.
+
+use diesel::dsl::now;
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+
+use crate::schema::job_kinds;
+
+/// Upserts `kinds` with a fresh last-seen time (a worker calls this at start-up).
+pub fn register(conn: &mut PgConnection, kinds: &[String]) -> QueryResult<usize> {
+    let rows: Vec<_> = kinds.iter().map(|k| job_kinds::kind.eq(k)).collect();
+    diesel::insert_into(job_kinds::table)
+        .values(&rows)
+        .on_conflict(job_kinds::kind)
+        .do_update()
+        .set(job_kinds::last_seen_at.eq(excluded(job_kinds::last_seen_at)))
+        .execute(conn)?;
+    // The excluded value is the column default (now()); make it explicit for rows that already existed.
+    diesel::update(job_kinds::table.filter(job_kinds::kind.eq_any(kinds)))
+        .set(job_kinds::last_seen_at.eq(now))
+        .execute(conn)
+}
+
+/// Every registered kind.
+pub fn all(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+    job_kinds::table.select(job_kinds::kind).order(job_kinds::kind).load(conn)
+}
