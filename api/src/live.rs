@@ -27,7 +27,7 @@ pub struct Waiters {
 pub struct Waiter {
     waiters: Arc<Waiters>,
     id: Uuid,
-    /// Changes whenever the job's status or progress changes (or the listener reconnects).
+    /// Changes whenever the job's status changes (or the listener reconnects).
     pub changed: watch::Receiver<u64>,
 }
 

@@ -91,12 +91,27 @@ ensure_tansu() {
 }
 
 write_env() {
+  # Keep the dev key across runs (ensure_key replaces it if the API no longer accepts it).
+  : "${ACKBOX_API_KEY:=$(sed -n 's/^ACKBOX_API_KEY=//p' "$STATE/local.env" 2>/dev/null || true)}"
   cat >"$STATE/local.env" <<ENV
 # Written by deploy/local/stack.sh; source it in scripts.
 ACKBOX_URL=$ACKBOX_URL
 DATABASE_URL=$DATABASE_URL
 KAFKA_BROKERS=$KAFKA_BROKERS
+ACKBOX_API_KEY=${ACKBOX_API_KEY:-}
 ENV
+}
+
+# A dev tenant and key: reuse the key in .ackbox/local.env while the API accepts it, otherwise create one.
+ensure_key() {
+  ACKBOX_API_KEY=$(sed -n 's/^ACKBOX_API_KEY=//p' "$STATE/local.env" 2>/dev/null || true)
+  if [ -n "$ACKBOX_API_KEY" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ACKBOX_API_KEY" \
+        "$ACKBOX_URL/v1/jobs?limit=1")" = 200 ]; then
+    return
+  fi
+  say "creating the dev tenant's API key"
+  ACKBOX_API_KEY=$(DATABASE_URL="$DATABASE_URL" "$ROOT/target/$PROFILE/ackbox" keys create --tenant dev)
+  write_env
 }
 
 build() {
@@ -123,7 +138,7 @@ start_services() {
   start_bg relay "$bin/ackbox-relay"
   start_bg worker "$bin/ackbox-worker"
   start_bg api "$bin/ackbox-api"
-  local deadline=$((SECONDS + 60))
+  deadline=$((SECONDS + 60))
   until curl -fsS "$ACKBOX_URL/readyz" >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$deadline" ] || die "api not ready within 60 s (see $LOGS/api.log)"
     alive api || die "api exited (see $LOGS/api.log)"
@@ -134,20 +149,25 @@ start_services() {
 demo() {
   say "submitting a demo job"
   local resp id last="" status
-  resp=$(curl -fsS -X POST "$ACKBOX_URL/v1/jobs" -H 'content-type: application/json' \
-    -d '{"kind":"echo","payload":{"hello":"ackbox"}}')
+  local auth="Authorization: Bearer $ACKBOX_API_KEY" deadline=$((SECONDS + 60))
+  # The worker registers its kinds when it starts; until then the API refuses them with 422.
+  until resp=$(curl -fsS -X POST "$ACKBOX_URL/v1/jobs" -H 'content-type: application/json' -H "$auth" \
+      -d '{"kind":"echo","payload":{"hello":"ackbox"}}' 2>/dev/null); do
+    [ "$SECONDS" -lt "$deadline" ] || die "the API did not accept the demo job within 60 s (see $LOGS)"
+    sleep 0.2
+  done
   id=$(printf '%s' "$resp" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   last=$(printf '%s' "$resp" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
   echo "    POST /v1/jobs -> 202 $last, id $id (job and outbox row committed together)"
-  local deadline=$((SECONDS + 60))
+  deadline=$((SECONDS + 60))
   while :; do
-    status=$(curl -fsS "$ACKBOX_URL/v1/jobs/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+    status=$(curl -fsS -H "$auth" "$ACKBOX_URL/v1/jobs/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
     if [ "$status" != "$last" ]; then echo "    GET /v1/jobs/$id -> $status"; last=$status; fi
     case "$status" in succeeded) break ;; failed|cancelled) die "demo job ended $status" ;; esac
     [ "$SECONDS" -lt "$deadline" ] || die "demo job still $status after 60 s (see $LOGS)"
     sleep 0.05
   done
-  echo "    result: $(curl -fsS "$ACKBOX_URL/v1/jobs/$id/result")"
+  echo "    result: $(curl -fsS -H "$auth" "$ACKBOX_URL/v1/jobs/$id/result")"
 }
 
 stop() { # name
@@ -172,6 +192,7 @@ case "${1:-}" in
     create_db
     write_env
     start_services
+    ensure_key
     demo
     say "stack is up: $ACKBOX_URL (env in .ackbox/local.env, logs in .ackbox/logs, stop with make down)"
     ;;

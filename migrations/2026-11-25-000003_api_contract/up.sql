@@ -40,15 +40,16 @@ CREATE INDEX jobs_tenant_list_idx ON jobs (tenant_id, id DESC);
 ALTER TABLE jobs ADD COLUMN cancel_requested_at timestamptz;
 COMMENT ON COLUMN jobs.cancel_requested_at IS 'Set by POST /v1/jobs/{id}/cancel on a running job; the worker''s heartbeat sees it and cancels the attempt, which ends cancelled.';
 
--- Long-poll wake-ups: one notification per status change, carrying the job id.
+-- Long-poll wake-ups: one notification per status change, carrying the job id. Progress reports do not notify:
+-- a long-poll waits for the status to change, not for every percent.
 CREATE FUNCTION ackbox_notify_job_status() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('ackbox_job_status', NEW.id::text);
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER jobs_status_notify AFTER UPDATE OF status, progress ON jobs
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.progress IS DISTINCT FROM NEW.progress)
+CREATE TRIGGER jobs_status_notify AFTER UPDATE OF status ON jobs
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION ackbox_notify_job_status();
 
 CREATE TABLE job_kinds (

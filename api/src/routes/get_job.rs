@@ -60,11 +60,13 @@ pub async fn get_job(
     // Subscribe before the first read, so a change between the read and the wait still wakes us.
     let mut waiter = state.waiters.register(id);
     let first = load_job(&state, tenant.0, id).await?;
-    // "Changed" means: different from the copy the client has (If-None-Match), else from what we first read.
-    let baseline = if_none_match.clone().unwrap_or_else(|| etag(&first));
+    // Wait for the status to change (a new attempt counts as a change); progress alone does not end the wait. With
+    // If-None-Match, a client whose copy is already stale is answered at once.
+    let baseline = (first.status, first.attempts);
+    let stale_copy = if_none_match.as_deref().is_some_and(|v| v != etag(&first));
     let mut job = first;
     let deadline = tokio::time::Instant::now() + wait;
-    while !job.status.is_terminal() && etag(&job) == baseline {
+    while !stale_copy && !job.status.is_terminal() && (job.status, job.attempts) == baseline {
         tokio::select! {
             changed = waiter.changed.changed() => {
                 if changed.is_err() {

@@ -15,7 +15,6 @@ pub struct TestApp {
     pub db: TestDb,
     pub topic: String,
     pub key: String,
-    pub tenant: uuid::Uuid,
 }
 
 pub fn test_config(db: &TestDb, topic: &str) -> ApiConfig {
@@ -47,13 +46,12 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ApiConfig)) -> TestApp {
     let db = tokio::task::spawn_blocking(TestDb::new).await.expect("create test database");
     let topic = ackbox_shared::testing::unique_topic("api");
     let url = db.url().to_string();
-    let (tenant, key) = tokio::task::spawn_blocking(move || {
+    let key = tokio::task::spawn_blocking(move || {
         let mut conn = PgConnection::establish(&url).expect("connect");
         let kinds: Vec<String> = KINDS.iter().map(|k| k.to_string()).collect();
         ackbox_shared::models::job_kind::register(&mut conn, &kinds).expect("register kinds");
         let t = ackbox_shared::models::tenant::ensure_tenant(&mut conn, "tenant-a").expect("tenant");
-        let (_, key) = ackbox_shared::models::tenant::create_key(&mut conn, t.id).expect("key");
-        (t.id, key)
+        ackbox_shared::models::tenant::create_key(&mut conn, t.id).expect("key").1
     })
     .await
     .expect("seed");
@@ -64,7 +62,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ApiConfig)) -> TestApp {
     let pool = ackbox_shared::db::build_pool(&config.db);
     let server = ackbox_api::run(listener, pool, config).expect("start server");
     actix_web::rt::spawn(server);
-    TestApp { address, client: reqwest::Client::new(), db, topic, key, tenant }
+    TestApp { address, client: reqwest::Client::new(), db, topic, key }
 }
 
 impl TestApp {
@@ -137,4 +135,23 @@ pub async fn assert_problem(resp: reqwest::Response, status: u16, type_: &str) -
     assert_eq!(body["status"], status);
     assert!(body["title"].is_string() && body["detail"].is_string(), "title and detail: {body}");
     body
+}
+
+/// Polls the async `check` until it returns `Some`, or panics after `deadline`. The async twin of
+/// `ackbox_shared::testing::wait_for`, for conditions that need the test's own runtime (HTTP calls).
+pub async fn wait_until<T, F, Fut>(what: &str, deadline: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(100));
+    }
 }

@@ -1,6 +1,11 @@
 //! API integration tests: the real server on port 0, over real HTTP, against a database of its own per test.
 
+mod auth;
 mod bad_input;
+mod cancel_and_list;
+mod contract;
 mod get_job;
 mod helpers;
+mod idempotency;
 mod submit_job;
+mod waiting;

@@ -1,0 +1,144 @@
+//! Idempotency-Key, IETF draft semantics.
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[actix_web::test]
+async fn the_same_key_and_body_replays_the_same_job_and_response() {
+    let app = spawn_app().await;
+    let body = serde_json::json!({"kind": "echo", "payload": {"a": 1, "b": 2}});
+    let first = app.post("/v1/jobs").header("idempotency-key", "order-42").json(&body).send().await.expect("POST");
+    assert_eq!(first.status().as_u16(), 202);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let location = first.headers()["location"].clone();
+    let doc: serde_json::Value = first.json().await.expect("json");
+
+    // Same body with keys in another order: the same request.
+    let again = serde_json::json!({"payload": {"b": 2, "a": 1}, "kind": "echo", "max_attempts": 3});
+    let second = app.post("/v1/jobs").header("idempotency-key", "order-42").json(&again).send().await.expect("POST");
+    assert_eq!(second.status().as_u16(), 202);
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    assert_eq!(second.headers()["location"], location);
+    let replay: serde_json::Value = second.json().await.expect("json");
+    assert_eq!(replay["id"], doc["id"]);
+    assert_eq!(app.row_counts().await, (1, 1), "one job, one dispatch");
+}
+
+#[actix_web::test]
+async fn the_same_key_with_another_body_is_422() {
+    let app = spawn_app().await;
+    let ok = app
+        .post("/v1/jobs")
+        .header("idempotency-key", "k1")
+        .json(&serde_json::json!({"kind": "noop"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(ok.status().as_u16(), 202);
+    let clash = app
+        .post("/v1/jobs")
+        .header("idempotency-key", "k1")
+        .json(&serde_json::json!({"kind": "echo"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_problem(clash, 422, "/problems/validation").await;
+    assert_eq!(app.row_counts().await, (1, 1));
+}
+
+#[actix_web::test]
+async fn keys_are_per_tenant() {
+    let app = spawn_app().await;
+    let other = app.other_tenant("tenant-b").await;
+    let body = serde_json::json!({"kind": "noop"});
+    let a: serde_json::Value = app
+        .post("/v1/jobs")
+        .header("idempotency-key", "shared")
+        .json(&body)
+        .send()
+        .await
+        .expect("A")
+        .json()
+        .await
+        .expect("json");
+    let b = app
+        .client
+        .post(app.url("/v1/jobs"))
+        .bearer_auth(&other)
+        .header("idempotency-key", "shared")
+        .json(&body)
+        .send()
+        .await
+        .expect("B");
+    assert!(b.headers().get("idempotent-replayed").is_none(), "B's key is its own");
+    let b: serde_json::Value = b.json().await.expect("json");
+    assert_ne!(a["id"], b["id"]);
+}
+
+#[actix_web::test]
+async fn fifty_concurrent_posts_with_one_key_create_exactly_one_job() {
+    let app = spawn_app().await;
+    let body = serde_json::json!({"kind": "noop", "payload": {"race": true}});
+    let requests = (0..50).map(|_| app.post("/v1/jobs").header("idempotency-key", "race-1").json(&body).send());
+    let responses = futures::future::join_all(requests).await;
+    let mut ids = std::collections::BTreeSet::new();
+    let mut replayed = 0;
+    for resp in responses {
+        let resp = resp.expect("POST");
+        match resp.status().as_u16() {
+            202 => {
+                replayed += usize::from(resp.headers().get("idempotent-replayed").is_some());
+                let doc: serde_json::Value = resp.json().await.expect("json");
+                ids.insert(doc["id"].as_str().expect("id").to_string());
+            }
+            409 => {} // allowed by the draft while the first is in flight; ours waits instead
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(ids.len(), 1, "every 202 names the same job");
+    assert_eq!(replayed, 49, "all but the first are replays");
+    assert_eq!(app.row_counts().await, (1, 1), "exactly one job and one outbox row");
+}
+
+#[actix_web::test]
+async fn an_expired_key_can_be_used_again_for_a_new_job() {
+    let app = spawn_app().await;
+    let body = serde_json::json!({"kind": "noop"});
+    let first: serde_json::Value = app
+        .post("/v1/jobs")
+        .header("idempotency-key", "k")
+        .json(&body)
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("json");
+    app.with_db(|c| {
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query("UPDATE idempotency_keys SET expires_at = now() - interval '1 second'"),
+            c,
+        )
+        .expect("expire")
+    })
+    .await;
+    let second = app.post("/v1/jobs").header("idempotency-key", "k").json(&body).send().await.expect("POST");
+    assert!(second.headers().get("idempotent-replayed").is_none());
+    let second: serde_json::Value = second.json().await.expect("json");
+    assert_ne!(first["id"], second["id"]);
+}
+
+#[actix_web::test]
+async fn a_malformed_or_oversized_key_is_400_and_writes_nothing() {
+    let app = spawn_app().await;
+    for key in ["", "has space", &"k".repeat(256)] {
+        let resp = app
+            .post("/v1/jobs")
+            .header("idempotency-key", key)
+            .json(&serde_json::json!({"kind": "noop"}))
+            .send()
+            .await
+            .expect("POST");
+        assert_problem(resp, 400, "/problems/bad-request").await;
+    }
+    assert_eq!(app.row_counts().await, (0, 0));
+}
