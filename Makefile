@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: up down status test build lint fmt
+.PHONY: up down status test build lint fmt schemathesis
 
 ## up: Postgres (if needed), tansu, migrations, api + relay + worker in the background, and a demo job.
 up:
@@ -24,6 +24,12 @@ test:
 	deploy/local/stack.sh deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+	deploy/local/schemathesis.sh
+
+## schemathesis: property-based tests of the running API from its OpenAPI document (part of `make test`).
+schemathesis:
+	$(CARGO) build --workspace --bins
+	deploy/local/schemathesis.sh
 
 lint:
 	$(CARGO) fmt --all --check

@@ -18,6 +18,9 @@ pub enum ApiError {
     /// Missing, unknown or revoked API key (401).
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// The path exists but not with this method (405); the allowed methods.
+    #[error("method not allowed; use {0}")]
+    MethodNotAllowed(&'static str),
     /// No such job, or not yours (404).
     #[error("not found")]
     NotFound,
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => ("/problems/unauthorized", "Unauthorized"),
             ApiError::TooManyRequests(_) => ("/problems/rate-limited", "Too many requests"),
             ApiError::NotFound => ("/problems/not-found", "Not found"),
+            ApiError::MethodNotAllowed(_) => ("/problems/method-not-allowed", "Method not allowed"),
             ApiError::Conflict(_) => ("/problems/conflict", "Conflict"),
             ApiError::PayloadTooLarge(_) => ("/problems/payload-too-large", "Payload too large"),
             ApiError::UnsupportedMediaType(_) => ("/problems/unsupported-media-type", "Unsupported media type"),
@@ -106,6 +110,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -139,6 +144,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthorized(_) => {
                 resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                resp.insert_header((header::ALLOW, *allow));
             }
             _ => {}
         }

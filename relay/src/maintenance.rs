@@ -1,5 +1,5 @@
 //! Work beside the relay loop, on its own timer: the rescuer (the database decides what still needs doing),
-//! retention of published outbox rows, and the backlog and jobs-by-status gauges.
+//! retention of published outbox rows and expired Idempotency-Keys, and the backlog and jobs-by-status gauges.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +18,8 @@ pub struct Pass {
     pub rescue: state::RescueReport,
     /// Published rows deleted by retention.
     pub deleted: usize,
+    /// Expired Idempotency-Keys deleted.
+    pub expired_keys: usize,
 }
 
 /// One pass, blocking: rescuer passes until they come back short, then retention batches until they come back short.
@@ -46,6 +48,13 @@ pub fn pass(relay: &Relay) -> Result<Pass, DbError> {
         out.rescue.redispatched += r.redispatched;
         let limit = usize::try_from(cfg.rescue_batch).unwrap_or(usize::MAX);
         if r.requeued + r.failed < limit && r.redispatched < limit {
+            break;
+        }
+    }
+    loop {
+        let n = ackbox_shared::models::idempotency::delete_expired(&mut conn, cfg.retention_batch)?;
+        out.expired_keys += n;
+        if (n as i64) < cfg.retention_batch {
             break;
         }
     }

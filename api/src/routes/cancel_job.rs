@@ -13,7 +13,7 @@ use crate::AppState;
 /// Cancel a job.
 #[utoipa::path(
     post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = uuid::Uuid, Path, description = "Job id")),
     responses(
         (status = 200, description = "Was queued; now cancelled", body = StatusDocument),
         (status = 202, description = "Is running; its worker will stop it and it will end cancelled", body = StatusDocument),

@@ -27,7 +27,7 @@ pub fn prefer_wait(req: &HttpRequest) -> Option<u64> {
 #[utoipa::path(
     get, path = "/v1/jobs/{id}", tag = "jobs",
     params(
-        ("id" = String, Path, description = "Job id"),
+        ("id" = uuid::Uuid, Path, description = "Job id"),
         ("Prefer" = Option<String>, Header, description = "wait=N: hold up to N s (max 60) until the job changes"),
         ("If-None-Match" = Option<String>, Header, description = "ETag of the copy you have: 304 if unchanged"),
     ),

@@ -11,7 +11,7 @@ use crate::AppState;
 /// Get a job's result.
 #[utoipa::path(
     get, path = "/v1/jobs/{id}/result", tag = "jobs",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = uuid::Uuid, Path, description = "Job id")),
     responses(
         (status = 200, description = "The result the handler returned (any JSON)", body = serde_json::Value),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),

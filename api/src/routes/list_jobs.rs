@@ -24,12 +24,16 @@ pub const MAX_LIMIT: i64 = 100;
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only jobs in this status: queued, running, succeeded, failed or cancelled.
+    #[param(value_type = Option<JobStatus>)]
     pub status: Option<String>,
     /// Only jobs of this kind.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     pub kind: Option<String>,
     /// Page size, 1..=100 (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<uuid::Uuid>)]
     pub cursor: Option<String>,
 }
 

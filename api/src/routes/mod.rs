@@ -27,17 +27,38 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/openapi.json", web::get().to(openapi::openapi_json))
         .service(
             web::scope("/v1")
-                .route("/jobs", web::post().to(submit_job::submit_job))
-                .route("/jobs", web::get().to(list_jobs::list_jobs))
-                .route("/jobs/{id}", web::get().to(get_job::get_job))
-                .route("/jobs/{id}/result", web::get().to(get_job_result::get_job_result))
-                .route("/jobs/{id}/cancel", web::post().to(cancel_job::cancel_job)),
+                .service(
+                    web::resource("/jobs")
+                        .route(web::post().to(submit_job::submit_job))
+                        .route(web::get().to(list_jobs::list_jobs))
+                        .default_service(web::to(|| method_not_allowed("GET, POST"))),
+                )
+                .service(
+                    web::resource("/jobs/{id}")
+                        .route(web::get().to(get_job::get_job))
+                        .default_service(web::to(|| method_not_allowed("GET"))),
+                )
+                .service(
+                    web::resource("/jobs/{id}/result")
+                        .route(web::get().to(get_job_result::get_job_result))
+                        .default_service(web::to(|| method_not_allowed("GET"))),
+                )
+                .service(
+                    web::resource("/jobs/{id}/cancel")
+                        .route(web::post().to(cancel_job::cancel_job))
+                        .default_service(web::to(|| method_not_allowed("POST"))),
+                ),
         )
         .default_service(web::to(not_found));
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
+}
+
+/// 405 with `Allow` for a method a known path does not take.
+async fn method_not_allowed(allow: &'static str) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(allow))
 }
 
 /// Parses a job id from the path; anything that is not a UUID is a 400, distinct from a well-formed unknown id (404).

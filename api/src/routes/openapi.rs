@@ -1,9 +1,12 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the handlers' annotations and the types they use,
 //! so it cannot drift from what they do.
 
-use actix_web::HttpResponse;
+use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+
+use crate::error::ApiError;
+use crate::AppState;
 
 struct BearerAuth;
 
@@ -34,7 +37,15 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
-/// Handler for `GET /openapi.json`.
-pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+/// Handler for `GET /openapi.json`. The accepted kinds depend on which workers have registered, so `kind` is
+/// served as an enum of the kinds registered right now: the document says exactly what a POST will accept.
+pub async fn openapi_json(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let _ = state.kind_known("").await?; // refreshes the cached kinds from job_kinds
+    let mut kinds: Vec<String> = state.kinds.read().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+    kinds.sort();
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !kinds.is_empty() {
+        doc["components"]["schemas"]["SubmitJob"]["properties"]["kind"]["enum"] = serde_json::json!(kinds);
+    }
+    Ok(HttpResponse::Ok().json(doc))
 }

@@ -35,12 +35,28 @@ pub struct SubmitJob {
     #[serde(default = "empty_object")]
     pub payload: serde_json::Value,
     /// Attempts allowed, 1..=100 (default 3).
-    #[schema(minimum = 1, maximum = 100)]
+    #[schema(minimum = 1, maximum = 100, value_type = Option<i32>)]
+    #[serde(default, deserialize_with = "integral")]
     pub max_attempts: Option<i32>,
 }
 
 fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(Default::default())
+}
+
+/// An optional integer that also accepts an integral float (`3.0`): JSON, and JSON Schema's `integer`, do not tell
+/// them apart, so neither do we.
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    let v = match n.as_i64() {
+        Some(i) => i,
+        None => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => f as i64,
+            _ => return Err(D::Error::custom(format!("invalid type: {n}, expected an integer"))),
+        },
+    };
+    i32::try_from(v).map(Some).map_err(|_| D::Error::custom(format!("max_attempts: {v} is out of range")))
 }
 
 /// True for a syntactically valid kind.
@@ -67,11 +83,33 @@ impl SubmitJob {
                 "kind: must be 1 to {MAX_KIND_LEN} characters of letters, digits, '_', '-', '.' or ':'"
             )));
         }
+        if !storable(&self.payload) {
+            return Err(ApiError::Unprocessable(format!(
+                "payload: Postgres cannot store it: numbers must lie within ±{MAX_NUMBER_MAGNITUDE:e} and strings \
+                 (and keys) may not contain \\u0000"
+            )));
+        }
         let max_attempts = self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
         if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
             return Err(ApiError::Unprocessable(format!("max_attempts: must be between 1 and {MAX_ATTEMPTS_LIMIT}")));
         }
         Ok(NewJob::new(self.kind, self.payload, max_attempts))
+    }
+}
+
+/// Largest number magnitude accepted in a payload. Postgres keeps jsonb numbers as exact decimals; one near the
+/// f64 limit comes back as a decimal just beyond it and could no longer be read, so the job could never run.
+pub const MAX_NUMBER_MAGNITUDE: f64 = 1e300;
+
+/// Whether Postgres's jsonb can store `v` and give it back: it refuses `\u0000` in strings, and numbers near the f64
+/// limit come back out of range.
+fn storable(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64().is_some_and(|f| f.is_finite() && f.abs() <= MAX_NUMBER_MAGNITUDE),
+        serde_json::Value::String(s) => !s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().all(storable),
+        serde_json::Value::Object(o) => o.iter().all(|(k, v)| !k.contains('\0') && storable(v)),
+        _ => true,
     }
 }
 
@@ -97,7 +135,8 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 #[utoipa::path(
     post, path = "/v1/jobs", tag = "jobs",
     request_body = SubmitJob,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this POST safe (24 h)")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this POST safe (24 h)",
+            min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
         (status = 202, description = "Accepted: committed, readable at Location at once", body = StatusDocument,
          headers(("Location" = String), ("Retry-After" = u64), ("ETag" = String))),

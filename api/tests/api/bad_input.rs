@@ -52,6 +52,9 @@ async fn wrong_fields_and_values_are_422_naming_the_field_and_write_nothing() {
         (serde_json::json!({"kind": "noop", "max_attempts": 101}), "max_attempts"),
         (serde_json::json!({"kind": "noop", "max_attempts": "3"}), "invalid type"),
         (serde_json::json!(["noop"]), "expected"),
+        (serde_json::json!({"kind": "noop", "payload": [1.7976931348623155e308]}), "payload"),
+        (serde_json::json!({"kind": "noop", "payload": {"a": "nul\u{0}here"}}), "payload"),
+        (serde_json::json!({"kind": "noop", "payload": {"nul\u{0}key": 1}}), "payload"),
     ];
     for (body, mentions) in cases {
         let resp = app.post_job(body.clone()).await;

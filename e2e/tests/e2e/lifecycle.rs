@@ -60,3 +60,29 @@ fn echo_result_fail_retries_and_final_failure_through_the_whole_chain() {
 
     stack.assert_alive();
 }
+
+#[test]
+fn cancelling_a_running_sleep_job_stops_it_early_and_it_ends_cancelled() {
+    let mut stack = Stack::start();
+    let client = stack.client();
+    let doc = stack.submit(&client, serde_json::json!({"kind": "sleep", "payload": {"ms": 60000}}));
+    let id = doc["id"].as_str().expect("id").to_string();
+    wait_for("the sleep to start", Duration::from_secs(30), || {
+        let d: serde_json::Value = client.get(stack.url(&format!("/v1/jobs/{id}"))).send().ok()?.json().ok()?;
+        (d["status"] == "running").then_some(())
+    });
+
+    let started = std::time::Instant::now();
+    let resp = client.post(stack.url(&format!("/v1/jobs/{id}/cancel"))).send().expect("cancel");
+    assert_eq!(resp.status().as_u16(), 202, "running: a cancel request");
+    // Long-poll for the end instead of polling.
+    let doc = wait_for("the job to end", Duration::from_secs(60), || {
+        let d: serde_json::Value =
+            client.get(stack.url(&format!("/v1/jobs/{id}"))).header("prefer", "wait=20").send().ok()?.json().ok()?;
+        (d["status"] != "running").then_some(d)
+    });
+    assert_eq!(doc["status"], "cancelled");
+    assert_eq!(doc["error"]["code"], "cancelled");
+    assert!(started.elapsed() < Duration::from_secs(50), "the 60 s sleep stopped early ({:?})", started.elapsed());
+    stack.assert_alive();
+}

@@ -99,3 +99,23 @@ fn retention_deletes_only_rows_published_before_the_horizon_in_bounded_batches()
     assert_eq!(left, 10, "7 recent published rows stay for inspection, 3 unpublished stay to be sent");
     assert_eq!(relay.metrics().retention_deleted.get(), 25);
 }
+
+#[test]
+fn expired_idempotency_keys_are_deleted_and_live_ones_kept() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    diesel::sql_query(
+        "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, job_id, expires_at)
+         SELECT '00000000-0000-0000-0000-000000000000', 'k' || i, '\\x00', gen_random_uuid(),
+                now() + CASE WHEN i <= 12 THEN interval '-1 minute' ELSE interval '1 hour' END
+           FROM generate_series(1, 15) i",
+    )
+    .execute(&mut conn)
+    .expect("seed keys");
+    let mut cfg = relay_config(&db, &kafka_config(&unique_topic("keys")));
+    cfg.retention_batch = 5;
+    let pass = ackbox_relay::maintenance::pass(&relay(&db, cfg)).expect("pass");
+    assert_eq!(pass.expired_keys, 12);
+    let left: i64 = ackbox_shared::schema::idempotency_keys::table.count().get_result(&mut conn).expect("count");
+    assert_eq!(left, 3);
+}
