@@ -76,6 +76,15 @@ struct Canonical<'a> {
 }
 
 impl SubmitJob {
+    /// Reads the body. Only a JSON object is a request (serde would also take an array as a struct's fields in
+    /// order); wrong fields and types are 422 naming them.
+    pub fn from_json(body: serde_json::Value) -> Result<Self, ApiError> {
+        if !body.is_object() {
+            return Err(ApiError::Unprocessable("the body must be a JSON object: expected {\"kind\": ...}".into()));
+        }
+        serde_json::from_value(body).map_err(|e| ApiError::Unprocessable(e.to_string()))
+    }
+
     /// Checks the values serde cannot; the message names the field.
     pub fn validate(self) -> Result<NewJob, ApiError> {
         if !valid_kind(&self.kind) {
@@ -154,10 +163,10 @@ pub async fn submit_job(
     state: web::Data<AppState>,
     tenant: Tenant,
     req: HttpRequest,
-    body: web::Json<SubmitJob>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
-    let new = body.into_inner().validate()?.for_tenant(tenant.0);
+    let new = SubmitJob::from_json(body.into_inner())?.validate()?.for_tenant(tenant.0);
     if !state.kind_known(&new.kind).await? {
         return Err(ApiError::Unprocessable(format!(
             "kind: no worker has registered kind {:?}, so the job could never run",

@@ -58,6 +58,7 @@ async fn wrong_fields_and_values_are_422_naming_the_field_and_write_nothing() {
     ];
     for (body, mentions) in cases {
         let resp = app.post_job(body.clone()).await;
+        assert_eq!(resp.status().as_u16(), 422, "{body}");
         let problem = assert_problem(resp, 422, "/problems/validation").await;
         let detail = problem["detail"].as_str().expect("detail");
         assert!(detail.contains(mentions), "422 for {body} should mention {mentions:?}: {detail}");
