@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: up down status test build lint fmt schemathesis
+.PHONY: up down status test build lint fmt schemathesis bench
 
 ## up: Postgres (if needed), tansu, migrations, api + relay + worker in the background, and a demo job.
 up:
@@ -37,3 +37,7 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## bench: Ackbox next to its ceilings (report in bench/results/latest.md). PART=ceilings|accept|latency|drain|all
+bench:
+	PART=$(or $(PART),all) bench/run.sh

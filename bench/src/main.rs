@@ -1,0 +1,179 @@
+#![doc = include_str!("../README.md")]
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+#[derive(Parser)]
+#[command(name = "ackbox-bench", about = "Ackbox benchmark helpers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Insert N queued jobs with their outbox rows in bulk (the drain benchmark's starting point).
+    Preload {
+        /// Jobs to insert.
+        #[arg(long)]
+        jobs: i64,
+        /// Their kind.
+        #[arg(long, default_value = "noop")]
+        kind: String,
+        /// Outbox topic.
+        #[arg(long, default_value = "ackbox.jobs")]
+        topic: String,
+    },
+    /// Submit jobs through the API at a fixed rate (open loop: the rate does not slow down when the server does).
+    Openloop {
+        /// API base URL.
+        #[arg(long)]
+        url: String,
+        /// API key.
+        #[arg(long, env = "ACKBOX_API_KEY")]
+        key: String,
+        /// Jobs per second.
+        #[arg(long)]
+        rate: u64,
+        /// Seconds to run.
+        #[arg(long)]
+        seconds: u64,
+        /// Job kind.
+        #[arg(long, default_value = "noop")]
+        kind: String,
+    },
+    /// Raw producer rate against the broker with the relay's settings: the relay's ceiling.
+    Produce {
+        /// `bootstrap.servers`.
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        brokers: String,
+        /// Topic (must exist).
+        #[arg(long)]
+        topic: String,
+        /// Messages.
+        #[arg(long, default_value_t = 50_000)]
+        messages: usize,
+        /// Messages in flight per await (the relay's batch).
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Preload { jobs, kind, topic } => preload(jobs, &kind, &topic),
+        Command::Openloop { url, key, rate, seconds, kind } => openloop(&url, &key, rate, seconds, &kind).await,
+        Command::Produce { brokers, topic, messages, batch } => produce(&brokers, &topic, messages, batch).await,
+    }
+}
+
+fn preload(jobs: i64, kind: &str, topic: &str) -> anyhow::Result<()> {
+    let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
+    let mut conn = PgConnection::establish(&url).context("connect")?;
+    let start = Instant::now();
+    // One statement per table, in one transaction, envelopes built in SQL in the exact shape the relay produces.
+    conn.transaction(|c| {
+        diesel::sql_query(
+            "CREATE TEMP TABLE preload ON COMMIT DROP AS
+             SELECT gen_random_uuid() AS id FROM generate_series(1, $1)",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(jobs)
+        .execute(c)?;
+        diesel::sql_query(
+            "INSERT INTO jobs (id, tenant_id, kind, payload, max_attempts)
+             SELECT id, '00000000-0000-0000-0000-000000000000', $1, '{}', 3 FROM preload",
+        )
+        .bind::<diesel::sql_types::Text, _>(kind)
+        .execute(c)?;
+        diesel::sql_query(
+            "INSERT INTO outbox (aggregate_id, topic, key, payload, headers)
+             SELECT id, $2, id::text,
+                    jsonb_build_object('v', 1, 'job_id', id, 'kind', $1::text, 'attempt', 1,
+                                       'enqueued_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')),
+                    jsonb_build_object('content-type', 'application/json', 'ackbox-kind', $1::text, 'ackbox-attempt', '1')
+               FROM preload",
+        )
+        .bind::<diesel::sql_types::Text, _>(kind)
+        .bind::<diesel::sql_types::Text, _>(topic)
+        .execute(c)?;
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    println!("{{\"preloaded\": {jobs}, \"seconds\": {:.3}}}", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn openloop(url: &str, key: &str, rate: u64, seconds: u64, kind: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let body = serde_json::json!({"kind": kind, "payload": {}});
+    let total = rate * seconds;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        // Open loop: request i leaves at start + i/rate, whether or not earlier ones have been answered.
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        let (c, b, u, k) = (client.clone(), body.clone(), format!("{url}/v1/jobs"), key.to_string());
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r = c.post(u).bearer_auth(k).json(&b).send().await;
+            (r.map(|r| r.status().as_u16()).unwrap_or(0), t.elapsed())
+        }));
+    }
+    let mut ok = 0u64;
+    let mut lat: Vec<f64> = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let (status, d) = t.await?;
+        ok += u64::from(status == 202);
+        lat.push(d.as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    println!(
+        "{{\"sent\": {total}, \"accepted\": {ok}, \"post_p50_ms\": {:.2}, \"post_p99_ms\": {:.2}, \"elapsed_s\": {:.2}}}",
+        pct(0.5),
+        pct(0.99),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn produce(brokers: &str, topic: &str, messages: usize, batch: usize) -> anyhow::Result<()> {
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .create()?;
+    let payload = br#"{"v":1,"job_id":"01900000-0000-7000-8000-000000000000","kind":"noop","attempt":1,"enqueued_at":"2026-01-01T00:00:00Z"}"#;
+    let start = Instant::now();
+    let mut failed = 0usize;
+    let mut sent = 0usize;
+    while sent < messages {
+        let n = batch.min(messages - sent);
+        let futs: Vec<_> = (0..n)
+            .map(|i| {
+                let key = format!("k{}", sent + i);
+                let rec = FutureRecord::to(topic).key(&key).payload(&payload[..]);
+                producer.send_result(rec).map_err(|(e, _)| e)
+            })
+            .collect();
+        for f in futs {
+            match f {
+                Ok(d) => failed += usize::from(!matches!(d.await, Ok(Ok(_)))),
+                Err(_) => failed += 1,
+            }
+        }
+        sent += n;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"messages\": {messages}, \"failed\": {failed}, \"seconds\": {secs:.3}, \"per_second\": {:.0}}}",
+        messages as f64 / secs
+    );
+    Ok(())
+}
