@@ -110,12 +110,7 @@ async fn authenticate(req: HttpRequest) -> Result<Tenant, ApiError> {
     let tenant = match state.keys.get(&hash) {
         Some(t) => t,
         None => {
-            let pool = state.pool.clone();
-            let found = web::block(move || -> Result<Option<Uuid>, ApiError> {
-                let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
-                Ok(ackbox_shared::models::tenant::authenticate(&mut conn, &key)?)
-            })
-            .await??;
+            let found = state.with_conn(move |c| Ok(ackbox_shared::models::tenant::authenticate(c, &key)?)).await?;
             let t = found.ok_or(ApiError::Unauthorized("unknown or revoked API key"))?;
             state.keys.put(hash, t);
             t

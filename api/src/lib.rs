@@ -44,18 +44,28 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Runs `f` with a pooled connection on the blocking pool (never on an executor thread). No connection within
+    /// the pool timeout is a 503.
+    pub async fn with_conn<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut diesel::PgConnection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
+            f(&mut conn)
+        })
+        .await?
+    }
+
     /// Whether some worker registered `kind`. A miss re-reads `job_kinds` (a worker may have just started), so a
     /// new kind is accepted as soon as its worker is up, without a restart.
     pub async fn kind_known(&self, kind: &str) -> Result<bool, ApiError> {
         if self.kinds.read().unwrap_or_else(|p| p.into_inner()).contains(kind) {
             return Ok(true);
         }
-        let pool = self.pool.clone();
-        let all = web::block(move || -> Result<Vec<String>, ApiError> {
-            let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
-            Ok(ackbox_shared::models::job_kind::all(&mut conn)?)
-        })
-        .await??;
+        let all = self.with_conn(|c| Ok(ackbox_shared::models::job_kind::all(c)?)).await?;
         let mut kinds = self.kinds.write().unwrap_or_else(|p| p.into_inner());
         kinds.extend(all);
         Ok(kinds.contains(kind))

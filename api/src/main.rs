@@ -43,10 +43,8 @@ fn main() -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     let config = ApiConfig::from_env().context("invalid configuration")?;
     if config.db.auto_migrate {
-        let url = config.db.url.clone();
-        tokio::task::spawn_blocking(move || ackbox_shared::migrate::run_pending(&url))
+        ackbox_shared::migrate::run_pending_in_background(&config.db.url)
             .await
-            .context("migration task panicked")?
             .context("failed to run migrations at start-up (set ACKBOX_AUTO_MIGRATE=false to skip)")?;
     }
     let listener = TcpListener::bind(&config.bind).with_context(|| format!("failed to bind {}", config.bind))?;

@@ -134,7 +134,9 @@ start_services() {
   say "running migrations"
   DATABASE_URL="$DATABASE_URL" "$bin/ackbox-api" migrate
   say "starting services"
-  export DATABASE_URL KAFKA_BROKERS ACKBOX_BIND="$API_BIND" RUST_LOG="${RUST_LOG:-info}"
+  # tansu 0.6.0 can panic on concurrent idempotent produce requests (relay/README.md): one in flight locally.
+  export DATABASE_URL KAFKA_BROKERS ACKBOX_BIND="$API_BIND" RUST_LOG="${RUST_LOG:-info}" \
+    ACKBOX_RELAY_MAX_IN_FLIGHT="${ACKBOX_RELAY_MAX_IN_FLIGHT:-1}"
   start_bg relay "$bin/ackbox-relay"
   start_bg worker "$bin/ackbox-worker"
   start_bg api "$bin/ackbox-api"

@@ -131,6 +131,8 @@ impl Stack {
             // Tests run in parallel: every ops endpoint takes a free port.
             .env("ACKBOX_RELAY_OPS_BIND", "127.0.0.1:0")
             .env("ACKBOX_WORKER_OPS_BIND", "127.0.0.1:0")
+            // tansu 0.6.0 can panic on concurrent idempotent produce requests (relay/README.md).
+            .env("ACKBOX_RELAY_MAX_IN_FLIGHT", "1")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(extra.iter().copied())
             .stdin(Stdio::null())

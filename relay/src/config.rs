@@ -3,6 +3,8 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `ACKBOX_RELAY_BATCH` | [`DEFAULT_BATCH`] | outbox rows claimed and produced per round |
+//! | `ACKBOX_RELAY_CONCURRENCY` | [`DEFAULT_CONCURRENCY`] | round loops per process: one claims while another awaits its delivery reports |
+//! | `ACKBOX_RELAY_MAX_IN_FLIGHT` | [`DEFAULT_MAX_IN_FLIGHT`] | librdkafka `max.in.flight.requests.per.connection` (1..=5 with idempotence); the local stack uses 1, see the README |
 //! | `ACKBOX_RELAY_POLL_MS` | [`DEFAULT_POLL_MS`] | longest idle wait between rounds when no NOTIFY arrives |
 //! | `ACKBOX_RELAY_LINGER_MS` | [`DEFAULT_LINGER_MS`] | librdkafka `linger.ms`: how long the producer waits to fill a batch |
 //! | `ACKBOX_RELAY_DELIVERY_TIMEOUT_MS` | [`DEFAULT_DELIVERY_TIMEOUT_MS`] | librdkafka `message.timeout.ms`: after it a row counts as failed and is retried later |
@@ -24,6 +26,10 @@ use ackbox_shared::config::{self, ConfigError, DbConfig, KafkaConfig};
 
 /// Default rows per round.
 pub const DEFAULT_BATCH: i64 = 500;
+/// Default round loops per process.
+pub const DEFAULT_CONCURRENCY: usize = 2;
+/// Default produce requests in flight per connection (librdkafka's maximum with idempotence).
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 5;
 /// Default idle poll.
 pub const DEFAULT_POLL_MS: u64 = 1_000;
 /// Default producer linger: short, because the relay already hands over whole batches.
@@ -59,6 +65,10 @@ pub struct RelayConfig {
     pub kafka: KafkaConfig,
     /// Rows per round.
     pub batch: i64,
+    /// Round loops per process.
+    pub concurrency: usize,
+    /// Produce requests in flight per connection.
+    pub max_in_flight: u32,
     /// Idle poll.
     pub poll_interval: Duration,
     /// Producer linger.
@@ -100,6 +110,8 @@ impl RelayConfig {
             db: DbConfig::from_env()?,
             kafka: KafkaConfig::from_env()?,
             batch,
+            concurrency: config::parse_or("ACKBOX_RELAY_CONCURRENCY", DEFAULT_CONCURRENCY)?.max(1),
+            max_in_flight: config::parse_or("ACKBOX_RELAY_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)?.clamp(1, 5),
             poll_interval: config::millis_or("ACKBOX_RELAY_POLL_MS", DEFAULT_POLL_MS)?,
             linger: config::millis_or("ACKBOX_RELAY_LINGER_MS", DEFAULT_LINGER_MS)?,
             delivery_timeout: config::millis_or("ACKBOX_RELAY_DELIVERY_TIMEOUT_MS", DEFAULT_DELIVERY_TIMEOUT_MS)?,

@@ -164,6 +164,7 @@ fn build_producer(config: &RelayConfig) -> Result<FutureProducer, KafkaError> {
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", config.linger.as_millis().to_string())
+        .set("max.in.flight.requests.per.connection", config.max_in_flight.to_string())
         .set("message.timeout.ms", config.delivery_timeout.as_millis().to_string())
         .create()
 }
@@ -218,16 +219,24 @@ fn headers(row: &OutboxMessage) -> OwnedHeaders {
 /// gauges run beside it ([`maintenance::run`]).
 pub async fn run(relay: Arc<Relay>, shutdown: watch::Receiver<bool>) {
     let maintenance = tokio::spawn(maintenance::run(relay.clone(), shutdown.clone()));
-    relay_loop(relay.clone(), shutdown).await;
+    // One LISTEN connection wakes all round loops of this process. Several loops pipeline the work: while one waits
+    // for its delivery reports, another claims the next rows (SKIP LOCKED keeps their batches apart).
+    let wake = Arc::new(Notify::new());
+    let listener = spawn_listener(relay.config.db.url.clone(), &[OUTBOX_CHANNEL], wake.clone());
+    let loops: Vec<_> = (0..relay.config.concurrency.max(1))
+        .map(|_| tokio::spawn(relay_loop(relay.clone(), wake.clone(), shutdown.clone())))
+        .collect();
+    for l in loops {
+        let _ = l.await;
+    }
+    listener.abort();
     let _ = maintenance.await;
     let r = relay.clone();
     let _ = tokio::task::spawn_blocking(move || r.flush(Duration::from_secs(10))).await;
     log::info!("relay stopped");
 }
 
-async fn relay_loop(relay: Arc<Relay>, mut shutdown: watch::Receiver<bool>) {
-    let wake = Arc::new(Notify::new());
-    let listener = spawn_listener(relay.config.db.url.clone(), &[OUTBOX_CHANNEL], wake.clone());
+async fn relay_loop(relay: Arc<Relay>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
     let mut error_backoff = Duration::from_millis(100);
     while !*shutdown.borrow() {
         let r = relay.clone();
@@ -236,6 +245,10 @@ async fn relay_loop(relay: Arc<Relay>, mut shutdown: watch::Receiver<bool>) {
                 error_backoff = Duration::from_millis(100);
                 if round.claimed as i64 >= relay.config.batch {
                     continue;
+                }
+                if round.claimed > 0 {
+                    // More may have arrived while this round was producing: pass the wake-up on.
+                    wake.notify_one();
                 }
                 let until_due = round
                     .next_due
@@ -260,5 +273,4 @@ async fn relay_loop(relay: Arc<Relay>, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.changed() => {}
         }
     }
-    listener.abort();
 }

@@ -28,11 +28,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = RelayConfig::from_env().context("invalid configuration")?;
     if matches!(cli.command, Some(Command::Migrate)) || config.db.auto_migrate {
-        let url = config.db.url.clone();
-        tokio::task::spawn_blocking(move || ackbox_shared::migrate::run_pending(&url))
+        ackbox_shared::migrate::run_pending_in_background(&config.db.url)
             .await
-            .context("migration task panicked")?
-            .context("failed to run migrations")?;
+            .context("failed to run migrations (set ACKBOX_AUTO_MIGRATE=false to skip at start-up)")?;
         if matches!(cli.command, Some(Command::Migrate)) {
             return Ok(());
         }

@@ -42,3 +42,11 @@ pub fn run_pending_on(conn: &mut PgConnection) -> Result<Vec<String>, MigrateErr
     diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")).execute(conn)?;
     outcome
 }
+
+/// [`run_pending`] off the async executor, for services migrating at start-up.
+pub async fn run_pending_in_background(database_url: &str) -> Result<Vec<String>, MigrateError> {
+    let url = database_url.to_string();
+    tokio::task::spawn_blocking(move || run_pending(&url))
+        .await
+        .map_err(|e| MigrateError::Migration(format!("migration task failed: {e}")))?
+}

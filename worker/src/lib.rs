@@ -17,10 +17,8 @@ pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
     use anyhow::Context;
     let config = config::WorkerConfig::from_env().context("invalid configuration")?;
     if config.db.auto_migrate {
-        let url = config.db.url.clone();
-        tokio::task::spawn_blocking(move || ackbox_shared::migrate::run_pending(&url))
+        ackbox_shared::migrate::run_pending_in_background(&config.db.url)
             .await
-            .context("migration task panicked")?
             .context("failed to run migrations at start-up (set ACKBOX_AUTO_MIGRATE=false to skip)")?;
     }
     ackbox_shared::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;

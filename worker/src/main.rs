@@ -24,10 +24,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Some(Command::Migrate) => {
             let db = ackbox_shared::config::DbConfig::from_env().context("invalid configuration")?;
-            tokio::task::spawn_blocking(move || ackbox_shared::migrate::run_pending(&db.url))
-                .await
-                .context("migration task panicked")?
-                .context("failed to run migrations")?;
+            ackbox_shared::migrate::run_pending_in_background(&db.url).await.context("failed to run migrations")?;
             Ok(())
         }
         _ => ackbox_worker::main_with(ackbox_worker::Registry::builtin()).await,

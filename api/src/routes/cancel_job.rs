@@ -31,12 +31,7 @@ pub async fn cancel_job(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_job_id(&id)?;
-    let pool = state.pool.clone();
-    let outcome = web::block(move || -> Result<_, ApiError> {
-        let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
-        Ok(state::cancel(&mut conn, tenant.0, id)?)
-    })
-    .await??;
+    let outcome = state.with_conn(move |c| Ok(state::cancel(c, tenant.0, id)?)).await?;
     match outcome {
         CancelOutcome::Cancelled(job) => Ok(document_response(HttpResponse::Ok(), job, &state)),
         CancelOutcome::Requested(job) => Ok(document_response(HttpResponse::Accepted(), job, &state)),

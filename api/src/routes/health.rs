@@ -13,13 +13,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness: 200 when a pooled connection runs `SELECT 1`, else 503.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let pool = state.pool.clone();
-    web::block(move || -> Result<(), ApiError> {
-        let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
-        diesel::sql_query("SELECT 1").execute(&mut conn)?;
-        Ok(())
-    })
-    .await??;
+    state.with_conn(|c| Ok(diesel::sql_query("SELECT 1").execute(c).map(|_| ())?)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
 }
 

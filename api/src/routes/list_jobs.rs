@@ -101,25 +101,24 @@ pub async fn list_jobs(
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = parse(params.into_inner())?;
-    let pool = state.pool.clone();
     let limit = filter.limit;
-    let mut rows = web::block(move || -> Result<Vec<Job>, ApiError> {
-        let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
-        // Keyset pagination over (tenant_id, id DESC): ids are UUIDv7, so this is newest first, and a page costs the
-        // same however deep it is.
-        let mut q = jobs::table.filter(jobs::tenant_id.eq(tenant.0)).into_boxed();
-        if let Some(c) = filter.cursor {
-            q = q.filter(jobs::id.lt(c));
-        }
-        if let Some(s) = filter.status {
-            q = q.filter(jobs::status.eq(s));
-        }
-        if let Some(k) = filter.kind {
-            q = q.filter(jobs::kind.eq(k));
-        }
-        Ok(q.order(jobs::id.desc()).limit(limit + 1).select(Job::as_select()).load(&mut conn)?)
-    })
-    .await??;
+    let mut rows = state
+        .with_conn(move |conn| -> Result<Vec<Job>, ApiError> {
+            // Keyset pagination over (tenant_id, id DESC): ids are UUIDv7, so this is newest first, and a page costs the
+            // same however deep it is.
+            let mut q = jobs::table.filter(jobs::tenant_id.eq(tenant.0)).into_boxed();
+            if let Some(c) = filter.cursor {
+                q = q.filter(jobs::id.lt(c));
+            }
+            if let Some(s) = filter.status {
+                q = q.filter(jobs::status.eq(s));
+            }
+            if let Some(k) = filter.kind {
+                q = q.filter(jobs::kind.eq(k));
+            }
+            Ok(q.order(jobs::id.desc()).limit(limit + 1).select(Job::as_select()).load(conn)?)
+        })
+        .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more { rows.last().map(|j| j.id.to_string()) } else { None };

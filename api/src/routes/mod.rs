@@ -69,13 +69,7 @@ pub(crate) fn parse_job_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
 /// Loads a tenant's job on the blocking pool; `NotFound` when no such id exists for this tenant, whoever else may
 /// own it.
 pub(crate) async fn load_job(state: &AppState, tenant: uuid::Uuid, id: uuid::Uuid) -> Result<Job, ApiError> {
-    let pool = state.pool.clone();
-    web::block(move || -> Result<_, ApiError> {
-        let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
-        Ok(Job::find_for_tenant(&mut conn, tenant, id)?)
-    })
-    .await??
-    .ok_or(ApiError::NotFound)
+    state.with_conn(move |c| Ok(Job::find_for_tenant(c, tenant, id)?)).await?.ok_or(ApiError::NotFound)
 }
 
 /// A status-document response: the body plus `ETag`, and `Retry-After` while the job is not terminal.

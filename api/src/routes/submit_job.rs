@@ -176,15 +176,14 @@ pub async fn submit_job(
     let fp = fingerprint(&new);
     let expires_at = chrono::Utc::now()
         + chrono::Duration::from_std(state.config.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
-    let pool = state.pool.clone();
     let topic = state.config.topic.clone();
     let kind = new.kind.clone();
-    let submitted = web::block(move || -> Result<_, ApiError> {
-        let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
-        let idem = key.as_deref().map(|k| IdempotencyKey { key: k, fingerprint: &fp, expires_at });
-        Ok(state::submit_idempotent(&mut conn, &new, &topic, idem)?)
-    })
-    .await??;
+    let submitted = state
+        .with_conn(move |c| {
+            let idem = key.as_deref().map(|k| IdempotencyKey { key: k, fingerprint: &fp, expires_at });
+            Ok(state::submit_idempotent(c, &new, &topic, idem)?)
+        })
+        .await?;
     // Committed: from here on the id is durable and a GET finds it.
     let (job, replayed) = match submitted {
         Submitted::Created(job) => {

@@ -17,6 +17,9 @@ pub fn relay_config(db: &TestDb, kafka: &KafkaConfig) -> RelayConfig {
         },
         kafka: kafka.clone(),
         batch: 500,
+        concurrency: 2,
+        // tansu 0.6.0 can panic on concurrent idempotent produce requests (see relay/README.md).
+        max_in_flight: 1,
         poll_interval: Duration::from_secs(1),
         linger: Duration::from_millis(1),
         delivery_timeout: Duration::from_secs(10),
