@@ -93,10 +93,9 @@ SQL
     PGTPS[$c]=$tps
     row "| pgbench: job insert + outbox insert (+ NOTIFY trigger), one transaction | $c | $tps tx/s |"
   done
-  "$BIN/ackbox-relay" migrate >/dev/null 2>&1 || true
-  # The topic must exist for the producer test: let a relay create it, then stop it.
-  start relay; sleep 2; stop "$LAST_PID"
-  prod=$("$BIN/ackbox-bench" produce --brokers "$BROKERS" --topic "$TOPIC" --messages 50000 --batch 500)
+  # A topic of its own: on tansu 0.6.0, a second idempotent producer on a topic another one just filled can trip the
+  # broker's idempotence check (relay/README.md), which would wreck the later parts.
+  prod=$("$BIN/ackbox-bench" produce --brokers "$BROKERS" --topic "$TOPIC.ceiling" --messages 50000 --batch 500)
   row "| rdkafka producer, relay settings (idempotent, acks=all, linger 1 ms, 500 in flight) | 1 | $(echo "$prod" | json "['per_second']") msg/s |"
   row ""
 fi

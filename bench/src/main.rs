@@ -51,7 +51,7 @@ enum Command {
         /// `bootstrap.servers`.
         #[arg(long, default_value = "127.0.0.1:9092")]
         brokers: String,
-        /// Topic (must exist).
+        /// Topic (created if missing).
         #[arg(long)]
         topic: String,
         /// Messages.
@@ -143,6 +143,8 @@ async fn openloop(url: &str, key: &str, rate: u64, seconds: u64, kind: &str) -> 
 }
 
 async fn produce(brokers: &str, topic: &str, messages: usize, batch: usize) -> anyhow::Result<()> {
+    let cfg = ackbox_shared::config::KafkaConfig { brokers: brokers.into(), topic: topic.into(), extra: Vec::new() };
+    ackbox_shared::kafka::ensure_topic(&cfg, topic, 6, 1).await.context("create the benchmark topic")?;
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
