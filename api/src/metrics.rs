@@ -26,7 +26,7 @@ pub struct ApiMetrics {
 impl ApiMetrics {
     /// Creates and registers every metric (plus process metrics).
     pub fn new() -> Self {
-        let m = Self {
+        let mut m = Self {
             registry: Registry::new(),
             requests: IntCounterVec::new(
                 Opts::new("ackbox_http_requests_total", "HTTP requests by route, method and status."),
@@ -49,15 +49,12 @@ impl ApiMetrics {
             waiters: IntGauge::new("ackbox_long_poll_waiters", "Requests waiting on Prefer: wait.")
                 .expect("valid metric"),
         };
-        for c in [
-            Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
+        m.registry = ackbox_shared::ops::registry_with(vec![
+            Box::new(m.requests.clone()),
             Box::new(m.duration.clone()),
             Box::new(m.submitted.clone()),
             Box::new(m.waiters.clone()),
-            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
-        ] {
-            m.registry.register(c).expect("unique metric names");
-        }
+        ]);
         m
     }
 }

@@ -33,7 +33,7 @@ impl RelayMetrics {
     /// Creates and registers every metric (plus process metrics: RSS, CPU, fds).
     pub fn new() -> Self {
         let registry = Registry::new();
-        let m = Self {
+        let mut m = Self {
             published: IntCounter::new("ackbox_relay_published_total", "Outbox rows acknowledged by the broker.")
                 .expect("valid metric"),
             delivery_failures: IntCounterVec::new(
@@ -76,9 +76,8 @@ impl RelayMetrics {
                 .expect("valid metric"),
             registry,
         };
-        let r = &m.registry;
-        for c in [
-            Box::new(m.published.clone()) as Box<dyn prometheus::core::Collector>,
+        m.registry = ackbox_shared::ops::registry_with(vec![
+            Box::new(m.published.clone()),
             Box::new(m.delivery_failures.clone()),
             Box::new(m.batch_size.clone()),
             Box::new(m.delivery_seconds.clone()),
@@ -88,10 +87,7 @@ impl RelayMetrics {
             Box::new(m.retention_deleted.clone()),
             Box::new(m.rescued.clone()),
             Box::new(m.jobs_by_status.clone()),
-            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
-        ] {
-            r.register(c).expect("unique metric names");
-        }
+        ]);
         m
     }
 }

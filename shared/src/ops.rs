@@ -9,6 +9,18 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::db::PgPool;
 
+/// A registry holding `collectors` plus the process collector (RSS, CPU, open fds) every service reports.
+pub fn registry_with(collectors: Vec<Box<dyn prometheus::core::Collector>>) -> prometheus::Registry {
+    let registry = prometheus::Registry::new();
+    for c in collectors {
+        registry.register(c).expect("unique metric names");
+    }
+    registry
+        .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+        .expect("one process collector");
+    registry
+}
+
 /// Renders a registry in the Prometheus text format.
 pub fn render(registry: &prometheus::Registry) -> String {
     let mut buf = Vec::new();

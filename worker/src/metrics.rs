@@ -37,7 +37,7 @@ const LATENCY_BUCKETS: &[f64] =
 impl WorkerMetrics {
     /// Creates and registers every metric (plus process metrics).
     pub fn new() -> Self {
-        let m = Self {
+        let mut m = Self {
             registry: Registry::new(),
             consumer_lag: IntGaugeVec::new(
                 Opts::new("ackbox_worker_consumer_lag", "Messages between the committed offset and the partition end."),
@@ -87,9 +87,8 @@ impl WorkerMetrics {
             )
             .expect("valid metric"),
         };
-        let r = &m.registry;
-        for c in [
-            Box::new(m.consumer_lag.clone()) as Box<dyn prometheus::core::Collector>,
+        m.registry = ackbox_shared::ops::registry_with(vec![
+            Box::new(m.consumer_lag.clone()),
             Box::new(m.attempts.clone()),
             Box::new(m.outcomes.clone()),
             Box::new(m.failures.clone()),
@@ -99,10 +98,7 @@ impl WorkerMetrics {
             Box::new(m.in_flight.clone()),
             Box::new(m.job_duration.clone()),
             Box::new(m.time_to_start.clone()),
-            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
-        ] {
-            r.register(c).expect("unique metric names");
-        }
+        ]);
         m
     }
 }
