@@ -65,10 +65,17 @@ impl AppState {
         if self.kinds.read().unwrap_or_else(|p| p.into_inner()).contains(kind) {
             return Ok(true);
         }
+        Ok(self.refresh_kinds().await?.iter().any(|k| k == kind))
+    }
+
+    /// Re-reads `job_kinds` into the cache and returns every known kind, sorted.
+    pub async fn refresh_kinds(&self) -> Result<Vec<String>, ApiError> {
         let all = self.with_conn(|c| Ok(ackbox_shared::models::job_kind::all(c)?)).await?;
         let mut kinds = self.kinds.write().unwrap_or_else(|p| p.into_inner());
         kinds.extend(all);
-        Ok(kinds.contains(kind))
+        let mut sorted: Vec<String> = kinds.iter().cloned().collect();
+        sorted.sort();
+        Ok(sorted)
     }
 }
 

@@ -40,9 +40,7 @@ pub struct ApiDoc;
 /// Handler for `GET /openapi.json`. The accepted kinds depend on which workers have registered, so `kind` is
 /// served as an enum of the kinds registered right now: the document says exactly what a POST will accept.
 pub async fn openapi_json(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let _ = state.kind_known("").await?; // refreshes the cached kinds from job_kinds
-    let mut kinds: Vec<String> = state.kinds.read().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
-    kinds.sort();
+    let kinds = state.refresh_kinds().await?;
     let mut doc = serde_json::to_value(ApiDoc::openapi()).map_err(|e| ApiError::Internal(e.to_string()))?;
     if !kinds.is_empty() {
         doc["components"]["schemas"]["SubmitJob"]["properties"]["kind"]["enum"] = serde_json::json!(kinds);
