@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: Ackbox measured next to its physical ceilings on this machine. Reports numbers; asserts nothing.
-# PART=all|ceilings|accept|latency|drain (default all). Writes bench/results/latest.md.
+# PART=all|ceilings|accept|latency|drain|peers|scaleout|profile (default all: every part but profile).
+# Writes bench/results/latest.md and bench/results/latest.png.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,13 +17,20 @@ TOPIC="ackbox.bench.$(date +%s)"
 API_PORT=18080
 DURATION="${BENCH_SECONDS:-10}"
 DRAIN_JOBS="${DRAIN_JOBS:-100000}"
+PEER_JOBS="${PEER_JOBS:-$DRAIN_JOBS}"
+SCALE_JOBS="${SCALE_JOBS:-30000}"
+VENV="$ROOT/.ackbox/bench-venv"
 mkdir -p "$OUT" "$WORK"
 REPORT="$WORK/report.md"
+DATA="$WORK/data.tsv" # section<TAB>label<TAB>value, for the plot
 : >"$REPORT"
+: >"$DATA"
 pids=()
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 row() { echo "$*" >>"$REPORT"; }
+datum() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$DATA"; }
+want() { [[ "$PART" == "$1" || ( "$PART" == all && "$1" != profile ) ]]; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
 sql() { psql "$DB_URL" -tAc "$1"; }
 
@@ -30,6 +38,14 @@ cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || 
 trap cleanup EXIT
 
 "$ROOT/deploy/local/stack.sh" deps >&2
+# Load generator and profiler from Debian's packages, installed on first run.
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+want profile && ! command -v perf >/dev/null && need+=(linux-perf)
+[ ${#need[@]} -eq 0 ] || { say "installing ${need[*]}"; apt-get install -y -qq "${need[@]}" >/dev/null; }
+[ -x "$VENV/bin/celery" ] && "$VENV/bin/python" -c "import matplotlib" 2>/dev/null ||
+  { say "installing bench/requirements.txt into $VENV"; python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r "$ROOT/bench/requirements.txt"; }
+TANSU_PID=$(cat "$ROOT/.ackbox/run/tansu.pid" 2>/dev/null || echo 0)
 say "building release binaries"
 (cd "$ROOT" && cargo build --release -q -p ackbox-api -p ackbox-relay -p ackbox-worker -p ackbox-cli -p ackbox-bench)
 
@@ -72,8 +88,8 @@ row "- broker: tansu 0.6.0, sqlite storage (durable), on loopback"
 row "- command: \`make bench PART=$PART\` (release build; each step ${DURATION}s)"
 row ""
 
-declare -A PGTPS
-if [[ "$PART" == all || "$PART" == ceilings || "$PART" == accept ]]; then
+declare -A PGTPS PEER_RATE
+if want ceilings || want accept; then
   say "ceilings: pgbench with the API's transaction"
   reset_db
   TENANT=$(sql "SELECT id FROM tenants WHERE name = 'bench'")
@@ -100,7 +116,7 @@ SQL
   row ""
 fi
 
-if [[ "$PART" == all || "$PART" == accept ]]; then
+if want accept; then
   say "accept path: POST /v1/jobs closed loop with wrk"
   reset_db
   start api; API_PID=$LAST_PID; wait_api
@@ -130,7 +146,7 @@ LUA
   stop "$API_PID"
 fi
 
-if [[ "$PART" == all || "$PART" == latency ]]; then
+if want latency; then
   say "end-to-end latency: open loop, noop jobs"
   reset_db
   start relay; RELAY_PID=$LAST_PID
@@ -159,6 +175,8 @@ if [[ "$PART" == all || "$PART" == latency ]]; then
              round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM j.finished_at - j.started_at)) * 1000)::numeric, 1) || ' ms'
         FROM jobs j JOIN outbox o ON o.aggregate_id = j.id WHERE j.status = 'succeeded'")
     row "| $rate/s | $total | $(echo "$ol" | json "['post_p50_ms']") / $(echo "$ol" | json "['post_p99_ms']") ms | ${stats//|/ | } |"
+    datum p50 "$rate" "$(echo "$stats" | cut -d'|' -f1 | cut -d' ' -f1)"
+    datum p99 "$rate" "$(echo "$stats" | cut -d'|' -f2 | cut -d' ' -f1)"
   done
   row ""
   row "Goal at 200/s: p50 ≤ 10 ms and p99 ≤ 50 ms (commit→succeeded)."
@@ -166,45 +184,151 @@ if [[ "$PART" == all || "$PART" == latency ]]; then
   stop "$API_PID"; stop "$WORKER_PID"; stop "$RELAY_PID"
 fi
 
-if [[ "$PART" == all || "$PART" == drain ]]; then
-  say "drain: $DRAIN_JOBS preloaded noop jobs"
+# CPU seconds a process has used so far (user + system), from /proc.
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# Busy CPU seconds of the whole machine so far.
+machine_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
+
+# ackbox_drain JOBS WORKERS RELAYS: preload, start the processes, time until every job has succeeded.
+# Sets DRAIN_SECS, DRAIN_RATE, DRAIN_NOTE, DRAIN_CPU (cores used per component over the drain) and the peak RSS.
+ackbox_drain() {
+  local jobs=$1 workers=$2 relays=$3 procs=() wpids=() rpids=()
   reset_db
-  pre=$(DATABASE_URL="$DB_URL" "$BIN/ackbox-bench" preload --jobs "$DRAIN_JOBS" --topic "$TOPIC")
+  PRELOAD=$(DATABASE_URL="$DB_URL" "$BIN/ackbox-bench" preload --jobs "$jobs" --topic "$TOPIC" | json "['seconds']")
   sql "VACUUM ANALYZE jobs, outbox" >/dev/null
-  t0=$(date +%s.%N)
-  start relay; RELAY_PID=$LAST_PID
-  start worker; WORKER_PID=$LAST_PID
-  drain_deadline=$((SECONDS + ${DRAIN_TIMEOUT:-600}))
+  # Create the topic first, so the worker processes do not race the relay for it.
+  "$BIN/ackbox-bench" produce --brokers "$BROKERS" --topic "$TOPIC" --messages 0 >/dev/null
+  local t0 b0 k0 tansu0 n=0
+  t0=$(date +%s.%N); b0=$(machine_busy); tansu0=$(cpu_secs "$TANSU_PID")
+  for _ in $(seq 1 "$relays"); do start relay; rpids+=("$LAST_PID"); done
+  for _ in $(seq 1 "$workers"); do start worker; wpids+=("$LAST_PID"); done
+  local deadline=$((SECONDS + ${DRAIN_TIMEOUT:-600}))
+  DRAIN_NOTE=""
   while :; do
     n=$(sql "SELECT count(*) FROM jobs WHERE status = 'succeeded'")
-    [ "$n" -ge "$DRAIN_JOBS" ] && break
-    if [ "$SECONDS" -ge "$drain_deadline" ]; then
-      row "**Drain did not finish within ${DRAIN_TIMEOUT:-600} s: $n of $DRAIN_JOBS succeeded** (see $WORK/*.log and the broker log)."
-      break
-    fi
-    sleep 0.2
+    [ "$n" -ge "$jobs" ] && break
+    if [ "$SECONDS" -ge "$deadline" ]; then DRAIN_NOTE="only $n of $jobs succeeded within ${DRAIN_TIMEOUT:-600} s"; break; fi
+    sleep 0.1
   done
-  t1=$(date +%s.%N)
-  secs=$(python3 -c "print(f'{$t1-$t0:.1f}')")
-  rate=$(python3 -c "print(int($DRAIN_JOBS/($t1-$t0)))")
-  row "## 4. Drain ($DRAIN_JOBS preloaded noop jobs, 1 relay + 1 worker, topic with 6 partitions)"
+  local t1 wall; t1=$(date +%s.%N)
+  wall=$(python3 -c "print($t1-$t0)")
+  DRAIN_SECS=$(python3 -c "print(f'{$wall:.1f}')")
+  DRAIN_RATE=$(python3 -c "print(int($n/$wall))")
+  local rc=0 wc=0 p
+  for p in "${rpids[@]}"; do rc=$(python3 -c "print($rc+$(cpu_secs "$p"))"); done
+  for p in "${wpids[@]}"; do wc=$(python3 -c "print($wc+$(cpu_secs "$p"))"); done
+  local tc busy; tc=$(python3 -c "print($(cpu_secs "$TANSU_PID")-$tansu0)"); busy=$(python3 -c "print($(machine_busy)-$b0)")
+  # Cores used: relay / worker / broker / the rest (Postgres, mostly) / machine.
+  DRAIN_CPU=$(python3 -c "w=$wall; r,k,t,b=$rc,$wc,$tc,$busy; print(f'{r/w:.2f} / {k/w:.2f} / {t/w:.2f} / {max(b-r-k-t,0)/w:.2f} / {b/w:.2f}')")
+  RELAY_RSS=$(peak_rss_mib "${rpids[0]}"); WORKER_RSS=$(peak_rss_mib "${wpids[0]}")
+  for p in "${wpids[@]}" "${rpids[@]}"; do stop "$p"; done
+}
+
+if want drain; then
+  say "drain: $DRAIN_JOBS preloaded noop jobs, 1 relay + 1 worker"
+  ackbox_drain "$DRAIN_JOBS" 1 1
+  ACKBOX_DRAIN_RATE=$DRAIN_RATE
+  row "## 4. Drain ($DRAIN_JOBS preloaded noop jobs; only the drain is timed)"
   row ""
-  row "| system | time | jobs/s |"
-  row "|---|---|---|"
-  row "| Ackbox | $secs s | $rate |"
+  row "| system | jobs | time | jobs/s | cores used: relay / worker / broker / Postgres+rest / machine |"
+  row "|---|---|---|---|---|"
+  row "| Ackbox (1 relay + 1 worker, ${ACKBOX_TOPIC_PARTITIONS:-6} partitions) | $DRAIN_JOBS | $DRAIN_SECS s | $DRAIN_RATE${DRAIN_NOTE:+ ($DRAIN_NOTE)} | $DRAIN_CPU |"
+  datum drain "Ackbox (1 relay + 1 worker)" "$DRAIN_RATE"
+  DRAIN_ROWS_DONE=1
+  DRAIN_FOOT="Preload (bulk SQL, not timed): $PRELOAD s. Peak RSS during the drain: relay $RELAY_RSS MiB (goal ≤ 64), worker $WORKER_RSS MiB (goal ≤ 128)."
+  BLOAT=$(sql "SELECT relname, n_live_tup, n_dead_tup, pg_size_pretty(pg_total_relation_size(relid)) FROM pg_stat_user_tables WHERE relname IN ('jobs', 'outbox') ORDER BY relname")
+  # The relay's claim with 1M delivered rows waiting for retention (and 500 due ones): the partial index should keep it
+  # independent of the history's size.
+  say "claim query with 1M published rows awaiting retention"
+  sql "INSERT INTO outbox (aggregate_id, topic, key, payload, published_at, attempts)
+       SELECT gen_random_uuid(), 't', 'k', '{}'::jsonb, now(), 1 FROM generate_series(1, 1000000)" >/dev/null
+  sql "INSERT INTO outbox (aggregate_id, topic, key, payload) SELECT gen_random_uuid(), 't', 'k', '{}'::jsonb FROM generate_series(1, 500)" >/dev/null
+  sql "VACUUM ANALYZE outbox" >/dev/null
+  CLAIM_MS=$(for _ in 1 2 3 4 5; do
+    psql "$DB_URL" -tA -c "EXPLAIN (ANALYZE, FORMAT JSON) SELECT id, aggregate_id, topic, key, payload, headers FROM outbox
+      WHERE published_at IS NULL AND available_at <= now() ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED" |
+      python3 -c "import json,sys; print(json.load(sys.stdin)[0]['Execution Time'])"
+  done | sort -n | sed -n 3p)
+fi
+
+if want peers; then
+  if [ -z "${DRAIN_ROWS_DONE:-}" ]; then
+    row "## 4. Drain ($PEER_JOBS preloaded noop jobs; only the drain is timed)"
+    row ""
+    row "| system | jobs | time | jobs/s | cores used: relay / worker / broker / Postgres+rest / machine |"
+    row "|---|---|---|---|---|"
+  fi
+  for peer in graphile-worker celery; do
+    say "drain: $PEER_JOBS jobs through $peer"
+    res=$("$ROOT/bench/peers/$peer/run.sh" "$PEER_JOBS") || res=""
+    if [ -z "$res" ]; then row "| $peer | $PEER_JOBS | failed (see bench/peers/$peer/.log) | | |"; continue; fi
+    secs=$(echo "$res" | json "['seconds']"); prate=$(echo "$res" | json "['per_second']")
+    PEER_RATE[$peer]=$prate
+    row "| $(echo "$res" | json "['system']") | $PEER_JOBS | $secs s | $prate | machine: $(echo "$res" | json "['machine_cores']") |"
+    datum drain "$(echo "$res" | json "['system']" | cut -d' ' -f1)" "$prate"
+  done
   row ""
-  row "Preload (bulk SQL, not timed): $(echo "$pre" | json "['seconds']") s. Peak RSS during the drain: relay $(peak_rss_mib "$RELAY_PID") MiB (goal ≤ 64), worker $(peak_rss_mib "$WORKER_PID") MiB (goal ≤ 128)."
+  if [ -n "${ACKBOX_DRAIN_RATE:-}" ]; then
+    for peer in graphile-worker celery; do
+      goal=$([ "$peer" = celery ] && echo 5 || echo 1.5)
+      [ -n "${PEER_RATE[$peer]:-}" ] && row "- Ackbox ÷ $peer: **$(python3 -c "print(f'{$ACKBOX_DRAIN_RATE/${PEER_RATE[$peer]}:.2f}')")** (goal ≥ $goal)"
+    done
+    row ""
+  fi
+fi
+if [ -n "${DRAIN_FOOT:-}" ]; then
+  row "$DRAIN_FOOT"
   row ""
-  row "## 7. Bloat after the drain"
+  row "## 7. Bloat after the Ackbox drain"
   row ""
   row "| table | live | dead tuples | total size |"
   row "|---|---|---|---|"
-  sql "SELECT relname, n_live_tup, n_dead_tup, pg_size_pretty(pg_total_relation_size(relid)) FROM pg_stat_user_tables WHERE relname IN ('jobs', 'outbox') ORDER BY relname" |
-    while IFS='|' read -r name live dead size; do row "| $name | $live | $dead | $size |"; done
+  while IFS='|' read -r name live dead size; do row "| $name | $live | $dead | $size |"; done <<<"$BLOAT"
   row ""
+  row "The relay's claim (500 due rows, \`FOR UPDATE SKIP LOCKED\`) with 1,000,000 published rows awaiting retention: **$CLAIM_MS ms** (median of 5, \`EXPLAIN ANALYZE\`)."
+  row ""
+fi
+
+if want scaleout; then
+  row "## 5. Scale-out (Ackbox drain of $SCALE_JOBS jobs, ${ACKBOX_TOPIC_PARTITIONS:-6} partitions)"
+  row ""
+  row "| relays | workers | time | jobs/s | cores used: relay / worker / broker / Postgres+rest / machine |"
+  row "|---|---|---|---|---|"
+  for shape in "1 1" "1 2" "1 4" "2 2"; do
+    set -- $shape
+    say "scale-out: $1 relay(s), $2 worker(s), $SCALE_JOBS jobs"
+    ackbox_drain "$SCALE_JOBS" "$2" "$1"
+    row "| $1 | $2 | $DRAIN_SECS s | $DRAIN_RATE${DRAIN_NOTE:+ ($DRAIN_NOTE)} | $DRAIN_CPU |"
+    datum drain "Ackbox scale-out: $1 relay + $2 worker" "$DRAIN_RATE"
+  done
+  row ""
+fi
+
+if want profile; then
+  # perf samples each Ackbox process during a drain; the top symbols go into the report.
+  say "profile: perf record of relay and worker during a drain of $SCALE_JOBS jobs"
+  reset_db
+  DATABASE_URL="$DB_URL" "$BIN/ackbox-bench" preload --jobs "$SCALE_JOBS" --topic "$TOPIC" >/dev/null
+  start relay; RELAY_PID=$LAST_PID
+  start worker; WORKER_PID=$LAST_PID
+  perf record -F 499 -g -o "$WORK/relay.perf" -p "$RELAY_PID" -- sleep 20 >/dev/null 2>&1 &
+  perf record -F 499 -g -o "$WORK/worker.perf" -p "$WORKER_PID" -- sleep 20 >/dev/null 2>&1 &
+  [ "$TANSU_PID" != 0 ] && perf record -F 499 -g -o "$WORK/tansu.perf" -p "$TANSU_PID" -- sleep 20 >/dev/null 2>&1 &
+  wait_jobs=$(jobs -p | tail -3); for j in $wait_jobs; do wait "$j" 2>/dev/null || true; done
+  row "## Profile (perf, 20 s of a drain; top self time)"
+  row ""
+  for what in relay worker tansu; do
+    [ -f "$WORK/$what.perf" ] || continue
+    row "### $what"
+    row '```'
+    { perf report -i "$WORK/$what.perf" -g none --no-children --stdio --sort dso,symbol 2>/dev/null |
+      grep -v '^#' | grep '%' | head -12 | sed 's/ *$//' >>"$REPORT"; } || true
+    row '```'
+  done
   stop "$WORKER_PID"; stop "$RELAY_PID"
 fi
 
 cp "$REPORT" "$OUT/latest.md"
+if [ -s "$DATA" ]; then "$VENV/bin/python" "$ROOT/bench/plot.py" "$DATA" "$OUT/latest.png" && say "plot: bench/results/latest.png"; fi
 say "report: bench/results/latest.md"
 cat "$OUT/latest.md"

@@ -60,6 +60,9 @@ enum Command {
         /// Messages in flight per await (the relay's batch).
         #[arg(long, default_value_t = 500)]
         batch: usize,
+        /// Partitions, if the topic has to be created.
+        #[arg(long, env = "ACKBOX_TOPIC_PARTITIONS", default_value_t = 6)]
+        partitions: i32,
     },
 }
 
@@ -68,7 +71,9 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Preload { jobs, kind, topic } => preload(jobs, &kind, &topic),
         Command::Openloop { url, key, rate, seconds, kind } => openloop(&url, &key, rate, seconds, &kind).await,
-        Command::Produce { brokers, topic, messages, batch } => produce(&brokers, &topic, messages, batch).await,
+        Command::Produce { brokers, topic, messages, batch, partitions } => {
+            produce(&brokers, &topic, messages, batch, partitions).await
+        }
     }
 }
 
@@ -142,9 +147,9 @@ async fn openloop(url: &str, key: &str, rate: u64, seconds: u64, kind: &str) -> 
     Ok(())
 }
 
-async fn produce(brokers: &str, topic: &str, messages: usize, batch: usize) -> anyhow::Result<()> {
+async fn produce(brokers: &str, topic: &str, messages: usize, batch: usize, partitions: i32) -> anyhow::Result<()> {
     let cfg = ackbox_shared::config::KafkaConfig { brokers: brokers.into(), topic: topic.into(), extra: Vec::new() };
-    ackbox_shared::kafka::ensure_topic(&cfg, topic, 6, 1).await.context("create the benchmark topic")?;
+    ackbox_shared::kafka::ensure_topic(&cfg, topic, partitions, 1).await.context("create the benchmark topic")?;
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
@@ -175,7 +180,7 @@ async fn produce(brokers: &str, topic: &str, messages: usize, batch: usize) -> a
     let secs = start.elapsed().as_secs_f64();
     println!(
         "{{\"messages\": {messages}, \"failed\": {failed}, \"seconds\": {secs:.3}, \"per_second\": {:.0}}}",
-        messages as f64 / secs
+        messages as f64 / secs.max(f64::EPSILON)
     );
     Ok(())
 }
