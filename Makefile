@@ -22,6 +22,7 @@ build:
 ## test: start Postgres and the broker if needed, build the binaries the end-to-end tests spawn, run every test.
 test:
 	deploy/local/stack.sh deps
+	deploy/local/stack.sh tools
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 	deploy/local/schemathesis.sh

@@ -129,5 +129,29 @@ impl FromRequest for Tenant {
     }
 }
 
+/// An authenticated tenant that is an admin (the dashboard's data): a valid non-admin key is 403.
+#[derive(Clone, Copy, Debug)]
+pub struct Admin(pub Uuid);
+
+async fn authenticate_admin(req: HttpRequest) -> Result<Admin, ApiError> {
+    let Tenant(id) = authenticate(req.clone()).await?;
+    let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Internal("app state missing".into()))?.clone();
+    // Not cached: admin pages are few and slow-refreshing, and demoting a tenant must take effect at once.
+    if state.with_conn(move |c| Ok(ackbox_shared::models::tenant::is_admin(c, id)?)).await? {
+        Ok(Admin(id))
+    } else {
+        Err(ApiError::Forbidden("this key's tenant is not an admin (ackbox keys create --tenant NAME --admin)"))
+    }
+}
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut actix_web::dev::Payload) -> Self::Future {
+        Box::pin(authenticate_admin(req.clone()))
+    }
+}
+
 /// Shared handle, so the listener thread can flip liveness and clear the cache.
 pub type SharedKeys = Arc<KeyCache>;

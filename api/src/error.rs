@@ -18,6 +18,9 @@ pub enum ApiError {
     /// Missing, unknown or revoked API key (401).
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// Authenticated, but the key's tenant may not do this (403): a non-admin key on the dashboard's data.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The path exists but not with this method (405); the allowed methods.
     #[error("method not allowed; use {0}")]
     MethodNotAllowed(&'static str),
@@ -67,6 +70,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => ("/problems/bad-request", "Bad request"),
             ApiError::Unauthorized(_) => ("/problems/unauthorized", "Unauthorized"),
+            ApiError::Forbidden(_) => ("/problems/forbidden", "Forbidden"),
             ApiError::TooManyRequests(_) => ("/problems/rate-limited", "Too many requests"),
             ApiError::NotFound => ("/problems/not-found", "Not found"),
             ApiError::MethodNotAllowed(_) => ("/problems/method-not-allowed", "Method not allowed"),
@@ -108,6 +112,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,

@@ -5,6 +5,7 @@
 #
 #   deploy/local/stack.sh up      # the whole stack + a demo job (make up)
 #   deploy/local/stack.sh deps    # Postgres + broker only (make test)
+#   deploy/local/stack.sh tools   # what the tests drive besides those: headless Chromium (make test)
 #   deploy/local/stack.sh down    # stop what `up`/`deps` started (make down)
 #   deploy/local/stack.sh status  # what is running
 set -euo pipefail
@@ -118,12 +119,14 @@ PY
 write_env() {
   # Keep the dev key across runs (ensure_key replaces it if the API no longer accepts it).
   : "${ACKBOX_API_KEY:=$(sed -n 's/^ACKBOX_API_KEY=//p' "$STATE/local.env" 2>/dev/null || true)}"
+  : "${ACKBOX_ADMIN_KEY:=$(sed -n 's/^ACKBOX_ADMIN_KEY=//p' "$STATE/local.env" 2>/dev/null || true)}"
   cat >"$STATE/local.env" <<ENV
 # Written by deploy/local/stack.sh; source it in scripts.
 ACKBOX_URL=$ACKBOX_URL
 DATABASE_URL=$DATABASE_URL
 KAFKA_BROKERS=$KAFKA_BROKERS
 ACKBOX_API_KEY=${ACKBOX_API_KEY:-}
+ACKBOX_ADMIN_KEY=${ACKBOX_ADMIN_KEY:-}
 ENV
 }
 
@@ -137,6 +140,25 @@ ensure_key() {
   say "creating the dev tenant's API key"
   ACKBOX_API_KEY=$(DATABASE_URL="$DATABASE_URL" "$ROOT/target/$PROFILE/ackbox" keys create --tenant dev)
   write_env
+}
+
+ensure_admin_key() {
+  ACKBOX_ADMIN_KEY=$(sed -n 's/^ACKBOX_ADMIN_KEY=//p' "$STATE/local.env" 2>/dev/null || true)
+  if [ -n "$ACKBOX_ADMIN_KEY" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ACKBOX_ADMIN_KEY" \
+        "$ACKBOX_URL/dashboard/api/summary")" = 200 ]; then
+    return
+  fi
+  say "creating the ops (admin) tenant's key for the dashboard"
+  ACKBOX_ADMIN_KEY=$(DATABASE_URL="$DATABASE_URL" "$ROOT/target/$PROFILE/ackbox" keys create --tenant ops --admin)
+  write_env
+}
+
+# Tools the test suite drives: headless Chromium for the dashboard test (Debian's package).
+ensure_test_tools() {
+  if [ ! -x /usr/bin/chromium ]; then
+    say "installing chromium (Debian package) for the dashboard test"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
 }
 
 build() {
@@ -220,12 +242,17 @@ case "${1:-}" in
     write_env
     start_services
     ensure_key
+    ensure_admin_key
     demo
     say "stack is up: $ACKBOX_URL (env in .ackbox/local.env, logs in .ackbox/logs, stop with make down)"
+    say "dashboard: $ACKBOX_URL/dashboard#key=$ACKBOX_ADMIN_KEY"
     ;;
   deps)
     ensure_postgres
     ensure_tansu
+    ;;
+  tools)
+    ensure_test_tools
     ;;
   down)
     for c in api worker relay tansu; do stop "$c"; done
@@ -236,7 +263,7 @@ case "${1:-}" in
     done
     ;;
   *)
-    echo "usage: $0 up|deps|down|status" >&2
+    echo "usage: $0 up|deps|tools|down|status" >&2
     exit 2
     ;;
 esac

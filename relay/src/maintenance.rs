@@ -77,13 +77,17 @@ struct StatusCount {
     n: i64,
 }
 
-/// Refreshes the backlog and jobs-by-status gauges.
+/// How long backlog samples are kept (the dashboard shows the last hour).
+pub const BACKLOG_HISTORY: Duration = Duration::from_secs(24 * 3600);
+
+/// Refreshes the backlog and jobs-by-status gauges, and records a backlog sample for the dashboard's chart.
 pub fn refresh_gauges(relay: &Relay) -> Result<(), DbError> {
     let metrics = relay.metrics();
     let mut conn = relay.pool().get()?;
     let backlog = outbox::backlog(&mut conn)?;
     metrics.backlog.set(backlog.unpublished);
     metrics.oldest_unpublished_age.set(backlog.oldest_unpublished_age_secs);
+    outbox::record_backlog_sample(&mut conn, &backlog, relay.config().stats_interval / 2, BACKLOG_HISTORY)?;
     let counts: Vec<StatusCount> =
         diesel::sql_query("SELECT status, count(*) AS n FROM jobs GROUP BY status").load(&mut conn)?;
     for status in ackbox_shared::models::JobStatus::ALL {

@@ -54,6 +54,7 @@ diesel::table! {
         id -> Uuid,
         name -> Text,
         created_at -> Timestamptz,
+        is_admin -> Bool,
     }
 }
 
@@ -87,6 +88,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    outbox_backlog_samples (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        unpublished -> Int8,
+        oldest_age_secs -> Float8,
+    }
+}
+
+diesel::table! {
+    consumer_lag (group_id, topic, partition) {
+        group_id -> Text,
+        topic -> Text,
+        partition -> Int4,
+        lag -> Int8,
+        reported_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(jobs -> tenants (tenant_id));
 
@@ -97,5 +117,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,
     job_kinds,
-    idempotency_keys
+    idempotency_keys,
+    outbox_backlog_samples,
+    consumer_lag
 );

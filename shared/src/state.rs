@@ -13,6 +13,7 @@
 //!                                           failed
 //!
 //!   queued ──cancel──▶ cancelled          running ──cancel request──▶ (attempt stops) ──▶ cancelled
+//!   failed ──retry (operator)──▶ queued
 //! ```
 
 use std::time::Duration;
@@ -314,6 +315,54 @@ struct BeatRow {
     id: Uuid,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     cancel_requested: bool,
+}
+
+/// What [`retry_failed`] did.
+#[derive(Debug)]
+pub enum RetryOutcome {
+    /// Back to `queued` with a fresh dispatch row; the next attempt is `attempt`.
+    Requeued {
+        /// The job after the change.
+        job: Job,
+        /// The attempt number the new dispatch carries.
+        attempt: i32,
+    },
+    /// Not `failed` (only failed jobs can be retried); nothing changed.
+    NotFailed(Job),
+    /// No such job.
+    NotFound,
+}
+
+/// Operator retry: puts a `failed` job back to `queued` and inserts a fresh outbox row for its next attempt, in one
+/// transaction. History is not rewritten: `attempts` keeps counting (the next attempt gets the next number, so
+/// fencing holds against any late message of the old ones), the last error stays until an attempt succeeds, and
+/// `max_attempts` grows by one if the job had used them all.
+pub fn retry_failed(conn: &mut PgConnection, id: Uuid, topic: &str) -> QueryResult<RetryOutcome> {
+    conn.transaction(|conn| {
+        let requeued: Option<Job> =
+            diesel::update(jobs::table.filter(jobs::id.eq(id)).filter(jobs::status.eq(JobStatus::Failed)))
+                .set((
+                    jobs::status.eq(JobStatus::Queued),
+                    jobs::max_attempts.eq(diesel::dsl::sql::<Int4>("greatest(max_attempts, attempts + 1)")),
+                    jobs::finished_at.eq(None::<DateTime<Utc>>),
+                    jobs::not_before.eq(None::<DateTime<Utc>>),
+                    jobs::lease_expires_at.eq(None::<DateTime<Utc>>),
+                    jobs::cancel_requested_at.eq(None::<DateTime<Utc>>),
+                    jobs::updated_at.eq(now),
+                ))
+                .returning(Job::as_returning())
+                .get_result(conn)
+                .optional()?;
+        if let Some(job) = requeued {
+            let attempt = job.attempts + 1;
+            outbox::enqueue(conn, topic, &Envelope::new(job.id, &job.kind, attempt), None)?;
+            return Ok(RetryOutcome::Requeued { job, attempt });
+        }
+        Ok(match jobs::table.find(id).select(Job::as_select()).first(conn).optional()? {
+            Some(job) => RetryOutcome::NotFailed(job),
+            None => RetryOutcome::NotFound,
+        })
+    })
 }
 
 /// Extends the leases of running attempts in one statement. Returns, for each attempt that still holds its lease,

@@ -34,21 +34,30 @@ use crate::handler::{Effect, HandlerError, JobContext, Registry};
 use crate::metrics::WorkerMetrics;
 use crate::offsets::OffsetTracker;
 
+/// The latest per-partition lag `(topic, partition, lag)` from librdkafka's statistics, until the reporter takes it.
+type LatestLag = Arc<Mutex<Option<Vec<(String, i32, i64)>>>>;
+
 /// librdkafka callbacks: consumer lag from statistics, and a synchronous commit before partitions are revoked.
 pub struct WorkerContext {
     metrics: WorkerMetrics,
+    /// The latest per-partition lag `(topic, partition, lag)`, taken by the lag reporter.
+    lag: LatestLag,
 }
 
 impl ClientContext for WorkerContext {
     fn stats(&self, statistics: Statistics) {
-        for topic in statistics.topics.values() {
+        let mut seen = Vec::new();
+        for (name, topic) in &statistics.topics {
             for (partition, p) in &topic.partitions {
                 // librdkafka reports the internal UA partition as -1 and unknown lag as -1.
                 if *partition >= 0 && p.consumer_lag >= 0 {
                     self.metrics.consumer_lag.with_label_values(&[&partition.to_string()]).set(p.consumer_lag);
+                    seen.push((name.clone(), *partition, p.consumer_lag));
                 }
             }
         }
+        // This runs on librdkafka's thread: hand the numbers over and let the reporter write them.
+        *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen);
     }
 }
 
@@ -146,7 +155,7 @@ impl Shared {
 }
 
 /// Builds the consumer: a group member with manual offset *store* and automatic *commit* of stored offsets.
-fn build_consumer(config: &WorkerConfig, metrics: &WorkerMetrics) -> Result<Kafka, WorkerError> {
+fn build_consumer(config: &WorkerConfig, metrics: &WorkerMetrics, lag: LatestLag) -> Result<Kafka, WorkerError> {
     let consumer: Kafka = config
         .kafka
         .client_config()
@@ -158,7 +167,7 @@ fn build_consumer(config: &WorkerConfig, metrics: &WorkerMetrics) -> Result<Kafk
         .set("fetch.wait.max.ms", config.fetch_wait.as_millis().to_string())
         .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
         .set("statistics.interval.ms", config.stats_interval.as_millis().to_string())
-        .create_with_context(WorkerContext { metrics: metrics.clone() })?;
+        .create_with_context(WorkerContext { metrics: metrics.clone(), lag })?;
     consumer.subscribe(&[&config.kafka.topic])?;
     Ok(consumer)
 }
@@ -172,7 +181,8 @@ pub async fn run(
     metrics: WorkerMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
-    let consumer = build_consumer(&config, &metrics)?;
+    let lag = Arc::new(Mutex::new(None));
+    let consumer = build_consumer(&config, &metrics, lag.clone())?;
     let concurrency = config.concurrency;
     let shared = Arc::new(Shared {
         config,
@@ -188,6 +198,7 @@ pub async fn run(
     let completer = tokio::spawn(complete_loop(shared.clone(), done_rx));
     let heartbeat_stop = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat_loop(shared.clone(), heartbeat_stop.clone()));
+    let lag_reporter = tokio::spawn(lag_report_loop(shared.clone(), lag, heartbeat_stop.clone()));
 
     log::info!(
         "worker consuming {} as group {} (concurrency {})",
@@ -252,6 +263,7 @@ pub async fn run(
     }
     heartbeat_stop.cancel();
     let _ = heartbeat.await;
+    let _ = lag_reporter.await;
     match shared.consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => {}
         // Nothing stored since the last auto-commit: there is nothing to commit.
@@ -382,6 +394,27 @@ async fn run_job(
 /// third of the lease). An attempt whose lease is gone (the rescuer took the job back after a stall) is cancelled:
 /// another attempt may be running, and this one's writes would be refused anyway. An attempt whose job got a cancel
 /// request is cancelled too, and marked so its failure ends the job `cancelled`.
+/// Writes the latest consumer lag to `consumer_lag` once per statistics interval (one upsert), for the dashboard and
+/// the CLI. Losing a report is harmless: the next one replaces it.
+async fn lag_report_loop(shared: Arc<Shared>, lag: LatestLag, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.stats_interval) => {}
+            _ = stop.cancelled() => return,
+        }
+        let Some(rows) = lag.lock().unwrap_or_else(|p| p.into_inner()).take() else { continue };
+        let s = shared.clone();
+        let res = tokio::task::spawn_blocking(move || -> Result<usize, DbError> {
+            let mut conn = s.pool.get()?;
+            Ok(ackbox_shared::models::consumer_lag::report(&mut conn, &s.config.group, &rows)?)
+        })
+        .await;
+        if let Ok(Err(e)) = res {
+            log::warn!("reporting consumer lag failed (next report replaces it): {e}");
+        }
+    }
+}
+
 async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
     let every = shared.config.heartbeat.min(shared.config.lease / 3).max(Duration::from_millis(10));
     loop {

@@ -5,6 +5,9 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse, HttpResponseBuilder};
 
 mod cancel_job;
+mod dashboard_job;
+mod dashboard_page;
+mod dashboard_summary;
 mod get_job;
 mod get_job_result;
 mod health;
@@ -25,6 +28,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .route("/dashboard", web::get().to(dashboard_page::page))
+        .route("/dashboard/app.js", web::get().to(dashboard_page::script))
+        .route("/dashboard/app.css", web::get().to(dashboard_page::style))
+        .route("/dashboard/api/summary", web::get().to(dashboard_summary::summary))
+        .route("/dashboard/api/jobs/{id}", web::get().to(dashboard_job::job))
         .service(
             web::scope("/v1")
                 .service(

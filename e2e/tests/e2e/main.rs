@@ -1,5 +1,8 @@
 //! The whole chain, with the real processes.
 
+mod cli;
+mod client;
 mod crash;
+mod dashboard;
 mod lifecycle;
 mod read_your_writes;

@@ -98,7 +98,7 @@ pub struct JobError {
 }
 
 /// A row of `jobs`.
-#[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
+#[derive(Clone, Debug, Queryable, Selectable, Identifiable, serde::Serialize)]
 #[diesel(table_name = jobs, check_for_backend(Pg))]
 pub struct Job {
     /// UUIDv7 id.
@@ -179,4 +179,47 @@ impl Job {
     pub fn find_for_tenant(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> QueryResult<Option<Job>> {
         jobs::table.find(id).filter(jobs::tenant_id.eq(tenant_id)).select(Job::as_select()).first(conn).optional()
     }
+}
+
+/// Filters of the operator's job listing ([`list_all`]): across tenants, unlike the API's.
+#[derive(Clone, Debug, Default)]
+pub struct AdminFilter {
+    /// Only this status.
+    pub status: Option<JobStatus>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only this tenant (by name).
+    pub tenant: Option<String>,
+    /// At most this many, newest first.
+    pub limit: i64,
+}
+
+/// Jobs of every tenant with the tenant's name, newest first (`ackbox jobs ls`, the dashboard).
+pub fn list_all(conn: &mut PgConnection, f: &AdminFilter) -> QueryResult<Vec<(Job, Option<String>)>> {
+    use crate::schema::tenants;
+    let mut q = jobs::table
+        .left_join(tenants::table)
+        .select((Job::as_select(), tenants::name.nullable()))
+        .order(jobs::id.desc())
+        .limit(f.limit)
+        .into_boxed();
+    if let Some(s) = f.status {
+        q = q.filter(jobs::status.eq(s));
+    }
+    if let Some(k) = &f.kind {
+        q = q.filter(jobs::kind.eq(k.clone()));
+    }
+    if let Some(t) = &f.tenant {
+        q = q.filter(tenants::name.eq(t.clone()));
+    }
+    q.load(conn)
+}
+
+/// Job counts by status and kind: `(status, kind, count)`.
+pub fn counts_by_status_and_kind(conn: &mut PgConnection) -> QueryResult<Vec<(JobStatus, String, i64)>> {
+    jobs::table
+        .group_by((jobs::status, jobs::kind))
+        .select((jobs::status, jobs::kind, diesel::dsl::count_star()))
+        .order((jobs::kind, jobs::status))
+        .load(conn)
 }

@@ -1,5 +1,6 @@
 //! Row types, one file per table.
 
+pub mod consumer_lag;
 pub mod idempotency;
 pub mod job;
 pub mod job_kind;

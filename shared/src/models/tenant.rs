@@ -23,6 +23,8 @@ pub struct Tenant {
     pub name: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Its keys open the dashboard and its data API (every tenant's jobs, the outbox, consumer lag).
+    pub is_admin: bool,
 }
 
 /// An API key row (never the key itself).
@@ -79,6 +81,16 @@ pub fn ensure_tenant(conn: &mut PgConnection, name: &str) -> QueryResult<Tenant>
     tenants::table.filter(tenants::name.eq(name)).select(Tenant::as_select()).first(conn)
 }
 
+/// Makes `tenant_id` an admin tenant (or not).
+pub fn set_admin(conn: &mut PgConnection, tenant_id: Uuid, admin: bool) -> QueryResult<()> {
+    diesel::update(tenants::table.find(tenant_id)).set(tenants::is_admin.eq(admin)).execute(conn).map(|_| ())
+}
+
+/// Whether `tenant_id` is an admin tenant (false for an unknown id).
+pub fn is_admin(conn: &mut PgConnection, tenant_id: Uuid) -> QueryResult<bool> {
+    Ok(tenants::table.find(tenant_id).select(tenants::is_admin).first(conn).optional()?.unwrap_or(false))
+}
+
 /// Creates a key for `tenant_id` and returns the row and the key, which is never stored and cannot be shown again.
 pub fn create_key(conn: &mut PgConnection, tenant_id: Uuid) -> QueryResult<(ApiKey, String)> {
     let mut prefix = [0u8; PREFIX_LEN / 2];
@@ -111,12 +123,12 @@ pub fn authenticate(conn: &mut PgConnection, key: &str) -> QueryResult<Option<Uu
     Ok(row.filter(|r| key_matches(key, &r.key_hash)).map(|r| r.tenant_id))
 }
 
-/// Keys with their tenant names, newest first.
-pub fn list_keys(conn: &mut PgConnection) -> QueryResult<Vec<(ApiKey, String)>> {
+/// Keys with their tenant names and admin flags, newest first.
+pub fn list_keys(conn: &mut PgConnection) -> QueryResult<Vec<(ApiKey, String, bool)>> {
     api_keys::table
         .inner_join(tenants::table)
         .order(api_keys::created_at.desc())
-        .select((ApiKey::as_select(), tenants::name))
+        .select((ApiKey::as_select(), tenants::name, tenants::is_admin))
         .load(conn)
 }
 

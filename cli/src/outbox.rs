@@ -1,0 +1,168 @@
+//! `ackbox outbox ...`: what the relay has and has not delivered.
+
+use ackbox_shared::models::consumer_lag;
+use ackbox_shared::outbox::{self, ListFilter};
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use diesel::PgConnection;
+use uuid::Uuid;
+
+use crate::table::{age, print_json, table, time};
+
+/// Lag rows older than this belong to consumers that are gone.
+const FRESH_LAG: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Outbox commands.
+#[derive(Subcommand)]
+pub enum Outbox {
+    /// Backlog, oldest undelivered age, publish rate over the last minute, undelivered rows by attempts, and
+    /// consumer lag.
+    Stats,
+    /// Rows, newest first, as an aligned table.
+    Ls {
+        /// Only rows not yet delivered.
+        #[arg(long, conflicts_with = "failed")]
+        unpublished: bool,
+        /// Only undelivered rows whose last delivery failed.
+        #[arg(long)]
+        failed: bool,
+        /// Only rows of this job.
+        #[arg(long, value_name = "JOB_ID")]
+        job: Option<Uuid>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        limit: i64,
+    },
+    /// One row, with its envelope and headers pretty-printed.
+    Show {
+        /// Row id (see `ackbox outbox ls`).
+        id: i64,
+    },
+    /// Re-publishes a row by inserting a copy as a new row (history is never edited). Safe at any time: workers
+    /// claim conditionally, so a replay of a finished job changes nothing.
+    Replay {
+        /// Row id (see `ackbox outbox ls`).
+        id: i64,
+    },
+}
+
+/// Runs an outbox command.
+pub fn run(conn: &mut PgConnection, cmd: Outbox, json: bool) -> anyhow::Result<()> {
+    match cmd {
+        Outbox::Stats => {
+            let stats = outbox::stats(conn).context("failed to read outbox stats")?;
+            let lag = consumer_lag::current(conn, FRESH_LAG).context("failed to read consumer lag")?;
+            if json {
+                return print_json(&serde_json::json!({"outbox": stats, "consumer_lag": lag}));
+            }
+            let mut t = table(&["", ""]);
+            t.add_row(vec!["backlog (undelivered rows)".to_string(), stats.unpublished.to_string()]);
+            t.add_row(vec!["  of which failing".to_string(), stats.failing.to_string()]);
+            t.add_row(vec!["oldest undelivered".to_string(), age(stats.oldest_unpublished_age_secs)]);
+            t.add_row(vec![
+                "published, last minute".to_string(),
+                format!("{} ({:.1}/s)", stats.published_last_minute, stats.published_last_minute as f64 / 60.0),
+            ]);
+            println!("{t}");
+            if !stats.unpublished_by_attempts.is_empty() {
+                let mut t = table(&["DELIVERY ATTEMPTS", "UNDELIVERED ROWS"]);
+                for (attempts, rows) in &stats.unpublished_by_attempts {
+                    t.add_row(vec![attempts.to_string(), rows.to_string()]);
+                }
+                println!("\n{t}");
+            }
+            if lag.is_empty() {
+                println!("\nconsumer lag: no worker has reported in the last {} s", FRESH_LAG.as_secs());
+            } else {
+                let mut t = table(&["GROUP", "TOPIC", "PARTITION", "LAG", "REPORTED"]);
+                for r in &lag {
+                    t.add_row(vec![
+                        r.group_id.clone(),
+                        r.topic.clone(),
+                        r.partition.to_string(),
+                        r.lag.to_string(),
+                        time(Some(r.reported_at)),
+                    ]);
+                }
+                println!("\n{t}");
+            }
+        }
+        Outbox::Ls { unpublished, failed, job, limit } => {
+            let rows = outbox::list(conn, &ListFilter { unpublished, failed, job, limit })
+                .context("failed to list outbox rows")?;
+            if json {
+                return print_json(&rows.iter().map(row_json).collect::<Vec<_>>());
+            }
+            let mut t = table(&["ID", "JOB", "TOPIC", "ATTEMPTS", "CREATED", "STATE"]);
+            for r in &rows {
+                let state = match (&r.published_at, &r.last_error) {
+                    (Some(p), _) => format!("published {}", time(Some(*p))),
+                    (None, Some(e)) => format!("failing, next try {}: {e}", time(Some(r.available_at))),
+                    (None, None) if r.available_at > chrono::Utc::now() => {
+                        format!("due {}", time(Some(r.available_at)))
+                    }
+                    (None, None) => "waiting for the relay".to_string(),
+                };
+                t.add_row(vec![
+                    r.id.to_string(),
+                    r.aggregate_id.to_string(),
+                    r.topic.clone(),
+                    r.attempts.to_string(),
+                    time(Some(r.created_at)),
+                    state,
+                ]);
+            }
+            println!("{t}");
+            if rows.is_empty() {
+                eprintln!("no rows match");
+            }
+        }
+        Outbox::Show { id } => {
+            let Some(r) = outbox::find(conn, id).context("failed to read the row")? else {
+                bail!("no outbox row {id} (rows are deleted after the relay's retention; see `ackbox outbox ls`)");
+            };
+            if json {
+                return print_json(&row_json(&r));
+            }
+            println!("id           {}", r.id);
+            println!("job          {}", r.aggregate_id);
+            println!("topic        {}", r.topic);
+            println!("key          {}", r.key);
+            println!("created      {}", time(Some(r.created_at)));
+            println!("available    {}", time(Some(r.available_at)));
+            println!("published    {}", if r.published_at.is_some() { time(r.published_at) } else { "no".into() });
+            println!("attempts     {}", r.attempts);
+            if let Some(e) = &r.last_error {
+                println!("last error   {e}");
+            }
+            println!("headers\n{}", indent(&serde_json::to_string_pretty(&r.headers)?));
+            println!("envelope\n{}", indent(&serde_json::to_string_pretty(&r.payload)?));
+        }
+        Outbox::Replay { id } => {
+            let Some(r) = outbox::replay(conn, id).context("failed to insert the replay")? else {
+                bail!("no outbox row {id} to replay (see `ackbox outbox ls`)");
+            };
+            if json {
+                return print_json(&row_json(&r));
+            }
+            println!("{}", r.id);
+            eprintln!(
+                "row {id} queued again as row {} (job {}); the relay publishes it on its next round",
+                r.id, r.aggregate_id
+            );
+        }
+    }
+    Ok(())
+}
+
+fn row_json(r: &ackbox_shared::models::OutboxMessage) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id, "job_id": r.aggregate_id, "topic": r.topic, "key": r.key, "payload": r.payload,
+        "headers": r.headers, "created_at": r.created_at, "available_at": r.available_at,
+        "published_at": r.published_at, "attempts": r.attempts, "last_error": r.last_error,
+    })
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+}

@@ -1,0 +1,128 @@
+//! `ackbox submit KIND --payload JSON [--wait]`: through the HTTP API, with the client crate.
+
+use std::time::Duration;
+
+use ackbox_client::{Client, Error, Job, JobStatus, SubmitOptions};
+use anyhow::{bail, Context};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::table::print_json;
+
+/// `submit` arguments.
+#[derive(Args)]
+pub struct Submit {
+    /// Job kind (registered by some worker).
+    pub kind: String,
+    /// Payload, as JSON.
+    #[arg(long, default_value = "{}")]
+    pub payload: String,
+    /// Wait for the job to finish, with a live progress bar, and print the final status.
+    #[arg(long)]
+    pub wait: bool,
+    /// Longest wait with --wait, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Idempotency-Key: submitting again with the same key and payload returns the same job.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Attempts allowed (1..=100; server default 3).
+    #[arg(long)]
+    pub max_attempts: Option<i32>,
+    /// API base URL (default: $ACKBOX_URL, then .ackbox/local.env).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// API key (default: $ACKBOX_API_KEY, then .ackbox/local.env).
+    #[arg(long)]
+    pub api_key: Option<String>,
+}
+
+/// Runs `submit`. Exits non-zero when the job ends failed or cancelled, so scripts can `&&` on it.
+pub fn run(args: Submit, json: bool) -> anyhow::Result<()> {
+    let payload: serde_json::Value = serde_json::from_str(&args.payload)
+        .with_context(|| format!("--payload is not valid JSON: {}", args.payload))?;
+    let (url, key) = crate::settings::api(args.url.clone(), args.api_key.clone())?;
+    let client = Client::new(&url, &key).context("bad API settings")?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let opts = SubmitOptions { idempotency_key: args.idempotency_key.clone(), max_attempts: args.max_attempts };
+        let job = client.submit_with(&args.kind, payload, &opts).await.map_err(|e| explain(e, &url))?;
+        if !args.wait {
+            if json {
+                return print_json(&job);
+            }
+            println!("{}", job.id);
+            eprintln!("job {} accepted ({}); follow it with `ackbox jobs show {}`", job.id, job.status, job.id);
+            return Ok(());
+        }
+        let bar = progress_bar(json);
+        let done = client.wait_with_progress(job.id, Duration::from_secs(args.timeout), |j| show(&bar, j)).await;
+        bar.finish_and_clear();
+        let done = match done {
+            Ok(done) => done,
+            Err(Error::WaitTimeout { job, waited, .. }) => {
+                bail!(
+                    "job {} is still {} after {:.0?}; it keeps going: check it later with `ackbox jobs show {}`",
+                    job.id,
+                    job.status,
+                    waited,
+                    job.id
+                )
+            }
+            Err(e) => return Err(explain(e, &url)),
+        };
+        if json {
+            print_json(&done)?;
+        } else {
+            println!("{} {}", done.id, done.status);
+            if let Some(r) = &done.result {
+                println!("{}", serde_json::to_string_pretty(r)?);
+            }
+            if let Some(e) = &done.error {
+                eprintln!("error: {e}");
+            }
+        }
+        match done.status {
+            JobStatus::Succeeded => Ok(()),
+            s => bail!("job {} ended {s} after {} attempt(s)", done.id, done.attempts),
+        }
+    })
+}
+
+fn progress_bar(hidden: bool) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(100);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>4} [{bar:30}] {pos:>3}% {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+fn show(bar: &ProgressBar, j: &Job) {
+    if let Some(p) = j.percent() {
+        bar.set_position(p.clamp(0.0, 100.0) as u64);
+    }
+    let detail = j.progress_message().map(|m| format!(": {m}")).unwrap_or_default();
+    bar.set_message(format!("{} (attempt {}/{}){detail}", j.status, j.attempts.max(1), j.max_attempts));
+}
+
+/// Turns a client error into a message that says what to do next.
+fn explain(e: Error, url: &str) -> anyhow::Error {
+    match e {
+        Error::Unauthorized(_) => {
+            anyhow::anyhow!(
+                "the API refused the key: create one with `ackbox keys create --tenant NAME` and pass --api-key"
+            )
+        }
+        Error::Invalid(p) => anyhow::anyhow!("the API refused the job: {p}"),
+        Error::Transport(t) if t.is_connect() => {
+            anyhow::anyhow!("cannot reach the API at {url}: is it running (`make up`), and is ACKBOX_URL right?")
+        }
+        other => anyhow::Error::new(other),
+    }
+}

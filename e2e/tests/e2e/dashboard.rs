@@ -1,0 +1,140 @@
+//! The dashboard: its data API behind an admin key, and the page itself rendered by headless Chromium (Debian's
+//! `chromium`, installed by `make test`), whose numbers must match the database. The screenshot is saved to
+//! `target/dashboard.png`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use ackbox_e2e::{bin_path, Stack};
+use ackbox_shared::testing::wait_for;
+use diesel::prelude::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn chromium(url: &str, extra: &[&str]) -> std::process::Output {
+    assert!(
+        std::path::Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: `make test` installs it (deploy/local/stack.sh tools), or apt-get install chromium"
+    );
+    let profile = std::env::temp_dir().join(format!("ackbox-chromium-{}", uuid::Uuid::now_v7()));
+    let out = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--virtual-time-budget=8000",
+            &format!("--user-data-dir={}", profile.display()),
+        ])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    let _ = std::fs::remove_dir_all(profile);
+    out
+}
+
+/// The text of the first element carrying `attr` (e.g. `data-total-status="failed"`) in a dumped DOM.
+fn text_of(dom: &str, attr: &str) -> Option<String> {
+    let at = dom.find(attr)?;
+    let rest = &dom[at..];
+    let start = rest.find('>')? + 1;
+    let end = rest[start..].find('<')?;
+    Some(rest[start..start + end].trim().to_string())
+}
+
+#[test]
+fn the_dashboard_shows_what_the_database_holds_and_only_to_admins() {
+    let stack = Stack::start_with(&[("ACKBOX_STATS_INTERVAL_MS", "200")]);
+    let http = stack.client();
+    let admin_key = {
+        let mut conn = stack.db.conn();
+        let ops = ackbox_shared::models::tenant::ensure_tenant(&mut conn, "ops").expect("tenant");
+        ackbox_shared::models::tenant::set_admin(&mut conn, ops.id, true).expect("admin");
+        ackbox_shared::models::tenant::create_key(&mut conn, ops.id).expect("key").1
+    };
+
+    for _ in 0..3 {
+        stack.submit(&http, serde_json::json!({"kind": "echo", "payload": {}}));
+    }
+    let mut failed = Vec::new();
+    for _ in 0..2 {
+        let doc = stack.submit(&http, serde_json::json!({"kind": "fail", "payload": {"times": 9}, "max_attempts": 1}));
+        failed.push(doc["id"].as_str().expect("id").to_string());
+    }
+    wait_for("all 5 jobs to finish", Duration::from_secs(60), || {
+        let n: i64 = ackbox_shared::schema::jobs::table
+            .filter(ackbox_shared::schema::jobs::status.eq_any(["succeeded", "failed"]))
+            .count()
+            .get_result(&mut stack.db.conn())
+            .ok()?;
+        (n == 5).then_some(())
+    });
+    wait_for("backlog samples and a lag report", Duration::from_secs(60), || {
+        let mut conn = stack.db.conn();
+        let samples = ackbox_shared::outbox::backlog_history(&mut conn, Duration::from_secs(3600)).ok()?;
+        let lag = ackbox_shared::models::consumer_lag::current(&mut conn, Duration::from_secs(60)).ok()?;
+        (samples.len() >= 2 && !lag.is_empty()).then_some(())
+    });
+
+    // The data API: no key 401, a tenant's key 403, an admin key 200.
+    let summary = stack.url("/dashboard/api/summary");
+    let anonymous = reqwest::blocking::Client::new();
+    assert_eq!(anonymous.get(&summary).send().expect("GET").status().as_u16(), 401);
+    let tenant = http.get(&summary).send().expect("GET");
+    assert_eq!(tenant.status().as_u16(), 403);
+    assert_eq!(tenant.headers()["content-type"], "application/problem+json");
+    let doc: serde_json::Value =
+        anonymous.get(&summary).bearer_auth(&admin_key).send().expect("GET").json().expect("json");
+    let count = |kind: &str, status: &str| {
+        doc["jobs"].as_array().expect("jobs").iter().find(|c| c["kind"] == kind && c["status"] == status).map(|c| c["count"].clone())
+    };
+    assert_eq!(count("echo", "succeeded"), Some(3.into()));
+    assert_eq!(count("fail", "failed"), Some(2.into()));
+    let listed: Vec<&str> = doc["recent_failures"].as_array().expect("failures").iter().filter_map(|f| f["id"].as_str()).collect();
+    assert!(failed.iter().all(|id| listed.contains(&id.as_str())), "{listed:?}");
+    assert_eq!(doc["recent_failures"][0]["code"], "deliberate_failure");
+    let job = anonymous
+        .get(stack.url(&format!("/dashboard/api/jobs/{}", failed[0])))
+        .bearer_auth(&admin_key)
+        .send()
+        .expect("GET job");
+    assert_eq!(job.status().as_u16(), 200);
+    let job: serde_json::Value = job.json().expect("json");
+    assert_eq!(job["job"]["status"], "failed");
+    assert!(job["job"].get("payload").is_none(), "the dashboard never shows payloads");
+
+    // The page itself, rendered: the numbers in the DOM are the database's.
+    let page = format!("{}/dashboard#key={admin_key}", stack.api_url);
+    let out = chromium(&page, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(dom.contains("data-generated-at"), "the page loaded its data: {}", String::from_utf8_lossy(&out.stderr));
+    let db_count = |status: &str| -> i64 {
+        ackbox_shared::schema::jobs::table
+            .filter(ackbox_shared::schema::jobs::status.eq(status))
+            .count()
+            .get_result(&mut stack.db.conn())
+            .expect("count")
+    };
+    for status in ["succeeded", "failed", "queued"] {
+        assert_eq!(
+            text_of(&dom, &format!("data-total-status=\"{status}\"")),
+            Some(db_count(status).to_string()),
+            "{status} total on the page"
+        );
+    }
+    assert_eq!(text_of(&dom, "data-kind=\"echo\" data-status=\"succeeded\"").as_deref(), Some("3"));
+    let backlog: i64 = ackbox_shared::outbox::unpublished_count(&mut stack.db.conn()).expect("backlog");
+    assert_eq!(text_of(&dom, "id=\"backlog\""), Some(backlog.to_string()));
+    assert!(failed.iter().all(|id| dom.contains(&format!("data-job-id=\"{id}\""))), "failures listed");
+    assert!(dom.contains("<svg"), "the backlog chart is drawn");
+    assert!(!dom.contains(&admin_key), "the key is not left in the page");
+
+    let shot = bin_path("ackbox-api").parent().expect("dir").join("../dashboard.png");
+    let out = chromium(&page, &["--window-size=1400,1000", &format!("--screenshot={}", shot.display())]);
+    assert!(shot.exists(), "screenshot written: {}", String::from_utf8_lossy(&out.stderr));
+}
