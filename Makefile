@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: up down status test build lint fmt schemathesis bench
+.PHONY: up down status test build lint lint-deploy fmt schemathesis bench
 
 ## up: Postgres (if needed), tansu, migrations, api + relay + worker in the background, and a demo job.
 up:
@@ -26,11 +26,13 @@ test:
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 	deploy/local/schemathesis.sh
+	deploy/lint.sh
 
 ## schemathesis: property-based tests of the running API from its OpenAPI document (part of `make test`).
 schemathesis:
 	$(CARGO) build --workspace --bins
 	deploy/local/schemathesis.sh
+	deploy/lint.sh
 
 lint:
 	$(CARGO) fmt --all --check
@@ -42,3 +44,7 @@ fmt:
 ## bench: Ackbox next to its ceilings (report in bench/results/latest.md). PART=ceilings|accept|latency|drain|all
 bench:
 	PART=$(or $(PART),all) bench/run.sh
+
+## lint-deploy: validate deploy/ offline (compose schema, Kubernetes schemas, env vars vs binaries)
+lint-deploy:
+	deploy/lint.sh

@@ -14,7 +14,8 @@ fn ackbox(db: &TestDb, args: &[&str]) -> std::process::Output {
 fn ok_json(db: &TestDb, args: &[&str]) -> serde_json::Value {
     let out = ackbox(db, args);
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn submit(db: &TestDb, kind: &str) -> Job {

@@ -91,11 +91,17 @@ fn the_dashboard_shows_what_the_database_holds_and_only_to_admins() {
     let doc: serde_json::Value =
         anonymous.get(&summary).bearer_auth(&admin_key).send().expect("GET").json().expect("json");
     let count = |kind: &str, status: &str| {
-        doc["jobs"].as_array().expect("jobs").iter().find(|c| c["kind"] == kind && c["status"] == status).map(|c| c["count"].clone())
+        doc["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .find(|c| c["kind"] == kind && c["status"] == status)
+            .map(|c| c["count"].clone())
     };
     assert_eq!(count("echo", "succeeded"), Some(3.into()));
     assert_eq!(count("fail", "failed"), Some(2.into()));
-    let listed: Vec<&str> = doc["recent_failures"].as_array().expect("failures").iter().filter_map(|f| f["id"].as_str()).collect();
+    let listed: Vec<&str> =
+        doc["recent_failures"].as_array().expect("failures").iter().filter_map(|f| f["id"].as_str()).collect();
     assert!(failed.iter().all(|id| listed.contains(&id.as_str())), "{listed:?}");
     assert_eq!(doc["recent_failures"][0]["code"], "deliberate_failure");
     let job = anonymous
