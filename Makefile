@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: up down status test build lint lint-deploy fmt schemathesis bench
+.PHONY: up down status test build lint lint-deploy fmt schemathesis bench chaos
 
 ## up: Postgres (if needed), tansu, migrations, api + relay + worker in the background, and a demo job.
 up:
@@ -48,3 +48,10 @@ bench:
 ## lint-deploy: validate deploy/ offline (compose schema, Kubernetes schemas, env vars vs binaries)
 lint-deploy:
 	deploy/lint.sh
+
+## chaos: fault scenarios with a Jepsen-style checker (reports in target/chaos/). Restarts Postgres and the broker:
+## run it alone. SCENARIO=a,b to pick, SEED=n to repeat a run.
+chaos:
+	deploy/local/stack.sh deps
+	$(CARGO) build --workspace --bins
+	target/debug/ackbox-chaos $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(SEED),--seed $(SEED))

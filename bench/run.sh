@@ -328,6 +328,8 @@ if want profile; then
   stop "$WORKER_PID"; stop "$RELAY_PID"
 fi
 
+# The hand-written analysis and the profiling pass's before/after (bench/findings.md) close the report.
+{ echo; cat "$ROOT/bench/findings.md"; } >>"$REPORT"
 cp "$REPORT" "$OUT/latest.md"
 if [ -s "$DATA" ]; then "$VENV/bin/python" "$ROOT/bench/plot.py" "$DATA" "$OUT/latest.png" && say "plot: bench/results/latest.png"; fi
 say "report: bench/results/latest.md"

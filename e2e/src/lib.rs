@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod chaos;
+
 use ackbox_shared::config::KafkaConfig;
 use ackbox_shared::testing::{fresh_topic, unique_topic, TestDb};
 
@@ -35,10 +37,14 @@ impl Component {
     }
 }
 
-/// Where cargo put the binaries: next to the `deps/` folder holding this test executable.
+/// Where cargo put the binaries: next to the `deps/` folder holding a test executable, or beside a binary of this
+/// crate (`ackbox-chaos`).
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir").to_path_buf();
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -46,6 +52,25 @@ pub fn bin_path(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The repository's root (this crate sits in `e2e/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+/// Polls `done` every 100 ms until it is true or `deadline` passes; returns whether it became true.
+pub fn wait_until(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + deadline;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A running stack.
@@ -195,6 +220,60 @@ impl Stack {
             let (_, mut child) = self.children.remove(idx);
             let _ = child.wait();
         }
+    }
+
+    /// How many instances of `component` are running (or stopped, but not exited).
+    pub fn count(&mut self, component: Component) -> usize {
+        self.reap_exited();
+        self.children.iter().filter(|(c, _)| *c == component).count()
+    }
+
+    /// Forgets instances that have exited (after a SIGTERM, say).
+    pub fn reap_exited(&mut self) {
+        self.children.retain_mut(|(_, child)| !matches!(child.try_wait(), Ok(Some(_))));
+    }
+
+    /// Waits (up to `deadline`) for every instance sent SIGTERM to exit, then forgets them.
+    pub fn wait_exited(&mut self, deadline: Duration) {
+        let end = std::time::Instant::now() + deadline;
+        while std::time::Instant::now() < end {
+            let before = self.children.len();
+            self.reap_exited();
+            if self.children.len() == before && self.children.iter_mut().all(|(_, c)| matches!(c.try_wait(), Ok(None))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Restarts the local Postgres cluster with `-m immediate` (a crash, as far as Postgres is concerned). It affects
+    /// every database on the machine: only `make chaos`, which runs alone, uses it. Returns whether both steps
+    /// worked.
+    pub fn restart_postgres_immediately() -> bool {
+        let version = std::fs::read_dir("/etc/postgresql")
+            .ok()
+            .and_then(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).max_by_key(|v| v.parse::<u32>().unwrap_or(0)))
+            .unwrap_or_else(|| "15".into());
+        let ctl = |args: &[&str]| {
+            Command::new("pg_ctlcluster").arg("--skip-systemctl-redirect").arg(&version).arg("main").args(args).status()
+        };
+        let stopped = ctl(&["stop", "-m", "immediate"]).is_ok_and(|s| s.success());
+        std::thread::sleep(Duration::from_secs(3));
+        let started = ctl(&["start"]).is_ok_and(|s| s.success());
+        stopped && started
+    }
+
+    /// Stops the local broker the stack script started (SIGKILL: its sqlite storage is durable).
+    pub fn stop_broker() {
+        let pidfile = repo_root().join(".ackbox/run/tansu.pid");
+        if let Ok(pid) = std::fs::read_to_string(pidfile) {
+            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+        }
+    }
+
+    /// Starts the local broker again (`deploy/local/stack.sh deps`).
+    pub fn start_broker() {
+        let _ = Command::new(repo_root().join("deploy/local/stack.sh")).arg("deps").stdout(Stdio::null()).status();
     }
 
     /// Asserts that every component is still running (none crashed during the test).

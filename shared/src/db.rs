@@ -28,8 +28,10 @@ impl DbError {
             DbError::Unavailable(_) => true,
             DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
                 matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
-                    || info.message().contains("terminating connection")
-                    || info.message().contains("server closed the connection")
+                    || ["terminating connection", "server closed the connection", "no connection to the server",
+                        "could not receive data from server", "the database system is"]
+                        .iter()
+                        .any(|m| info.message().contains(m))
             }
             DbError::Query(_) => false,
         }

@@ -1,6 +1,7 @@
 //! The whole chain, with the real processes.
 
 mod cli;
+mod chaos;
 mod client;
 mod crash;
 mod dashboard;
