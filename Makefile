@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: up down status test build lint lint-deploy fmt schemathesis bench chaos
+.PHONY: up down status test build lint lint-deploy fmt schemathesis bench chaos fuzz
 
 ## up: Postgres (if needed), tansu, migrations, api + relay + worker in the background, and a demo job.
 up:
@@ -55,3 +55,10 @@ chaos:
 	deploy/local/stack.sh deps
 	$(CARGO) build --workspace --bins
 	target/debug/ackbox-chaos $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(SEED),--seed $(SEED))
+
+## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 60) from the committed seeds (fuzz/README.md)
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in envelope submit_request idempotency_fingerprint; do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none $$t corpus/$$t -- -max_total_time=$(or $(FUZZ_SECONDS),60) || exit 1; \
+	done

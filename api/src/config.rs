@@ -11,6 +11,7 @@
 //! | `ACKBOX_RATE_LIMIT_PER_SEC` | [`DEFAULT_RATE_LIMIT_PER_SEC`] | requests per second per tenant |
 //! | `ACKBOX_RATE_LIMIT_BURST` | [`DEFAULT_RATE_LIMIT_BURST`] | burst per tenant |
 //! | `ACKBOX_MAX_WAIT_SECS` | [`DEFAULT_MAX_WAIT_SECS`] | longest `Prefer: wait` honoured |
+//! | `ACKBOX_REQUEST_TIMEOUT_SECS` | [`DEFAULT_REQUEST_TIMEOUT_SECS`] | deadline of a whole request, body included (408); raised to `ACKBOX_MAX_WAIT_SECS` + 5 if lower |
 //! | `ACKBOX_KEY_CACHE_TTL_SECS` | [`DEFAULT_KEY_CACHE_TTL_SECS`] | backstop lifetime of a cached key (revocation is immediate regardless) |
 //!
 //! Plus the database variables of [`ackbox_shared::config::DbConfig`].
@@ -38,6 +39,8 @@ pub const DEFAULT_RATE_LIMIT_BURST: u32 = 4_000;
 pub const DEFAULT_MAX_WAIT_SECS: u64 = 60;
 /// Default key cache lifetime.
 pub const DEFAULT_KEY_CACHE_TTL_SECS: u64 = 60;
+/// Default deadline of a whole request: the longest long-poll plus time to answer it.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 75;
 
 /// Everything the API process needs.
 #[derive(Clone, Debug)]
@@ -60,6 +63,8 @@ pub struct ApiConfig {
     pub rate_limit_burst: u32,
     /// Longest long-poll.
     pub max_wait: std::time::Duration,
+    /// Deadline of a whole request, body included (408 after it); always longer than `max_wait`.
+    pub request_timeout: std::time::Duration,
     /// Key cache lifetime.
     pub key_cache_ttl: std::time::Duration,
     /// Database settings.
@@ -70,6 +75,10 @@ impl ApiConfig {
     /// Reads the configuration; the error names the offending variable.
     pub fn from_env() -> Result<Self, ConfigError> {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let max_wait = secs("ACKBOX_MAX_WAIT_SECS", DEFAULT_MAX_WAIT_SECS)?;
+        // A long-poll must always end (and be answered) before the request deadline cuts it.
+        let request_timeout = secs("ACKBOX_REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT_SECS)?
+            .max(max_wait + std::time::Duration::from_secs(5));
         Ok(Self {
             bind: config::optional("ACKBOX_BIND").unwrap_or_else(|| DEFAULT_BIND.to_string()),
             http_workers: config::parse_or("ACKBOX_HTTP_WORKERS", cores)?.max(1),
@@ -79,7 +88,8 @@ impl ApiConfig {
             overdue_after: secs("ACKBOX_OVERDUE_AFTER", DEFAULT_OVERDUE_AFTER_SECS)?,
             rate_limit_per_sec: config::parse_or("ACKBOX_RATE_LIMIT_PER_SEC", DEFAULT_RATE_LIMIT_PER_SEC)?,
             rate_limit_burst: config::parse_or("ACKBOX_RATE_LIMIT_BURST", DEFAULT_RATE_LIMIT_BURST)?,
-            max_wait: secs("ACKBOX_MAX_WAIT_SECS", DEFAULT_MAX_WAIT_SECS)?,
+            max_wait,
+            request_timeout,
             key_cache_ttl: secs("ACKBOX_KEY_CACHE_TTL_SECS", DEFAULT_KEY_CACHE_TTL_SECS)?,
             db: DbConfig::from_env()?,
         })

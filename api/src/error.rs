@@ -21,6 +21,9 @@ pub enum ApiError {
     /// Authenticated, but the key's tenant may not do this (403): a non-admin key on the dashboard's data.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The request (body included) took longer than the deadline (408).
+    #[error("the request was not completed within {0} s")]
+    RequestTimeout(u64),
     /// The path exists but not with this method (405); the allowed methods.
     #[error("method not allowed; use {0}")]
     MethodNotAllowed(&'static str),
@@ -71,6 +74,7 @@ impl ApiError {
             ApiError::BadRequest(_) => ("/problems/bad-request", "Bad request"),
             ApiError::Unauthorized(_) => ("/problems/unauthorized", "Unauthorized"),
             ApiError::Forbidden(_) => ("/problems/forbidden", "Forbidden"),
+            ApiError::RequestTimeout(_) => ("/problems/request-timeout", "Request timeout"),
             ApiError::TooManyRequests(_) => ("/problems/rate-limited", "Too many requests"),
             ApiError::NotFound => ("/problems/not-found", "Not found"),
             ApiError::MethodNotAllowed(_) => ("/problems/method-not-allowed", "Method not allowed"),
@@ -113,6 +117,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+mod deadline;
 pub mod document;
 pub mod error;
 pub mod live;
@@ -112,6 +113,7 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
                 web::QueryConfig::default()
                     .error_handler(|e, _| ApiError::BadRequest(format!("bad query string: {e}")).into()),
             )
+            .wrap(from_fn(deadline::enforce))
             .wrap(from_fn(metrics::record))
             .configure(routes::configure)
     })

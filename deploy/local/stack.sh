@@ -181,9 +181,11 @@ start_services() {
   say "running migrations"
   DATABASE_URL="$DATABASE_URL" "$bin/ackbox-api" migrate
   say "starting services"
-  # tansu 0.6.0 can panic on concurrent idempotent produce requests (relay/README.md): one in flight locally.
+  # tansu 0.6.0's idempotent-producer check panics under concurrent produce requests and after any broker stall
+  # (relay/README.md): locally one request in flight and no producer idempotence, which Ackbox does not rely on.
   export DATABASE_URL KAFKA_BROKERS ACKBOX_BIND="$API_BIND" RUST_LOG="${RUST_LOG:-info}" \
-    ACKBOX_RELAY_MAX_IN_FLIGHT="${ACKBOX_RELAY_MAX_IN_FLIGHT:-1}"
+    ACKBOX_RELAY_MAX_IN_FLIGHT="${ACKBOX_RELAY_MAX_IN_FLIGHT:-1}" \
+    ACKBOX_RELAY_IDEMPOTENCE="${ACKBOX_RELAY_IDEMPOTENCE:-false}"
   start_bg relay "$bin/ackbox-relay"
   start_bg worker "$bin/ackbox-worker"
   start_bg api "$bin/ackbox-api"

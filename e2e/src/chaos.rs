@@ -5,11 +5,12 @@
 //! Idempotency-Key, so an unknown outcome can be resolved afterwards: if the key names a job, the submit happened
 //! ("recovered"). Meanwhile a scenario injects faults. Then the stack is healed, drained, and checked:
 //!
-//! - **lost**: a 202 whose job is missing or never finished;
+//! - **lost**: a 202 whose job is not in the database;
 //! - **unexpected**: a job in the database that no submit (202 or recovered) accounts for;
 //! - **duplicate effects**: jobs with more than one `job_effects` row (the handler records one per execution, in
 //!   the transaction of its success);
-//! - **stuck**: jobs not terminal after the drain; **unpublished**: outbox rows never delivered;
+//! - **stuck**: jobs (a 202's or a recovered one) not terminal after the drain; **unpublished**: outbox rows never
+//!   delivered;
 //! - **server errors**: any 5xx other than 503 (503 is the documented answer while Postgres is down).
 //!
 //! Duplicate deliveries are allowed and reported: extra dispatches (outbox rows beyond one per job) and extra
@@ -34,6 +35,9 @@ pub const FAST_RECOVERY: &[(&str, &str)] = &[
     ("ACKBOX_WORKER_SESSION_TIMEOUT_MS", "6000"),
     ("ACKBOX_RELAY_DELIVERY_TIMEOUT_MS", "3000"),
     ("ACKBOX_DB_CONNECT_TIMEOUT_MS", "1000"),
+    // tansu 0.6.0's idempotent-producer check panics once a stalled broker resumes (e2e/README.md); Ackbox's
+    // guarantees do not rest on producer idempotence, so the chaos runs go without it.
+    ("ACKBOX_RELAY_IDEMPOTENCE", "false"),
 ];
 
 /// The faults.
@@ -49,8 +53,13 @@ pub enum Scenario {
     WorkerPause,
     /// Restart Postgres with `-m immediate` (the whole local cluster: run alone, never beside other tests).
     PostgresRestart,
-    /// Stop the broker for 30 s, then start it (the local tansu: run alone).
+    /// Stop the broker for 30 s (SIGSTOP: unreachable, every request times out), then let it go on (SIGCONT). The
+    /// local tansu: run alone.
     BrokerOutage,
+    /// Kill the broker (SIGKILL) and start it again after 30 s. Opt-in: tansu 0.6.0 panics when the relay's
+    /// idempotent producer resumes after its restart (see docs/GUARANTEES.md), so this fails locally for the
+    /// broker's reason; on Apache Kafka it is the scenario to run.
+    BrokerRestart,
     /// Scale workers 1→3→1 in a loop.
     RebalanceStorm,
     /// One SIGKILL of each process (the smoke run inside `make test`).
@@ -78,6 +87,7 @@ impl Scenario {
             Scenario::WorkerPause => "worker-pause",
             Scenario::PostgresRestart => "postgres-restart",
             Scenario::BrokerOutage => "broker-outage",
+            Scenario::BrokerRestart => "broker-restart",
             Scenario::RebalanceStorm => "rebalance-storm",
             Scenario::Smoke => "smoke",
         }
@@ -85,7 +95,7 @@ impl Scenario {
 
     /// Parses a name.
     pub fn parse(name: &str) -> Option<Scenario> {
-        Scenario::ALL.into_iter().chain([Scenario::Smoke]).find(|s| s.name() == name)
+        Scenario::ALL.into_iter().chain([Scenario::Smoke, Scenario::BrokerRestart]).find(|s| s.name() == name)
     }
 }
 
@@ -131,7 +141,7 @@ pub struct Report {
     pub recovered: usize,
     /// Why outcomes were unknown (the first few).
     pub unknown_samples: Vec<String>,
-    /// 202s whose job is missing or not terminal after the drain.
+    /// 202s whose job is not in the database (an id handed out and then lost).
     pub lost: usize,
     /// Jobs nobody submitted (as far as the client knows).
     pub unexpected: usize,
@@ -156,10 +166,12 @@ pub struct Report {
 }
 
 impl Report {
-    /// True when nothing was lost, nothing unexpected appeared, nothing took effect twice, nothing is stuck and no
+    /// True when jobs were accepted, and nothing was lost, nothing unexpected appeared, nothing took effect twice, nothing is stuck and no
     /// request failed with a server error.
     pub fn passed(&self) -> bool {
-        self.lost == 0
+        // A run that accepted nothing proves nothing.
+        self.accepted > 0
+            && self.lost == 0
             && self.unexpected == 0
             && self.duplicate_effects == 0
             && self.stuck == 0
@@ -181,8 +193,14 @@ pub fn run(plan: &Plan) -> Report {
     let done = Arc::new(AtomicBool::new(false));
 
     let generator = {
-        let (url, outcomes, key, slowest_503, server_errors, done) =
-            (url.clone(), outcomes.clone(), stack.key.clone(), slowest_503.clone(), server_errors.clone(), done.clone());
+        let (url, outcomes, key, slowest_503, server_errors, done) = (
+            url.clone(),
+            outcomes.clone(),
+            stack.key.clone(),
+            slowest_503.clone(),
+            server_errors.clone(),
+            done.clone(),
+        );
         let (rate, load) = (plan.rate, plan.load);
         std::thread::spawn(move || generate(&url, &key, rate, load, &outcomes, &slowest_503, &server_errors, &done))
     };
@@ -295,7 +313,8 @@ fn inject(
     done: &AtomicBool,
 ) {
     let t0 = Instant::now();
-    let note = |faults: &mut Vec<String>, what: String| faults.push(format!("{:>5.1}s {what}", t0.elapsed().as_secs_f64()));
+    let note =
+        |faults: &mut Vec<String>, what: String| faults.push(format!("{:>5.1}s {what}", t0.elapsed().as_secs_f64()));
     pause(rng, 800, 1500); // let some load build up first
     match plan.scenario {
         Scenario::RelayKill => {
@@ -340,10 +359,16 @@ fn inject(
             note(faults, format!("Postgres restarted with -m immediate ({})", if ok { "ok" } else { "FAILED" }));
         }
         Scenario::BrokerOutage => {
-            let secs = 30;
-            Stack::stop_broker();
-            note(faults, format!("broker stopped for {secs} s"));
-            std::thread::sleep(Duration::from_secs(secs));
+            Stack::signal_broker("STOP");
+            note(faults, "broker stopped (SIGSTOP) for 30 s".into());
+            std::thread::sleep(Duration::from_secs(30));
+            Stack::signal_broker("CONT");
+            note(faults, "broker resumed (SIGCONT)".into());
+        }
+        Scenario::BrokerRestart => {
+            Stack::signal_broker("KILL");
+            note(faults, "broker killed (SIGKILL) for 30 s".into());
+            std::thread::sleep(Duration::from_secs(30));
             Stack::start_broker();
             note(faults, "broker started".into());
         }
@@ -443,7 +468,7 @@ fn check(conn: &mut PgConnection, outcomes: &[(String, Outcome)]) -> Report {
             Outcome::Accepted(id) => {
                 r.accepted += 1;
                 accounted.insert(*id);
-                if !terminal.contains(id) {
+                if !existing.contains(id) {
                     r.lost += 1;
                 }
             }

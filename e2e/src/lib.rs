@@ -28,6 +28,15 @@ pub enum Component {
 }
 
 impl Component {
+    /// The least-privilege Postgres role the component connects as (migrations/…_roles).
+    pub fn role(self) -> &'static str {
+        match self {
+            Component::Api => "ackbox_api",
+            Component::Relay => "ackbox_relay",
+            Component::Worker => "ackbox_worker",
+        }
+    }
+
     fn binary(self) -> &'static str {
         match self {
             Component::Api => "ackbox-api",
@@ -141,7 +150,8 @@ impl Stack {
         let log_path = self.log_dir.join(format!("{}-{}.log", self.db.name(), component.binary()));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log file");
         let mut cmd = Command::new(bin_path(component.binary()));
-        cmd.env("DATABASE_URL", self.db.url())
+        // Each process connects as its own least-privilege role, as in production: a missing grant fails the tests.
+        cmd.env("DATABASE_URL", self.db.url_as(component.role()))
             .env("KAFKA_BROKERS", &self.kafka.brokers)
             .env("ACKBOX_TOPIC", &self.kafka.topic)
             .env("ACKBOX_AUTO_MIGRATE", "false")
@@ -239,7 +249,8 @@ impl Stack {
         while std::time::Instant::now() < end {
             let before = self.children.len();
             self.reap_exited();
-            if self.children.len() == before && self.children.iter_mut().all(|(_, c)| matches!(c.try_wait(), Ok(None))) {
+            if self.children.len() == before && self.children.iter_mut().all(|(_, c)| matches!(c.try_wait(), Ok(None)))
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -252,7 +263,9 @@ impl Stack {
     pub fn restart_postgres_immediately() -> bool {
         let version = std::fs::read_dir("/etc/postgresql")
             .ok()
-            .and_then(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).max_by_key(|v| v.parse::<u32>().unwrap_or(0)))
+            .and_then(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok()).max_by_key(|v| v.parse::<u32>().unwrap_or(0))
+            })
             .unwrap_or_else(|| "15".into());
         let ctl = |args: &[&str]| {
             Command::new("pg_ctlcluster").arg("--skip-systemctl-redirect").arg(&version).arg("main").args(args).status()
@@ -263,11 +276,11 @@ impl Stack {
         stopped && started
     }
 
-    /// Stops the local broker the stack script started (SIGKILL: its sqlite storage is durable).
-    pub fn stop_broker() {
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`) to the local broker the stack script started.
+    pub fn signal_broker(signal: &str) {
         let pidfile = repo_root().join(".ackbox/run/tansu.pid");
         if let Ok(pid) = std::fs::read_to_string(pidfile) {
-            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+            let _ = Command::new("kill").args([&format!("-{signal}"), pid.trim()]).status();
         }
     }
 

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `ACKBOX_RELAY_BATCH` | [`DEFAULT_BATCH`] | outbox rows claimed and produced per round |
 //! | `ACKBOX_RELAY_CONCURRENCY` | [`DEFAULT_CONCURRENCY`] | round loops per process: one claims while another awaits its delivery reports |
+//! | `ACKBOX_RELAY_IDEMPOTENCE` | `true` | librdkafka `enable.idempotence`: fewer duplicates and per-partition order on retries. Ackbox does not depend on it (duplicates and reordering are harmless by design); the local stack turns it off because tansu 0.6.0's idempotence check panics after a broker stall (README) |
 //! | `ACKBOX_RELAY_MAX_IN_FLIGHT` | [`DEFAULT_MAX_IN_FLIGHT`] | librdkafka `max.in.flight.requests.per.connection` (1..=5 with idempotence); the local stack uses 1, see the README |
 //! | `ACKBOX_RELAY_POLL_MS` | [`DEFAULT_POLL_MS`] | longest idle wait between rounds when no NOTIFY arrives |
 //! | `ACKBOX_RELAY_LINGER_MS` | [`DEFAULT_LINGER_MS`] | librdkafka `linger.ms`: how long the producer waits to fill a batch |
@@ -67,6 +68,8 @@ pub struct RelayConfig {
     pub batch: i64,
     /// Round loops per process.
     pub concurrency: usize,
+    /// librdkafka `enable.idempotence`.
+    pub idempotence: bool,
     /// Produce requests in flight per connection.
     pub max_in_flight: u32,
     /// Idle poll.
@@ -111,6 +114,7 @@ impl RelayConfig {
             kafka: KafkaConfig::from_env()?,
             batch,
             concurrency: config::parse_or("ACKBOX_RELAY_CONCURRENCY", DEFAULT_CONCURRENCY)?.max(1),
+            idempotence: config::bool_or("ACKBOX_RELAY_IDEMPOTENCE", true)?,
             max_in_flight: config::parse_or("ACKBOX_RELAY_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)?.clamp(1, 5),
             poll_interval: config::millis_or("ACKBOX_RELAY_POLL_MS", DEFAULT_POLL_MS)?,
             linger: config::millis_or("ACKBOX_RELAY_LINGER_MS", DEFAULT_LINGER_MS)?,

@@ -161,7 +161,7 @@ fn build_producer(config: &RelayConfig) -> Result<FutureProducer, KafkaError> {
     config
         .kafka
         .client_config()
-        .set("enable.idempotence", "true")
+        .set("enable.idempotence", config.idempotence.to_string())
         .set("acks", "all")
         .set("linger.ms", config.linger.as_millis().to_string())
         .set("max.in.flight.requests.per.connection", config.max_in_flight.to_string())

@@ -77,6 +77,24 @@ struct StatusCount {
     n: i64,
 }
 
+#[derive(diesel::QueryableByName)]
+struct Age {
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    secs: f64,
+}
+
+/// Age in seconds of the oldest open transaction in this database, other than ours (0 when none). Needs
+/// `pg_read_all_stats` to see other roles' sessions (the migrations grant it to `ackbox_relay`).
+pub fn oldest_transaction_age(conn: &mut diesel::PgConnection) -> Result<f64, DbError> {
+    let age: Age = diesel::sql_query(
+        "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8 AS secs
+           FROM pg_stat_activity
+          WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid()",
+    )
+    .get_result(conn)?;
+    Ok(age.secs)
+}
+
 /// How long backlog samples are kept (the dashboard shows the last hour).
 pub const BACKLOG_HISTORY: Duration = Duration::from_secs(24 * 3600);
 
@@ -88,6 +106,7 @@ pub fn refresh_gauges(relay: &Relay) -> Result<(), DbError> {
     metrics.backlog.set(backlog.unpublished);
     metrics.oldest_unpublished_age.set(backlog.oldest_unpublished_age_secs);
     outbox::record_backlog_sample(&mut conn, &backlog, relay.config().stats_interval / 2, BACKLOG_HISTORY)?;
+    metrics.oldest_transaction_age.set(oldest_transaction_age(&mut conn)?);
     let counts: Vec<StatusCount> =
         diesel::sql_query("SELECT status, count(*) AS n FROM jobs GROUP BY status").load(&mut conn)?;
     for status in ackbox_shared::models::JobStatus::ALL {

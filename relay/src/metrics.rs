@@ -27,6 +27,9 @@ pub struct RelayMetrics {
     pub rescued: IntCounterVec,
     /// `ackbox_jobs{status}`: jobs by status.
     pub jobs_by_status: IntGaugeVec,
+    /// `ackbox_db_oldest_transaction_age_seconds`: the oldest open transaction in the database, any session. A long
+    /// one keeps vacuum from removing dead `outbox` and `jobs` versions, so claims slow down: alert above 60.
+    pub oldest_transaction_age: prometheus::Gauge,
 }
 
 impl RelayMetrics {
@@ -74,6 +77,11 @@ impl RelayMetrics {
             .expect("valid metric"),
             jobs_by_status: IntGaugeVec::new(Opts::new("ackbox_jobs", "Jobs by status."), &["status"])
                 .expect("valid metric"),
+            oldest_transaction_age: prometheus::Gauge::new(
+                "ackbox_db_oldest_transaction_age_seconds",
+                "Age of the oldest open transaction in the database (it holds back vacuum).",
+            )
+            .expect("valid metric"),
             registry,
         };
         m.registry = ackbox_shared::ops::registry_with(vec![
@@ -87,6 +95,7 @@ impl RelayMetrics {
             Box::new(m.retention_deleted.clone()),
             Box::new(m.rescued.clone()),
             Box::new(m.jobs_by_status.clone()),
+            Box::new(m.oldest_transaction_age.clone()),
         ]);
         m
     }

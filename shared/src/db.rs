@@ -28,10 +28,15 @@ impl DbError {
             DbError::Unavailable(_) => true,
             DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
                 matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
-                    || ["terminating connection", "server closed the connection", "no connection to the server",
-                        "could not receive data from server", "the database system is"]
-                        .iter()
-                        .any(|m| info.message().contains(m))
+                    || [
+                        "terminating connection",
+                        "server closed the connection",
+                        "no connection to the server",
+                        "could not receive data from server",
+                        "the database system is",
+                    ]
+                    .iter()
+                    .any(|m| info.message().contains(m))
             }
             DbError::Query(_) => false,
         }

@@ -105,6 +105,18 @@ impl TestDb {
         &self.url
     }
 
+    /// The test database's URL, connecting as `role` (e.g. `ackbox_api`, one of the least-privilege roles the
+    /// migrations create) instead of the admin user. The local cluster trusts loopback connections.
+    pub fn url_as(&self, role: &str) -> String {
+        match self.url.split_once("://") {
+            Some((scheme, rest)) => {
+                let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+                format!("{scheme}://{role}@{host}")
+            }
+            None => self.url.clone(),
+        }
+    }
+
     /// The database name.
     pub fn name(&self) -> &str {
         &self.name

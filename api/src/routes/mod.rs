@@ -16,7 +16,7 @@ pub(crate) mod openapi;
 mod submit_job;
 
 pub use list_jobs::{JobList, ListParams};
-pub use submit_job::SubmitJob;
+pub use submit_job::{fingerprint, valid_kind, SubmitJob};
 
 use crate::document::{etag, StatusDocument};
 use crate::error::ApiError;

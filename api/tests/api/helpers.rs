@@ -28,6 +28,7 @@ pub fn test_config(db: &TestDb, topic: &str) -> ApiConfig {
         rate_limit_per_sec: 10_000,
         rate_limit_burst: 10_000,
         max_wait: std::time::Duration::from_secs(60),
+        request_timeout: std::time::Duration::from_secs(75),
         key_cache_ttl: std::time::Duration::from_secs(60),
         db: DbConfig {
             url: db.url().to_string(),

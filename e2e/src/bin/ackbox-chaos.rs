@@ -12,7 +12,7 @@ use clap::Parser;
 #[command(name = "ackbox-chaos", about = "Fault injection with a Jepsen-style checker")]
 struct Args {
     /// Scenarios to run (default: all): relay-kill, worker-kill, api-kill, worker-pause, rebalance-storm,
-    /// broker-outage, postgres-restart, smoke.
+    /// broker-outage, postgres-restart; opt-in: smoke, broker-restart.
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<String>,
     /// Seed of the fault timing (a run with the same seed injects the same faults at the same offsets).
@@ -43,14 +43,15 @@ fn main() -> anyhow::Result<()> {
     let mut reports = Vec::new();
     for scenario in scenarios {
         let load = match scenario {
-            Scenario::BrokerOutage => Duration::from_secs(args.seconds.max(40)),
+            Scenario::BrokerOutage | Scenario::BrokerRestart => Duration::from_secs(args.seconds.max(40)),
             _ => Duration::from_secs(args.seconds),
         };
         let plan = Plan { scenario, seed: args.seed, rate: args.rate, load, drain_deadline: Duration::from_secs(180) };
         eprintln!("==> {} (seed {}, {} jobs/s for {:?})", scenario.name(), plan.seed, plan.rate, plan.load);
         let report = chaos::run(&plan);
         let path = args.out.join(format!("{}.json", scenario.name()));
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("write {}", path.display()))?;
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("write {}", path.display()))?;
         eprintln!("    {}", if report.passed() { "pass" } else { "FAIL" });
         reports.push(report);
     }

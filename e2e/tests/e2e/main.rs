@@ -1,9 +1,10 @@
 //! The whole chain, with the real processes.
 
-mod cli;
 mod chaos;
+mod cli;
 mod client;
 mod crash;
 mod dashboard;
+mod hostile;
 mod lifecycle;
 mod read_your_writes;

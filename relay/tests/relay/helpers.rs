@@ -20,6 +20,8 @@ pub fn relay_config(db: &TestDb, kafka: &KafkaConfig) -> RelayConfig {
         concurrency: 2,
         // tansu 0.6.0 can panic on concurrent idempotent produce requests (see relay/README.md).
         max_in_flight: 1,
+        // The production setting; the chaos runs, which stall the broker, turn it off (see the README).
+        idempotence: true,
         poll_interval: Duration::from_secs(1),
         linger: Duration::from_millis(1),
         delivery_timeout: Duration::from_secs(10),

@@ -2,6 +2,7 @@
 
 mod broker_down;
 mod helpers;
+mod long_transaction;
 mod no_skip;
 mod ops;
 mod publish;
