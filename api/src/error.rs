@@ -21,6 +21,12 @@ pub enum ApiError {
     /// Authenticated, but the key's tenant may not do this (403): a non-admin key on the dashboard's data.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The URL is longer than the limit (414).
+    #[error("the URL is longer than {0} bytes")]
+    UriTooLong(usize),
+    /// The headers are larger than the limit (431).
+    #[error("the request headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     /// The request (body included) took longer than the deadline (408).
     #[error("the request was not completed within {0} s")]
     RequestTimeout(u64),
@@ -75,6 +81,8 @@ impl ApiError {
             ApiError::Unauthorized(_) => ("/problems/unauthorized", "Unauthorized"),
             ApiError::Forbidden(_) => ("/problems/forbidden", "Forbidden"),
             ApiError::RequestTimeout(_) => ("/problems/request-timeout", "Request timeout"),
+            ApiError::UriTooLong(_) => ("/problems/uri-too-long", "URI too long"),
+            ApiError::HeadersTooLarge(_) => ("/problems/headers-too-large", "Request header fields too large"),
             ApiError::TooManyRequests(_) => ("/problems/rate-limited", "Too many requests"),
             ApiError::NotFound => ("/problems/not-found", "Not found"),
             ApiError::MethodNotAllowed(_) => ("/problems/method-not-allowed", "Method not allowed"),
@@ -118,6 +126,8 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,

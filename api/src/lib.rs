@@ -114,6 +114,7 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
                     .error_handler(|e, _| ApiError::BadRequest(format!("bad query string: {e}")).into()),
             )
             .wrap(from_fn(deadline::enforce))
+            .wrap(from_fn(deadline::limit_size))
             .wrap(from_fn(metrics::record))
             .configure(routes::configure)
     })

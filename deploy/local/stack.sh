@@ -185,7 +185,8 @@ start_services() {
   # (relay/README.md): locally one request in flight and no producer idempotence, which Ackbox does not rely on.
   export DATABASE_URL KAFKA_BROKERS ACKBOX_BIND="$API_BIND" RUST_LOG="${RUST_LOG:-info}" \
     ACKBOX_RELAY_MAX_IN_FLIGHT="${ACKBOX_RELAY_MAX_IN_FLIGHT:-1}" \
-    ACKBOX_RELAY_IDEMPOTENCE="${ACKBOX_RELAY_IDEMPOTENCE:-false}"
+    ACKBOX_RELAY_IDEMPOTENCE="${ACKBOX_RELAY_IDEMPOTENCE:-false}" \
+    ACKBOX_WORKER_REJOIN_IDLE_MS="${ACKBOX_WORKER_REJOIN_IDLE_MS:-60000}"
   start_bg relay "$bin/ackbox-relay"
   start_bg worker "$bin/ackbox-worker"
   start_bg api "$bin/ackbox-api"

@@ -168,6 +168,8 @@ impl Stack {
             .env("ACKBOX_WORKER_OPS_BIND", "127.0.0.1:0")
             // tansu 0.6.0 can panic on concurrent idempotent produce requests (relay/README.md).
             .env("ACKBOX_RELAY_MAX_IN_FLIGHT", "1")
+            // tansu 0.6.0 can leave a replacement worker without partitions for good (worker/README.md).
+            .env("ACKBOX_WORKER_REJOIN_IDLE_MS", "15000")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(extra.iter().copied())
             .stdin(Stdio::null())

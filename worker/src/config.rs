@@ -13,6 +13,7 @@
 //! | `ACKBOX_KAFKA_FETCH_WAIT_MS` | [`DEFAULT_FETCH_WAIT_MS`] | librdkafka `fetch.wait.max.ms` |
 //! | `ACKBOX_WORKER_SESSION_TIMEOUT_MS` | [`DEFAULT_SESSION_TIMEOUT_MS`] | librdkafka `session.timeout.ms`: how soon the group notices a dead worker and hands its partitions on |
 //! | `ACKBOX_SHUTDOWN_GRACE_MS` | [`DEFAULT_SHUTDOWN_GRACE_MS`] | on SIGTERM, how long in-flight jobs may run before they are cancelled |
+//! | `ACKBOX_WORKER_REJOIN_IDLE_MS` | `0` (off) | rejoin the consumer group after holding no partition this long: a workaround for tansu 0.6.0, whose coordinator can leave a member that joined beside a dead leader without partitions for good. Keep it off on Apache Kafka, where a worker beyond the partition count is idle by design |
 //! | `ACKBOX_STATS_INTERVAL_MS` | [`DEFAULT_STATS_INTERVAL_MS`] | librdkafka statistics (consumer lag) interval |
 //! | `ACKBOX_WORKER_OPS_BIND` | [`DEFAULT_OPS_BIND`] | address of `/metrics`, `/healthz`, `/readyz` |
 //! | `ACKBOX_TOPIC_PARTITIONS`, `ACKBOX_TOPIC_REPLICATION` | 6, 1 | used if the worker has to create the topic |
@@ -82,6 +83,8 @@ pub struct WorkerConfig {
     pub replication: i32,
     /// Consumer group session timeout.
     pub session_timeout: Duration,
+    /// Rejoin the group after holding no partition this long (`None`: never).
+    pub rejoin_idle: Option<Duration>,
     /// Grace period for in-flight jobs on shutdown.
     pub shutdown_grace: Duration,
     /// librdkafka statistics interval.
@@ -119,6 +122,7 @@ impl WorkerConfig {
             partitions: config::parse_or("ACKBOX_TOPIC_PARTITIONS", 6)?,
             replication: config::parse_or("ACKBOX_TOPIC_REPLICATION", 1)?,
             session_timeout: config::millis_or("ACKBOX_WORKER_SESSION_TIMEOUT_MS", DEFAULT_SESSION_TIMEOUT_MS)?,
+            rejoin_idle: Some(config::millis_or("ACKBOX_WORKER_REJOIN_IDLE_MS", 0)?).filter(|d| !d.is_zero()),
             shutdown_grace: config::millis_or("ACKBOX_SHUTDOWN_GRACE_MS", DEFAULT_SHUTDOWN_GRACE_MS)?,
             stats_interval: config::millis_or("ACKBOX_STATS_INTERVAL_MS", DEFAULT_STATS_INTERVAL_MS)?,
             ops_bind: config::optional("ACKBOX_WORKER_OPS_BIND").unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),

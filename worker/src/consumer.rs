@@ -40,6 +40,8 @@ type LatestLag = Arc<Mutex<Option<Vec<(String, i32, i64)>>>>;
 /// librdkafka callbacks: consumer lag from statistics, and a synchronous commit before partitions are revoked.
 pub struct WorkerContext {
     metrics: WorkerMetrics,
+    /// Partitions held now, and since when (for the idle-rejoin workaround).
+    held: Arc<Mutex<(usize, Instant)>>,
     /// The latest per-partition lag `(topic, partition, lag)`, taken by the lag reporter.
     lag: LatestLag,
 }
@@ -73,12 +75,14 @@ impl ConsumerContext for WorkerContext {
                 Err(e) => log::warn!("commit before revoking {} partitions failed: {e}", partitions.count()),
             }
             log::info!("partitions revoked: {}", partitions.count());
+            *self.held.lock().unwrap_or_else(|p| p.into_inner()) = (0, Instant::now());
         }
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             log::info!("partitions assigned: {}", partitions.count());
+            *self.held.lock().unwrap_or_else(|p| p.into_inner()) = (partitions.count(), Instant::now());
         }
     }
 }
@@ -155,7 +159,12 @@ impl Shared {
 }
 
 /// Builds the consumer: a group member with manual offset *store* and automatic *commit* of stored offsets.
-fn build_consumer(config: &WorkerConfig, metrics: &WorkerMetrics, lag: LatestLag) -> Result<Kafka, WorkerError> {
+fn build_consumer(
+    config: &WorkerConfig,
+    metrics: &WorkerMetrics,
+    lag: LatestLag,
+    held: Arc<Mutex<(usize, Instant)>>,
+) -> Result<Kafka, WorkerError> {
     let consumer: Kafka = config
         .kafka
         .client_config()
@@ -167,7 +176,7 @@ fn build_consumer(config: &WorkerConfig, metrics: &WorkerMetrics, lag: LatestLag
         .set("fetch.wait.max.ms", config.fetch_wait.as_millis().to_string())
         .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
         .set("statistics.interval.ms", config.stats_interval.as_millis().to_string())
-        .create_with_context(WorkerContext { metrics: metrics.clone(), lag })?;
+        .create_with_context(WorkerContext { metrics: metrics.clone(), lag, held })?;
     consumer.subscribe(&[&config.kafka.topic])?;
     Ok(consumer)
 }
@@ -182,7 +191,8 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
     let lag = Arc::new(Mutex::new(None));
-    let consumer = build_consumer(&config, &metrics, lag.clone())?;
+    let held = Arc::new(Mutex::new((0, Instant::now())));
+    let consumer = build_consumer(&config, &metrics, lag.clone(), held.clone())?;
     let concurrency = config.concurrency;
     let shared = Arc::new(Shared {
         config,
@@ -206,10 +216,15 @@ pub async fn run(
         shared.config.group,
         concurrency
     );
+    let mut idle_check = tokio::time::interval(Duration::from_secs(1));
     while !*shutdown.borrow() {
         let first = tokio::select! {
             m = shared.consumer.recv() => m,
             _ = shutdown.changed() => break,
+            _ = idle_check.tick(), if shared.config.rejoin_idle.is_some() => {
+                rejoin_if_idle(&shared, &held);
+                continue;
+            }
         };
         let mut batch = Vec::with_capacity(shared.config.batch);
         let mut next = Some(first);
@@ -272,6 +287,27 @@ pub async fn run(
     }
     log::info!("worker stopped");
     Ok(())
+}
+
+/// The `ACKBOX_WORKER_REJOIN_IDLE_MS` workaround: tansu 0.6.0's coordinator can keep a dead member as the group's
+/// leader, so a worker that joined beside it is synced an empty assignment and never told to rebalance. Leaving and
+/// joining again, once the dead member's session has run out, makes the coordinator drop it and assign anew.
+fn rejoin_if_idle(shared: &Shared, held: &Mutex<(usize, Instant)>) {
+    let Some(limit) = shared.config.rejoin_idle else { return };
+    let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+    if held.0 > 0 || held.1.elapsed() < limit {
+        return;
+    }
+    log::warn!(
+        "no partition held for {:?}: leaving and rejoining group {} (ACKBOX_WORKER_REJOIN_IDLE_MS)",
+        held.1.elapsed(),
+        shared.config.group
+    );
+    shared.consumer.unsubscribe();
+    if let Err(e) = shared.consumer.subscribe(&[&shared.config.kafka.topic]) {
+        log::error!("rejoining group {} failed (retried later): {e}", shared.config.group);
+    }
+    *held = (0, Instant::now());
 }
 
 /// Claims the batch's jobs with one conditional UPDATE and spawns a task per claimed job. Messages that claimed
