@@ -142,3 +142,18 @@ async fn a_malformed_or_oversized_key_is_400_and_writes_nothing() {
     }
     assert_eq!(app.row_counts().await, (0, 0));
 }
+
+/// Found by `make fuzz` (fuzz/corpus/idempotency_fingerprint/regression-big-number.json): an integer too large for
+/// i64/u64 is read as a float, and without correctly rounded float parsing the same body, re-serialized by a client,
+/// fingerprinted differently, so its retry would have been refused as "reused with another body".
+#[test]
+fn a_body_with_huge_numbers_fingerprints_the_same_after_a_client_reformats_it() {
+    use ackbox_api::routes::{fingerprint, SubmitJob};
+    let raw = include_str!("../../../fuzz/corpus/idempotency_fingerprint/regression-big-number.json");
+    let body: serde_json::Value = serde_json::from_str(raw).expect("json");
+    let first = SubmitJob::from_json(body.clone()).and_then(SubmitJob::validate).expect("valid");
+    let pretty = serde_json::to_string_pretty(&body).expect("serialize");
+    let again = serde_json::from_str(&pretty).expect("parse");
+    let second = SubmitJob::from_json(again).and_then(SubmitJob::validate).expect("valid");
+    assert_eq!(fingerprint(&first), fingerprint(&second));
+}
