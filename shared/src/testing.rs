@@ -15,7 +15,12 @@ use crate::config::{KafkaConfig, DEFAULT_KAFKA_BROKERS};
 use crate::db::{build_pool, PgPool};
 
 /// Admin URL used when `ACKBOX_TEST_ADMIN_URL` is unset (the machine's trust-auth Postgres).
-pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+///
+/// Without TLS: the tests talk to Postgres over loopback, and with libpq's default (`sslmode=prefer`, and the local
+/// cluster serving TLS) every connection goes through OpenSSL, whose exit-time cleanup can race pool threads still
+/// holding connections when a test binary exits ("corrupted size vs. prev_size in fastbins", seen once after all of
+/// `ackbox-api`'s tests had passed).
+pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
 
 const TEMPLATE_LOCK_KEY: i64 = 0x61636b5f746d70;
 
