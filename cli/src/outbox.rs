@@ -7,7 +7,7 @@ use clap::Subcommand;
 use diesel::PgConnection;
 use uuid::Uuid;
 
-use crate::table::{age, print_json, table, time};
+use crate::table::{age, pairs, print_json, table, time};
 
 /// Lag rows older than this belong to consumers that are gone.
 const FRESH_LAG: std::time::Duration = std::time::Duration::from_secs(120);
@@ -55,13 +55,14 @@ pub fn run(conn: &mut PgConnection, cmd: Outbox, json: bool) -> anyhow::Result<(
             if json {
                 return print_json(&serde_json::json!({"outbox": stats, "consumer_lag": lag}));
             }
-            let mut t = table(&["", ""]);
-            t.add_row(vec!["backlog (undelivered rows)".to_string(), stats.unpublished.to_string()]);
-            t.add_row(vec!["  of which failing".to_string(), stats.failing.to_string()]);
-            t.add_row(vec!["oldest undelivered".to_string(), age(stats.oldest_unpublished_age_secs)]);
-            t.add_row(vec![
-                "published, last minute".to_string(),
-                format!("{} ({:.1}/s)", stats.published_last_minute, stats.published_last_minute as f64 / 60.0),
+            let t = pairs(vec![
+                ("backlog (undelivered rows)".into(), stats.unpublished.to_string()),
+                ("  of which failing".into(), stats.failing.to_string()),
+                ("oldest undelivered".into(), age(stats.oldest_unpublished_age_secs)),
+                (
+                    "published, last minute".into(),
+                    format!("{} ({:.1}/s)", stats.published_last_minute, stats.published_last_minute as f64 / 60.0),
+                ),
             ]);
             println!("{t}");
             if !stats.unpublished_by_attempts.is_empty() {

@@ -10,6 +10,16 @@ pub fn table(header: &[&str]) -> Table {
     t
 }
 
+/// An aligned, borderless two-column table of labels and values, without a header row.
+pub fn pairs(rows: Vec<(String, String)>) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled);
+    for (k, v) in rows {
+        t.add_row(vec![k, v]);
+    }
+    t
+}
+
 /// `2026-11-25 12:00:01` (UTC), or empty.
 pub fn time(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
