@@ -65,7 +65,7 @@ pub fn run(conn: &mut PgConnection, cmd: Jobs, json: bool) -> anyhow::Result<()>
                     format!("{}/{}", j.attempts, j.max_attempts),
                     time(Some(j.created_at)),
                     time(j.finished_at),
-                    error_code(j),
+                    j.error_field("code").unwrap_or_default().to_string(),
                 ]);
             }
             println!("{t}");
@@ -172,10 +172,6 @@ fn find(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Job> {
     Job::find(conn, id)
         .context("failed to read the job")?
         .with_context(|| format!("no job {id} (see `ackbox jobs ls`)"))
-}
-
-fn error_code(j: &Job) -> String {
-    j.error.as_ref().and_then(|e| e.get("code")).and_then(|c| c.as_str()).unwrap_or_default().to_string()
 }
 
 fn job_json(j: &Job, tenant: Option<&str>) -> serde_json::Value {

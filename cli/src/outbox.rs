@@ -9,9 +9,6 @@ use uuid::Uuid;
 
 use crate::table::{age, pairs, print_json, table, time};
 
-/// Lag rows older than this belong to consumers that are gone.
-const FRESH_LAG: std::time::Duration = std::time::Duration::from_secs(120);
-
 /// Outbox commands.
 #[derive(Subcommand)]
 pub enum Outbox {
@@ -51,7 +48,7 @@ pub fn run(conn: &mut PgConnection, cmd: Outbox, json: bool) -> anyhow::Result<(
     match cmd {
         Outbox::Stats => {
             let stats = outbox::stats(conn).context("failed to read outbox stats")?;
-            let lag = consumer_lag::current(conn, FRESH_LAG).context("failed to read consumer lag")?;
+            let lag = consumer_lag::current(conn, consumer_lag::FRESH).context("failed to read consumer lag")?;
             if json {
                 return print_json(&serde_json::json!({"outbox": stats, "consumer_lag": lag}));
             }
@@ -73,7 +70,7 @@ pub fn run(conn: &mut PgConnection, cmd: Outbox, json: bool) -> anyhow::Result<(
                 println!("\n{t}");
             }
             if lag.is_empty() {
-                println!("\nconsumer lag: no worker has reported in the last {} s", FRESH_LAG.as_secs());
+                println!("\nconsumer lag: no worker has reported in the last {} s", consumer_lag::FRESH.as_secs());
             } else {
                 let mut t = table(&["GROUP", "TOPIC", "PARTITION", "LAG", "REPORTED"]);
                 for r in &lag {

@@ -130,28 +130,21 @@ ACKBOX_ADMIN_KEY=${ACKBOX_ADMIN_KEY:-}
 ENV
 }
 
-# A dev tenant and key: reuse the key in .ackbox/local.env while the API accepts it, otherwise create one.
-ensure_key() {
-  ACKBOX_API_KEY=$(sed -n 's/^ACKBOX_API_KEY=//p' "$STATE/local.env" 2>/dev/null || true)
-  if [ -n "$ACKBOX_API_KEY" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ACKBOX_API_KEY" \
-        "$ACKBOX_URL/v1/jobs?limit=1")" = 200 ]; then
-    return
+# A tenant's key in .ackbox/local.env: reused while the API accepts it at `probe`, otherwise created.
+ensure_key_for() { # variable probe-path tenant [--admin]
+  local var=$1 probe=$2 tenant=$3 key
+  key=$(sed -n "s/^$var=//p" "$STATE/local.env" 2>/dev/null || true)
+  if [ -z "$key" ] || [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" \
+        "$ACKBOX_URL$probe")" != 200 ]; then
+    say "creating the $tenant tenant's key${4:+ (admin: it opens the dashboard)}"
+    key=$(DATABASE_URL="$DATABASE_URL" "$ROOT/target/$PROFILE/ackbox" keys create --tenant "$tenant" ${4:-})
   fi
-  say "creating the dev tenant's API key"
-  ACKBOX_API_KEY=$(DATABASE_URL="$DATABASE_URL" "$ROOT/target/$PROFILE/ackbox" keys create --tenant dev)
+  printf -v "$var" '%s' "$key"
   write_env
 }
 
-ensure_admin_key() {
-  ACKBOX_ADMIN_KEY=$(sed -n 's/^ACKBOX_ADMIN_KEY=//p' "$STATE/local.env" 2>/dev/null || true)
-  if [ -n "$ACKBOX_ADMIN_KEY" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ACKBOX_ADMIN_KEY" \
-        "$ACKBOX_URL/dashboard/api/summary")" = 200 ]; then
-    return
-  fi
-  say "creating the ops (admin) tenant's key for the dashboard"
-  ACKBOX_ADMIN_KEY=$(DATABASE_URL="$DATABASE_URL" "$ROOT/target/$PROFILE/ackbox" keys create --tenant ops --admin)
-  write_env
-}
+ensure_key() { ensure_key_for ACKBOX_API_KEY "/v1/jobs?limit=1" dev; }
+ensure_admin_key() { ensure_key_for ACKBOX_ADMIN_KEY /dashboard/api/summary ops --admin; }
 
 # Tools the test suite drives: headless Chromium for the dashboard test (Debian's package).
 ensure_test_tools() {

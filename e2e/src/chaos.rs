@@ -299,11 +299,6 @@ fn pause(rng: &mut rand::rngs::StdRng, lo: u64, hi: u64) {
     std::thread::sleep(Duration::from_millis(rng.gen_range(lo..hi)));
 }
 
-fn respawn_api(stack: &mut Stack, url: &SharedUrl) {
-    stack.spawn(Component::Api);
-    *url.write().unwrap_or_else(|p| p.into_inner()) = stack.api_url.clone();
-}
-
 fn inject(
     plan: &Plan,
     stack: &mut Stack,
@@ -318,34 +313,13 @@ fn inject(
     pause(rng, 800, 1500); // let some load build up first
     match plan.scenario {
         Scenario::RelayKill => {
-            for _ in 0..3 {
-                stack.signal(Component::Relay, 0, "KILL");
-                note(faults, "SIGKILL relay".into());
-                pause(rng, 300, 1200);
-                stack.spawn(Component::Relay);
-                note(faults, "relay restarted".into());
-                pause(rng, 500, 1500);
-            }
+            kill_and_restart(stack, url, rng, faults, &note, Component::Relay, 3, (300, 1200), (500, 1500))
         }
         Scenario::WorkerKill => {
-            for _ in 0..2 {
-                stack.signal(Component::Worker, 0, "KILL");
-                note(faults, "SIGKILL worker".into());
-                pause(rng, 300, 1000);
-                stack.spawn(Component::Worker);
-                note(faults, "worker restarted".into());
-                pause(rng, 1000, 2000);
-            }
+            kill_and_restart(stack, url, rng, faults, &note, Component::Worker, 2, (300, 1000), (1000, 2000));
         }
         Scenario::ApiKill => {
-            for _ in 0..2 {
-                stack.signal(Component::Api, 0, "KILL");
-                note(faults, "SIGKILL api".into());
-                pause(rng, 200, 800);
-                respawn_api(stack, url);
-                note(faults, "api restarted".into());
-                pause(rng, 800, 1500);
-            }
+            kill_and_restart(stack, url, rng, faults, &note, Component::Api, 2, (200, 800), (800, 1500))
         }
         Scenario::WorkerPause => {
             stack.signal(Component::Worker, 0, "STOP");
@@ -396,8 +370,42 @@ fn inject(
             pause(rng, 500, 1000);
             stack.signal(Component::Api, 0, "KILL");
             note(faults, "SIGKILL api".into());
-            respawn_api(stack, url);
+            restart(stack, url, Component::Api);
         }
+    }
+}
+
+/// SIGKILLs `component` `times` times: down for a random time in `down` ms, then up for one in `up` ms.
+#[allow(clippy::too_many_arguments)]
+fn kill_and_restart(
+    stack: &mut Stack,
+    url: &SharedUrl,
+    rng: &mut rand::rngs::StdRng,
+    faults: &mut Vec<String>,
+    note: &dyn Fn(&mut Vec<String>, String),
+    component: Component,
+    times: usize,
+    down: (u64, u64),
+    up: (u64, u64),
+) {
+    let name = format!("{component:?}").to_lowercase();
+    for _ in 0..times {
+        stack.signal(component, 0, "KILL");
+        note(faults, format!("SIGKILL {name}"));
+        pause(rng, down.0, down.1);
+        restart(stack, url, component);
+        note(faults, format!("{name} restarted"));
+        pause(rng, up.0, up.1);
+    }
+}
+
+/// Starts another instance of `component`; the api comes back on a new port, which the load generator follows.
+fn restart(stack: &mut Stack, url: &SharedUrl, component: Component) {
+    if component == Component::Api {
+        stack.spawn(Component::Api);
+        *url.write().unwrap_or_else(|p| p.into_inner()) = stack.api_url.clone();
+    } else {
+        stack.spawn(component);
     }
 }
 
@@ -406,11 +414,7 @@ fn heal(stack: &mut Stack, url: &SharedUrl, faults: &mut Vec<String>) {
     stack.reap_exited();
     for c in [Component::Relay, Component::Worker, Component::Api] {
         if stack.count(c) == 0 {
-            if c == Component::Api {
-                respawn_api(stack, url);
-            } else {
-                stack.spawn(c);
-            }
+            restart(stack, url, c);
             faults.push(format!("heal: {c:?} restarted"));
         }
     }

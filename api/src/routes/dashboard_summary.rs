@@ -17,8 +17,6 @@ use crate::AppState;
 
 /// The chart's window.
 const HISTORY: Duration = Duration::from_secs(3600);
-/// Lag reports older than this belong to consumers that are gone.
-const FRESH_LAG: Duration = Duration::from_secs(120);
 /// Failures listed.
 const RECENT_FAILURES: i64 = 10;
 
@@ -83,7 +81,7 @@ pub async fn summary(state: web::Data<AppState>, _admin: Admin) -> Result<HttpRe
                 jobs,
                 outbox: outbox::stats(c)?,
                 backlog_history: outbox::backlog_history(c, HISTORY)?,
-                consumer_lag: consumer_lag::current(c, FRESH_LAG)?,
+                consumer_lag: consumer_lag::current(c, consumer_lag::FRESH)?,
                 recent_failures,
             })
         })

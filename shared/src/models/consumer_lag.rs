@@ -5,6 +5,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Int4, Text};
 
+/// Reports older than this belong to consumers that are gone: what the dashboard and `ackbox outbox stats` show.
+pub const FRESH: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// One partition's lag as last reported.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, Queryable, Selectable)]
 #[diesel(table_name = crate::schema::consumer_lag, check_for_backend(diesel::pg::Pg))]

@@ -170,6 +170,11 @@ impl NewJob {
 }
 
 impl Job {
+    /// A string field of the last error (`code` or `message`), if there is one.
+    pub fn error_field(&self, key: &str) -> Option<&str> {
+        self.error.as_ref()?.get(key)?.as_str()
+    }
+
     /// Finds a job by id, whoever owns it (workers, tools, tests).
     pub fn find(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Job>> {
         jobs::table.find(id).select(Job::as_select()).first(conn).optional()
