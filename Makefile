@@ -1,11 +1,11 @@
 # The two set-up commands are `make up` and `make test`; both work on a fresh machine (they install and start what
-# they need: Postgres if missing, the tansu broker, migrations).
+# they need: Postgres if missing, the nisshi broker, migrations).
 SHELL := /bin/bash
 CARGO ?= cargo
 
 .PHONY: up down status test build lint lint-deploy fmt schemathesis bench chaos fuzz
 
-## up: Postgres (if needed), tansu, migrations, api + relay + worker in the background, and a demo job.
+## up: Postgres (if needed), nisshi, migrations, api + relay + worker in the background, and a demo job.
 up:
 	deploy/local/stack.sh up
 
@@ -19,11 +19,11 @@ status:
 build:
 	$(CARGO) build --workspace --bins
 
-## test: start Postgres and the broker if needed, build the binaries the end-to-end tests spawn, run every test.
+## test: start Postgres and the broker if needed, build the binaries the end-to-end tests spawn (beside the broker's
+## install on a new machine), run every test.
 test:
-	deploy/local/stack.sh deps
+	deploy/local/stack.sh prepare
 	deploy/local/stack.sh tools
-	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 	deploy/local/schemathesis.sh
 	deploy/lint.sh

@@ -28,7 +28,7 @@ def main(data_path, png_path):
         for pct, style in (("p50", "o-"), ("p99", "s--")):
             left.plot(rates, [latency[r].get(pct) for r in rates], style, label=pct)
         left.axhline(10, color="green", linewidth=0.8, linestyle=":", label="goal p50 ≤ 10 ms (200/s)")
-        left.axhline(50, color="red", linewidth=0.8, linestyle=":", label="goal p99 ≤ 50 ms (200/s)")
+        left.axhline(30, color="red", linewidth=0.8, linestyle=":", label="goal p99 ≤ 30 ms (200/s)")
         left.set_xscale("log")
         left.set_yscale("log")
         left.set_xticks(rates, [f"{r}/s" for r in rates])

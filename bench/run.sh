@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench: Ackbox measured next to its physical ceilings on this machine. Reports numbers; asserts nothing.
-# PART=all|ceilings|accept|latency|drain|peers|scaleout|profile (default all: every part but profile).
+# PART=all|ceilings|accept|latency|recovery|drain|peers|scaleout|profile (default all: every part but profile).
 # Writes bench/results/latest.md and bench/results/latest.png.
 set -euo pipefail
 
@@ -45,7 +45,9 @@ want profile && ! command -v perf >/dev/null && need+=(linux-perf)
 [ ${#need[@]} -eq 0 ] || { say "installing ${need[*]}"; apt-get install -y -qq "${need[@]}" >/dev/null; }
 [ -x "$VENV/bin/celery" ] && "$VENV/bin/python" -c "import matplotlib" 2>/dev/null ||
   { say "installing bench/requirements.txt into $VENV"; python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r "$ROOT/bench/requirements.txt"; }
-TANSU_PID=$(cat "$ROOT/.ackbox/run/tansu.pid" 2>/dev/null || echo 0)
+BROKER_PID=$(cat "$ROOT/.ackbox/run/broker.pid" 2>/dev/null || echo 0)
+BROKER_NAME=$(ps -o comm= -p "$BROKER_PID" 2>/dev/null || echo "?")
+BROKER_VERSION=$("$BROKER_NAME" --version 2>/dev/null | head -1 || echo "$BROKER_NAME")
 say "building release binaries"
 (cd "$ROOT" && cargo build --release -q -p ackbox-api -p ackbox-relay -p ackbox-worker -p ackbox-cli -p ackbox-bench)
 
@@ -60,7 +62,7 @@ common_env() {
   export DATABASE_URL="$DB_URL" KAFKA_BROKERS="$BROKERS" ACKBOX_TOPIC="$TOPIC" ACKBOX_AUTO_MIGRATE=false RUST_LOG=warn \
     ACKBOX_BIND="127.0.0.1:$API_PORT" ACKBOX_RELAY_OPS_BIND=127.0.0.1:0 ACKBOX_WORKER_OPS_BIND=127.0.0.1:0 \
     ACKBOX_TOPIC_PARTITIONS="${ACKBOX_TOPIC_PARTITIONS:-6}" ACKBOX_RATE_LIMIT_PER_SEC=1000000 ACKBOX_RATE_LIMIT_BURST=1000000 \
-    ACKBOX_WORKER_GROUP="bench-$TOPIC" ACKBOX_RELAY_MAX_IN_FLIGHT="${ACKBOX_RELAY_MAX_IN_FLIGHT:-1}"
+    ACKBOX_WORKER_GROUP="bench-$TOPIC"
 }
 
 start() { # name -> sets LAST_PID
@@ -84,7 +86,7 @@ row ""
 row "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git -C "$ROOT" rev-parse --short HEAD)"
 row "- machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(uname -sr)"
 row "- Postgres: $(psql "$PG_ADMIN" -tAc 'show server_version'); synchronous_commit=$(psql "$PG_ADMIN" -tAc 'show synchronous_commit'); shared_buffers=$(psql "$PG_ADMIN" -tAc 'show shared_buffers'); max_connections=$(psql "$PG_ADMIN" -tAc 'show max_connections')"
-row "- broker: tansu 0.6.0, sqlite storage (durable), on loopback"
+row "- broker: $BROKER_VERSION (pid $BROKER_PID), sqlite storage (durable), on loopback; relay with its defaults (idempotent producer, 5 in flight)"
 row "- command: \`make bench PART=$PART\` (release build; each step ${DURATION}s)"
 row ""
 
@@ -109,8 +111,7 @@ SQL
     PGTPS[$c]=$tps
     row "| pgbench: job insert + outbox insert (+ NOTIFY trigger), one transaction | $c | $tps tx/s |"
   done
-  # A topic of its own: on tansu 0.6.0, a second idempotent producer on a topic another one just filled can trip the
-  # broker's idempotence check (relay/README.md), which would wreck the later parts.
+  # A topic of its own, so the later parts start from an empty one.
   prod=$("$BIN/ackbox-bench" produce --brokers "$BROKERS" --topic "$TOPIC.ceiling" --messages 50000 --batch 500)
   row "| rdkafka producer, relay settings (idempotent, acks=all, linger 1 ms, 500 in flight) | 1 | $(echo "$prod" | json "['per_second']") msg/s |"
   row ""
@@ -179,9 +180,69 @@ if want latency; then
     datum p99 "$rate" "$(echo "$stats" | cut -d'|' -f2 | cut -d' ' -f1)"
   done
   row ""
-  row "Goal at 200/s: p50 ≤ 10 ms and p99 ≤ 50 ms (commit→succeeded)."
+  row "Goal at 200/s: p50 ≤ 10 ms and p99 ≤ 30 ms (commit→succeeded)."
   row ""
   stop "$API_PID"; stop "$WORKER_PID"; stop "$RELAY_PID"
+fi
+
+# Seconds from $1 (epoch seconds) until SQL $2 (a count) reaches $3, or "> N s" at the deadline.
+seconds_until() {
+  local t0=$1 query=$2 want=$3 deadline=$((SECONDS + ${4:-120}))
+  while [ "$(sql "$query")" -lt "$want" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || { echo "> ${4:-120} s"; return; }
+    sleep 0.05
+  done
+  python3 -c "print(f'{$(date +%s.%N) - $t0:.2f} s')"
+}
+
+if want recovery; then
+  say "recovery: kill -9 the worker, restart it, time to its first finished job"
+  row "## 3b. A killed worker back at work (kill -9, 50 jobs queued meanwhile, restart)"
+  row ""
+  row "| membership | restart → first job done | restart → all 50 done |"
+  row "|---|---|---|"
+  for mode in static dynamic; do
+    reset_db
+    if [ "$mode" = static ]; then export ACKBOX_WORKER_INSTANCE_ID="bench-worker-1"; else unset ACKBOX_WORKER_INSTANCE_ID; fi
+    start relay; RELAY_PID=$LAST_PID
+    start worker; WORKER_PID=$LAST_PID
+    start api; API_PID=$LAST_PID; wait_api
+    post() { curl -fsS -o /dev/null -X POST "http://127.0.0.1:$API_PORT/v1/jobs" -H "Authorization: Bearer $KEY" \
+      -H 'content-type: application/json' -d '{"kind":"noop","payload":{}}'; }
+    post
+    seconds_until "$(date +%s.%N)" "SELECT count(*) FROM jobs WHERE status = 'succeeded'" 1 60 >/dev/null
+    kill -KILL "$WORKER_PID"; wait "$WORKER_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do post; done
+    t0=$(date +%s.%N)
+    start worker; WORKER_PID=$LAST_PID
+    first=$(seconds_until "$t0" "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND finished_at > to_timestamp($t0)" 1)
+    all=$(seconds_until "$t0" "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND finished_at > to_timestamp($t0)" 50)
+    label=$([ "$mode" = static ] && echo "static (ACKBOX_WORKER_INSTANCE_ID set, as make up and deploy/ do)" ||
+      echo "dynamic (no instance id; the group waits out the killed member's session, 45 s)")
+    row "| $label | **$first** | $all |"
+    stop "$API_PID"; stop "$WORKER_PID"; stop "$RELAY_PID"
+  done
+  unset ACKBOX_WORKER_INSTANCE_ID
+  row ""
+  row "Goal: a killed worker back at work ≤ 5 s after its restart."
+  row ""
+fi
+
+if [ -f "$ROOT/.ackbox/first-run.tsv" ] && [ "$PART" = all ]; then
+  fr() { awk -F'\t' -v k="$1" '$1 == k {print $2}' "$ROOT/.ackbox/first-run.tsv"; }
+  row "## 3c. First run on this machine (recorded by \`deploy/local/stack.sh\` when it installed the broker)"
+  row ""
+  row "| when | workspace build (debug) | broker install beside it, both done | whole \`make up\` |"
+  row "|---|---|---|---|"
+  mu=$(fr make_up_s)
+  row "| $(fr date) | $(fr workspace_build_s) s | $(fr broker_install_and_build_s) s | ${mu:+$mu s}${mu:-not recorded (install ran from make test)} |"
+  row ""
+elif [ "$PART" = all ]; then
+  row "## 3c. First run on this machine"
+  row ""
+  row "Not recorded here: the broker on this machine was not installed by \`deploy/local/stack.sh\` (which records it in"
+  row "\`.ackbox/first-run.tsv\`). The README's set-up section gives the times measured on a new machine."
+  row ""
 fi
 
 # CPU seconds a process has used so far (user + system), from /proc.
@@ -198,8 +259,8 @@ ackbox_drain() {
   sql "VACUUM ANALYZE jobs, outbox" >/dev/null
   # Create the topic first, so the worker processes do not race the relay for it.
   "$BIN/ackbox-bench" produce --brokers "$BROKERS" --topic "$TOPIC" --messages 0 >/dev/null
-  local t0 b0 k0 tansu0 n=0
-  t0=$(date +%s.%N); b0=$(machine_busy); tansu0=$(cpu_secs "$TANSU_PID")
+  local t0 b0 k0 broker0 n=0
+  t0=$(date +%s.%N); b0=$(machine_busy); broker0=$(cpu_secs "$BROKER_PID")
   for _ in $(seq 1 "$relays"); do start relay; rpids+=("$LAST_PID"); done
   for _ in $(seq 1 "$workers"); do start worker; wpids+=("$LAST_PID"); done
   local deadline=$((SECONDS + ${DRAIN_TIMEOUT:-600}))
@@ -217,9 +278,11 @@ ackbox_drain() {
   local rc=0 wc=0 p
   for p in "${rpids[@]}"; do rc=$(python3 -c "print($rc+$(cpu_secs "$p"))"); done
   for p in "${wpids[@]}"; do wc=$(python3 -c "print($wc+$(cpu_secs "$p"))"); done
-  local tc busy; tc=$(python3 -c "print($(cpu_secs "$TANSU_PID")-$tansu0)"); busy=$(python3 -c "print($(machine_busy)-$b0)")
+  local tc busy; tc=$(python3 -c "print($(cpu_secs "$BROKER_PID")-$broker0)"); busy=$(python3 -c "print($(machine_busy)-$b0)")
   # Cores used: relay / worker / broker / the rest (Postgres, mostly) / machine.
   DRAIN_CPU=$(python3 -c "w=$wall; r,k,t,b=$rc,$wc,$tc,$busy; print(f'{r/w:.2f} / {k/w:.2f} / {t/w:.2f} / {max(b-r-k-t,0)/w:.2f} / {b/w:.2f}')")
+  # CPU per job, in microseconds: the broker's alone, and the whole machine's.
+  DRAIN_US=$(python3 -c "n=max($n,1); print(f'broker {$tc/n*1e6:.0f} µs, machine {$busy/n*1e6:.0f} µs')")
   RELAY_RSS=$(peak_rss_mib "${rpids[0]}"); WORKER_RSS=$(peak_rss_mib "${wpids[0]}")
   for p in "${wpids[@]}" "${rpids[@]}"; do stop "$p"; done
 }
@@ -232,7 +295,7 @@ if want drain; then
   row ""
   row "| system | jobs | time | jobs/s | cores used: relay / worker / broker / Postgres+rest / machine |"
   row "|---|---|---|---|---|"
-  row "| Ackbox (1 relay + 1 worker, ${ACKBOX_TOPIC_PARTITIONS:-6} partitions) | $DRAIN_JOBS | $DRAIN_SECS s | $DRAIN_RATE${DRAIN_NOTE:+ ($DRAIN_NOTE)} | $DRAIN_CPU |"
+  row "| Ackbox (1 relay + 1 worker, ${ACKBOX_TOPIC_PARTITIONS:-6} partitions; CPU per job: $DRAIN_US) | $DRAIN_JOBS | $DRAIN_SECS s | $DRAIN_RATE${DRAIN_NOTE:+ ($DRAIN_NOTE)} | $DRAIN_CPU |"
   datum drain "Ackbox (1 relay + 1 worker)" "$DRAIN_RATE"
   DRAIN_ROWS_DONE=1
   DRAIN_FOOT="Preload (bulk SQL, not timed): $PRELOAD s. Peak RSS during the drain: relay $RELAY_RSS MiB (goal ≤ 64), worker $WORKER_RSS MiB (goal ≤ 128)."
@@ -313,11 +376,11 @@ if want profile; then
   start worker; WORKER_PID=$LAST_PID
   perf record -F 499 -g -o "$WORK/relay.perf" -p "$RELAY_PID" -- sleep 20 >/dev/null 2>&1 &
   perf record -F 499 -g -o "$WORK/worker.perf" -p "$WORKER_PID" -- sleep 20 >/dev/null 2>&1 &
-  [ "$TANSU_PID" != 0 ] && perf record -F 499 -g -o "$WORK/tansu.perf" -p "$TANSU_PID" -- sleep 20 >/dev/null 2>&1 &
+  [ "$BROKER_PID" != 0 ] && perf record -F 499 -g -o "$WORK/broker.perf" -p "$BROKER_PID" -- sleep 20 >/dev/null 2>&1 &
   wait_jobs=$(jobs -p | tail -3); for j in $wait_jobs; do wait "$j" 2>/dev/null || true; done
   row "## Profile (perf, 20 s of a drain; top self time)"
   row ""
-  for what in relay worker tansu; do
+  for what in relay worker broker; do
     [ -f "$WORK/$what.perf" ] || continue
     row "### $what"
     row '```'

@@ -35,9 +35,7 @@ pub const FAST_RECOVERY: &[(&str, &str)] = &[
     ("ACKBOX_WORKER_SESSION_TIMEOUT_MS", "6000"),
     ("ACKBOX_RELAY_DELIVERY_TIMEOUT_MS", "3000"),
     ("ACKBOX_DB_CONNECT_TIMEOUT_MS", "1000"),
-    // tansu 0.6.0's idempotent-producer check panics once a stalled broker resumes (e2e/README.md); Ackbox's
-    // guarantees do not rest on producer idempotence, so the chaos runs go without it.
-    ("ACKBOX_RELAY_IDEMPOTENCE", "false"),
+    // Producer idempotence stays on (the default), as in production: the broker scenarios run with it.
 ];
 
 /// The faults.
@@ -53,12 +51,10 @@ pub enum Scenario {
     WorkerPause,
     /// Restart Postgres with `-m immediate` (the whole local cluster: run alone, never beside other tests).
     PostgresRestart,
-    /// Stop the broker for 30 s (SIGSTOP: unreachable, every request times out), then let it go on (SIGCONT). The
-    /// local tansu: run alone.
+    /// Stop the broker for 60 s (SIGSTOP: unreachable, every request times out, longer than the relay's delivery
+    /// timeout and the worker's session), then let it go on (SIGCONT). The local broker: run alone.
     BrokerOutage,
-    /// Kill the broker (SIGKILL) and start it again after 30 s. Opt-in: tansu 0.6.0 panics when the relay's
-    /// idempotent producer resumes after its restart (see docs/GUARANTEES.md), so this fails locally for the
-    /// broker's reason; on Apache Kafka it is the scenario to run.
+    /// Kill the broker (SIGKILL) and start it again after 30 s, with the relay's producer idempotent throughout.
     BrokerRestart,
     /// Scale workers 1→3→1 in a loop.
     RebalanceStorm,
@@ -68,13 +64,14 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario `make chaos` runs, in order.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::RelayKill,
         Scenario::WorkerKill,
         Scenario::ApiKill,
         Scenario::WorkerPause,
         Scenario::RebalanceStorm,
         Scenario::BrokerOutage,
+        Scenario::BrokerRestart,
         Scenario::PostgresRestart,
     ];
 
@@ -95,7 +92,7 @@ impl Scenario {
 
     /// Parses a name.
     pub fn parse(name: &str) -> Option<Scenario> {
-        Scenario::ALL.into_iter().chain([Scenario::Smoke, Scenario::BrokerRestart]).find(|s| s.name() == name)
+        Scenario::ALL.into_iter().chain([Scenario::Smoke]).find(|s| s.name() == name)
     }
 }
 
@@ -334,8 +331,8 @@ fn inject(
         }
         Scenario::BrokerOutage => {
             Stack::signal_broker("STOP");
-            note(faults, "broker stopped (SIGSTOP) for 30 s".into());
-            std::thread::sleep(Duration::from_secs(30));
+            note(faults, "broker stopped (SIGSTOP) for 60 s".into());
+            std::thread::sleep(Duration::from_secs(60));
             Stack::signal_broker("CONT");
             note(faults, "broker resumed (SIGCONT)".into());
         }
@@ -354,7 +351,9 @@ fn inject(
                 pause(rng, 1500, 3000);
                 stack.signal(Component::Worker, 2, "TERM");
                 stack.signal(Component::Worker, 1, "TERM");
-                stack.wait_exited(Duration::from_secs(40));
+                if !stack.wait_exited(Duration::from_secs(40)) {
+                    note(faults, "a worker did not exit within 40 s of SIGTERM".into());
+                }
                 note(faults, "workers 3 → 1 (SIGTERM)".into());
                 pause(rng, 1500, 3000);
             }

@@ -96,6 +96,10 @@ pub struct Stack {
     log_dir: PathBuf,
     env: Vec<(String, String)>,
     children: Vec<(Component, Child)>,
+    /// The static-membership name (`ACKBOX_WORKER_INSTANCE_ID`) given to each worker process, by pid.
+    worker_names: Vec<(u32, String)>,
+    /// Processes sent SIGTERM that have not been seen to exit yet.
+    terminating: Vec<u32>,
 }
 
 impl Stack {
@@ -124,6 +128,8 @@ impl Stack {
             log_dir,
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             children: Vec::new(),
+            worker_names: Vec::new(),
+            terminating: Vec::new(),
         };
         stack.spawn(Component::Relay);
         stack.spawn(Component::Worker);
@@ -145,11 +151,39 @@ impl Stack {
         self.spawn_with(component, &[]);
     }
 
+    /// The static-membership name for a new worker: the lowest-numbered one no running worker holds, so a worker
+    /// started after one was killed takes the dead one's name, as a restarted pod or container would.
+    fn free_worker_name(&self) -> String {
+        let live: Vec<u32> = self.children.iter().map(|(_, c)| c.id()).collect();
+        let taken: Vec<&str> =
+            self.worker_names.iter().filter(|(pid, _)| live.contains(pid)).map(|(_, n)| n.as_str()).collect();
+        (1..)
+            .map(|n| format!("{}-worker-{n}", self.group))
+            .find(|name| !taken.contains(&name.as_str()))
+            .expect("a free name")
+    }
+
+    /// The log file of `component` (every instance of it appends there).
+    pub fn log_path(&self, component: Component) -> PathBuf {
+        self.log_dir.join(format!("{}-{}.log", self.db.name(), component.binary()))
+    }
+
+    /// The static-membership names of the running workers.
+    pub fn worker_names(&mut self) -> Vec<String> {
+        self.reap_exited();
+        let live: Vec<u32> = self.children.iter().map(|(_, c)| c.id()).collect();
+        self.worker_names.iter().filter(|(pid, _)| live.contains(pid)).map(|(_, n)| n.clone()).collect()
+    }
+
     /// Starts a component with extra environment on top of the stack's (e.g. its own consumer group).
     pub fn spawn_with(&mut self, component: Component, extra: &[(&str, &str)]) {
-        let log_path = self.log_dir.join(format!("{}-{}.log", self.db.name(), component.binary()));
+        let log_path = self.log_path(component);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log file");
         let mut cmd = Command::new(bin_path(component.binary()));
+        let name = (component == Component::Worker).then(|| self.free_worker_name());
+        if let Some(name) = &name {
+            cmd.env("ACKBOX_WORKER_INSTANCE_ID", name);
+        }
         // Each process connects as its own least-privilege role, as in production: a missing grant fails the tests.
         cmd.env("DATABASE_URL", self.db.url_as(component.role()))
             .env("KAFKA_BROKERS", &self.kafka.brokers)
@@ -166,10 +200,6 @@ impl Stack {
             // Tests run in parallel: every ops endpoint takes a free port.
             .env("ACKBOX_RELAY_OPS_BIND", "127.0.0.1:0")
             .env("ACKBOX_WORKER_OPS_BIND", "127.0.0.1:0")
-            // tansu 0.6.0 can panic on concurrent idempotent produce requests (relay/README.md).
-            .env("ACKBOX_RELAY_MAX_IN_FLIGHT", "1")
-            // tansu 0.6.0 can leave a replacement worker without partitions for good (worker/README.md).
-            .env("ACKBOX_WORKER_REJOIN_IDLE_MS", "15000")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(extra.iter().copied())
             .stdin(Stdio::null())
@@ -186,6 +216,9 @@ impl Stack {
                 .strip_prefix("listening on ")
                 .unwrap_or_else(|| panic!("api did not report its address (got {line:?}); see {}", log_path.display()));
             self.api_url = addr.to_string();
+        }
+        if let Some(name) = name {
+            self.worker_names.push((child.id(), name));
         }
         self.children.push((component, child));
     }
@@ -231,6 +264,8 @@ impl Stack {
         if signal == "KILL" {
             let (_, mut child) = self.children.remove(idx);
             let _ = child.wait();
+        } else if signal == "TERM" {
+            self.terminating.push(self.children[idx].1.id());
         }
     }
 
@@ -245,15 +280,19 @@ impl Stack {
         self.children.retain_mut(|(_, child)| !matches!(child.try_wait(), Ok(Some(_))));
     }
 
-    /// Waits (up to `deadline`) for every instance sent SIGTERM to exit, then forgets them.
-    pub fn wait_exited(&mut self, deadline: Duration) {
+    /// Waits (up to `deadline`) for every instance sent SIGTERM to exit, then forgets them; returns whether they all
+    /// did.
+    pub fn wait_exited(&mut self, deadline: Duration) -> bool {
         let end = std::time::Instant::now() + deadline;
-        while std::time::Instant::now() < end {
-            let before = self.children.len();
+        loop {
             self.reap_exited();
-            if self.children.len() == before && self.children.iter_mut().all(|(_, c)| matches!(c.try_wait(), Ok(None)))
-            {
-                return;
+            let live: Vec<u32> = self.children.iter().map(|(_, c)| c.id()).collect();
+            self.terminating.retain(|pid| live.contains(pid));
+            if self.terminating.is_empty() {
+                return true;
+            }
+            if std::time::Instant::now() >= end {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -280,7 +319,7 @@ impl Stack {
 
     /// Sends `signal` (`STOP`, `CONT`, `KILL`) to the local broker the stack script started.
     pub fn signal_broker(signal: &str) {
-        let pidfile = repo_root().join(".ackbox/run/tansu.pid");
+        let pidfile = repo_root().join(".ackbox/run/broker.pid");
         if let Ok(pid) = std::fs::read_to_string(pidfile) {
             let _ = Command::new("kill").args([&format!("-{signal}"), pid.trim()]).status();
         }

@@ -4,8 +4,8 @@
 //! |---|---|---|
 //! | `ACKBOX_RELAY_BATCH` | [`DEFAULT_BATCH`] | outbox rows claimed and produced per round |
 //! | `ACKBOX_RELAY_CONCURRENCY` | [`DEFAULT_CONCURRENCY`] | round loops per process: one claims while another awaits its delivery reports |
-//! | `ACKBOX_RELAY_IDEMPOTENCE` | `true` | librdkafka `enable.idempotence`: fewer duplicates and per-partition order on retries. Ackbox does not depend on it (duplicates and reordering are harmless by design); the local stack turns it off because tansu 0.6.0's idempotence check panics after a broker stall (README) |
-//! | `ACKBOX_RELAY_MAX_IN_FLIGHT` | [`DEFAULT_MAX_IN_FLIGHT`] | librdkafka `max.in.flight.requests.per.connection` (1..=5 with idempotence); the local stack uses 1, see the README |
+//! | `ACKBOX_RELAY_IDEMPOTENCE` | `true` | librdkafka `enable.idempotence`: fewer duplicates and per-partition order on retries. Ackbox does not depend on it (duplicates and reordering are harmless by design) |
+//! | `ACKBOX_RELAY_MAX_IN_FLIGHT` | [`DEFAULT_MAX_IN_FLIGHT`] | librdkafka `max.in.flight.requests.per.connection` (1..=5 with idempotence) |
 //! | `ACKBOX_RELAY_POLL_MS` | [`DEFAULT_POLL_MS`] | longest idle wait between rounds when no NOTIFY arrives |
 //! | `ACKBOX_RELAY_LINGER_MS` | [`DEFAULT_LINGER_MS`] | librdkafka `linger.ms`: how long the producer waits to fill a batch |
 //! | `ACKBOX_RELAY_DELIVERY_TIMEOUT_MS` | [`DEFAULT_DELIVERY_TIMEOUT_MS`] | librdkafka `message.timeout.ms`: after it a row counts as failed and is retried later |

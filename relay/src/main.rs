@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    // tansu does not auto-create topics; Apache Kafka would create them with the wrong partition count.
+    // A broker's auto-created topic would get its default partition count, not ours.
     ackbox_shared::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
     let pool = ackbox_shared::db::build_pool(&config.db);
     let metrics = ackbox_relay::metrics::RelayMetrics::new();

@@ -19,7 +19,7 @@ use std::time::Duration;
 pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
 /// Default wait for a pooled connection before the request fails with 503.
 pub const DEFAULT_DB_CONNECT_TIMEOUT_MS: u64 = 5_000;
-/// Default Kafka bootstrap servers (the local tansu broker started by `make up`).
+/// Default Kafka bootstrap servers (the local nisshi broker started by `make up`).
 pub const DEFAULT_KAFKA_BROKERS: &str = "127.0.0.1:9092";
 /// Default topic for job dispatch messages.
 pub const DEFAULT_TOPIC: &str = "ackbox.jobs";
@@ -126,7 +126,7 @@ impl DbConfig {
 }
 
 /// Kafka settings common to the relay and the worker. Everything broker-specific lives here so the same binaries
-/// run against tansu locally and Apache Kafka in production.
+/// run against nisshi locally and Apache Kafka in production.
 #[derive(Clone, Debug)]
 pub struct KafkaConfig {
     /// `bootstrap.servers`.
@@ -160,6 +160,9 @@ impl KafkaConfig {
     pub fn client_config(&self) -> rdkafka::ClientConfig {
         let mut cfg = rdkafka::ClientConfig::new();
         cfg.set("bootstrap.servers", &self.brokers);
+        // Topics are created explicitly with the configured partition count (`kafka::ensure_topic`); a producer's
+        // metadata request must not let the broker create one first with its own default count.
+        cfg.set("allow.auto.create.topics", "false");
         for (k, v) in &self.extra {
             cfg.set(k, v);
         }

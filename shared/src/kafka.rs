@@ -24,13 +24,17 @@ pub enum TopicError {
     },
 }
 
-/// Creates `topic` with `partitions` partitions unless it exists. Brokers such as tansu do not auto-create topics,
-/// and even Apache Kafka's auto-created topics get the broker-wide default partition count, which caps worker
-/// parallelism; so the relay creates the topic explicitly at start-up.
+/// Creates `topic` with `partitions` partitions unless it exists. Apache Kafka's auto-created topics get the
+/// broker-wide default partition count (nisshi's get 4), which caps worker parallelism; so the relay and the worker
+/// create the topic explicitly at start-up, and their clients never ask the broker to auto-create it
+/// (`allow.auto.create.topics=false`).
 pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, partitions: i32, replication: i32) -> Result<(), TopicError> {
     let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    // A broker that is down answers nothing: give up on this try after 5 s, so the caller says so promptly.
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(5)));
     let results = admin.create_topics([&new], &opts).await?;
     for result in results {
         match result {
@@ -43,14 +47,19 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, partitions: i32, repli
 }
 
 /// [`ensure_topic`], retried with backoff until it succeeds: a service that starts before the broker waits for it
-/// instead of exiting.
+/// instead of exiting. Each failure names the brokers it tried and the variable that sets them, since a wrong or
+/// unreachable `KAFKA_BROKERS` is the usual cause.
 pub async fn ensure_topic_retrying(cfg: &KafkaConfig, partitions: i32, replication: i32) {
     let mut backoff = Duration::from_millis(200);
     loop {
         match ensure_topic(cfg, &cfg.topic, partitions, replication).await {
             Ok(()) => return,
             Err(e) => {
-                log::warn!("cannot ensure topic {} yet, retrying in {backoff:?}: {e}", cfg.topic);
+                log::warn!(
+                    "Kafka at KAFKA_BROKERS={} is unreachable or refused to create topic {}; retrying in {backoff:?}: {e}",
+                    cfg.brokers,
+                    cfg.topic
+                );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }

@@ -13,7 +13,7 @@
 //! | `ACKBOX_KAFKA_FETCH_WAIT_MS` | [`DEFAULT_FETCH_WAIT_MS`] | librdkafka `fetch.wait.max.ms` |
 //! | `ACKBOX_WORKER_SESSION_TIMEOUT_MS` | [`DEFAULT_SESSION_TIMEOUT_MS`] | librdkafka `session.timeout.ms`: how soon the group notices a dead worker and hands its partitions on |
 //! | `ACKBOX_SHUTDOWN_GRACE_MS` | [`DEFAULT_SHUTDOWN_GRACE_MS`] | on SIGTERM, how long in-flight jobs may run before they are cancelled |
-//! | `ACKBOX_WORKER_REJOIN_IDLE_MS` | `0` (off) | rejoin the consumer group after holding no partition this long: a workaround for tansu 0.6.0, whose coordinator can leave a member that joined beside a dead leader without partitions for good. Keep it off on Apache Kafka, where a worker beyond the partition count is idle by design |
+//! | `ACKBOX_WORKER_INSTANCE_ID` | unset (dynamic membership) | librdkafka `group.instance.id` (Kafka static membership, KIP-345): a name unique to this replica and stable across its restarts (the pod name, say). A worker restarted under the same name takes its partitions back at once instead of after the session timeout. Letters, digits, `.`, `_`, `-`; at most 249 |
 //! | `ACKBOX_STATS_INTERVAL_MS` | [`DEFAULT_STATS_INTERVAL_MS`] | librdkafka statistics (consumer lag) interval |
 //! | `ACKBOX_WORKER_OPS_BIND` | [`DEFAULT_OPS_BIND`] | address of `/metrics`, `/healthz`, `/readyz` |
 //! | `ACKBOX_TOPIC_PARTITIONS`, `ACKBOX_TOPIC_REPLICATION` | 6, 1 | used if the worker has to create the topic |
@@ -83,8 +83,8 @@ pub struct WorkerConfig {
     pub replication: i32,
     /// Consumer group session timeout.
     pub session_timeout: Duration,
-    /// Rejoin the group after holding no partition this long (`None`: never).
-    pub rejoin_idle: Option<Duration>,
+    /// `group.instance.id` (static membership), if set.
+    pub instance_id: Option<String>,
     /// Grace period for in-flight jobs on shutdown.
     pub shutdown_grace: Duration,
     /// librdkafka statistics interval.
@@ -122,7 +122,7 @@ impl WorkerConfig {
             partitions: config::parse_or("ACKBOX_TOPIC_PARTITIONS", 6)?,
             replication: config::parse_or("ACKBOX_TOPIC_REPLICATION", 1)?,
             session_timeout: config::millis_or("ACKBOX_WORKER_SESSION_TIMEOUT_MS", DEFAULT_SESSION_TIMEOUT_MS)?,
-            rejoin_idle: Some(config::millis_or("ACKBOX_WORKER_REJOIN_IDLE_MS", 0)?).filter(|d| !d.is_zero()),
+            instance_id: config::optional("ACKBOX_WORKER_INSTANCE_ID").map(validate_instance_id).transpose()?,
             shutdown_grace: config::millis_or("ACKBOX_SHUTDOWN_GRACE_MS", DEFAULT_SHUTDOWN_GRACE_MS)?,
             stats_interval: config::millis_or("ACKBOX_STATS_INTERVAL_MS", DEFAULT_STATS_INTERVAL_MS)?,
             ops_bind: config::optional("ACKBOX_WORKER_OPS_BIND").unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),
@@ -136,5 +136,35 @@ impl WorkerConfig {
         let base = self.retry_base.saturating_mul(1u32 << exp).min(self.retry_max);
         let jitter: f64 = rand::Rng::gen_range(&mut rand::thread_rng(), 0.75..1.25);
         base.mul_f64(jitter)
+    }
+}
+
+/// Kafka's rule for a `group.instance.id` (the same as for topic names): the broker refuses anything else with
+/// `INVALID_GROUP_ID` at every join, so it is refused here, by name, before the worker starts.
+fn validate_instance_id(raw: String) -> Result<String, ConfigError> {
+    let id = raw.trim().to_string();
+    let valid = id.len() <= 249 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(id)
+    } else {
+        Err(ConfigError::Invalid {
+            name: "ACKBOX_WORKER_INSTANCE_ID".into(),
+            value: id.chars().take(64).collect(),
+            reason: "use at most 249 letters, digits, '.', '_' or '-'".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_follow_kafkas_rule() {
+        assert_eq!(validate_instance_id(" worker-0.a_b ".into()).expect("valid"), "worker-0.a_b");
+        assert!(validate_instance_id("has space".into()).is_err());
+        assert!(validate_instance_id("slash/no".into()).is_err());
+        assert!(validate_instance_id("x".repeat(250)).is_err());
+        assert!(validate_instance_id("x".repeat(249)).is_ok());
     }
 }

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,8 +41,8 @@ type LatestLag = Arc<Mutex<Option<Vec<(String, i32, i64)>>>>;
 /// librdkafka callbacks: consumer lag from statistics, and a synchronous commit before partitions are revoked.
 pub struct WorkerContext {
     metrics: WorkerMetrics,
-    /// Partitions held now, and since when (for the idle-rejoin workaround).
-    held: Arc<Mutex<(usize, Instant)>>,
+    /// Partitions held now (a leaving static member waits for its revocation).
+    held: Arc<AtomicUsize>,
     /// The latest per-partition lag `(topic, partition, lag)`, taken by the lag reporter.
     lag: LatestLag,
 }
@@ -75,14 +76,14 @@ impl ConsumerContext for WorkerContext {
                 Err(e) => log::warn!("commit before revoking {} partitions failed: {e}", partitions.count()),
             }
             log::info!("partitions revoked: {}", partitions.count());
-            *self.held.lock().unwrap_or_else(|p| p.into_inner()) = (0, Instant::now());
+            self.held.store(0, Ordering::SeqCst);
         }
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             log::info!("partitions assigned: {}", partitions.count());
-            *self.held.lock().unwrap_or_else(|p| p.into_inner()) = (partitions.count(), Instant::now());
+            self.held.store(partitions.count(), Ordering::SeqCst);
         }
     }
 }
@@ -95,6 +96,15 @@ pub enum WorkerError {
     /// The consumer could not be created or subscribed.
     #[error("kafka consumer: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// librdkafka raised a fatal error: the consumer cannot go on (for example another process joined the group
+    /// with the same `ACKBOX_WORKER_INSTANCE_ID` and fenced this one).
+    #[error("fatal kafka consumer error {code:?}: {reason}")]
+    Fatal {
+        /// librdkafka's error code.
+        code: rdkafka::types::RDKafkaErrorCode,
+        /// librdkafka's description.
+        reason: String,
+    },
 }
 
 /// A message taken off Kafka, detached from the consumer's buffer.
@@ -163,11 +173,15 @@ fn build_consumer(
     config: &WorkerConfig,
     metrics: &WorkerMetrics,
     lag: LatestLag,
-    held: Arc<Mutex<(usize, Instant)>>,
+    held: Arc<AtomicUsize>,
 ) -> Result<Kafka, WorkerError> {
-    let consumer: Kafka = config
-        .kafka
-        .client_config()
+    let mut client = config.kafka.client_config();
+    if let Some(instance) = &config.instance_id {
+        // Static membership: a restart under the same name takes the partitions back without a rebalance, instead
+        // of leaving them unconsumed until the session of the killed process runs out.
+        client.set("group.instance.id", instance);
+    }
+    let consumer: Kafka = client
         .set("group.id", &config.group)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
@@ -191,7 +205,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
     let lag = Arc::new(Mutex::new(None));
-    let held = Arc::new(Mutex::new((0, Instant::now())));
+    let held = Arc::new(AtomicUsize::new(0));
     let consumer = build_consumer(&config, &metrics, lag.clone(), held.clone())?;
     let concurrency = config.concurrency;
     let shared = Arc::new(Shared {
@@ -211,20 +225,20 @@ pub async fn run(
     let lag_reporter = tokio::spawn(lag_report_loop(shared.clone(), lag, heartbeat_stop.clone()));
 
     log::info!(
-        "worker consuming {} as group {} (concurrency {})",
+        "worker consuming {} as group {} (concurrency {}, {})",
         shared.config.kafka.topic,
         shared.config.group,
-        concurrency
+        concurrency,
+        match &shared.config.instance_id {
+            Some(id) => format!("static member {id}"),
+            None => "dynamic member".to_string(),
+        }
     );
-    let mut idle_check = tokio::time::interval(Duration::from_secs(1));
+    let mut fatal = None;
     while !*shutdown.borrow() {
         let first = tokio::select! {
             m = shared.consumer.recv() => m,
             _ = shutdown.changed() => break,
-            _ = idle_check.tick(), if shared.config.rejoin_idle.is_some() => {
-                rejoin_if_idle(&shared, &held);
-                continue;
-            }
         };
         let mut batch = Vec::with_capacity(shared.config.batch);
         let mut next = Some(first);
@@ -247,6 +261,10 @@ pub async fn run(
                     },
                 }),
                 Err(e) => {
+                    if let Some((code, reason)) = shared.consumer.client().fatal_error() {
+                        fatal = Some(WorkerError::Fatal { code, reason });
+                        break;
+                    }
                     log::warn!("kafka consumer error: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -256,11 +274,27 @@ pub async fn run(
             }
         }
         if batch.is_empty() {
+            if fatal.is_some() {
+                break;
+            }
             continue;
         }
         // Reserve the in-flight slots before claiming, so a claimed job always has a slot to run in.
         let Ok(mut permits) = semaphore.clone().acquire_many_owned(batch.len() as u32).await else { break };
         dispatch(&shared, batch, &mut permits, &done_tx).await;
+        if fatal.is_some() {
+            break;
+        }
+    }
+    if let Some(WorkerError::Fatal { code, reason }) = &fatal {
+        log::error!(
+            "kafka consumer failed fatally ({code:?}: {reason}); stopping{}",
+            if *code == rdkafka::types::RDKafkaErrorCode::FencedInstanceId {
+                " (another process uses the same ACKBOX_WORKER_INSTANCE_ID: give every replica its own)"
+            } else {
+                ""
+            }
+        );
     }
 
     log::info!("worker stopping: waiting for in-flight jobs");
@@ -285,29 +319,28 @@ pub async fn run(
         Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => log::warn!("final offset commit failed (messages will be redelivered, harmlessly): {e}"),
     }
+    if fatal.is_none() {
+        leave_group(&shared, &held).await;
+    }
     log::info!("worker stopped");
-    Ok(())
+    fatal.map_or(Ok(()), Err)
 }
 
-/// The `ACKBOX_WORKER_REJOIN_IDLE_MS` workaround: tansu 0.6.0's coordinator can keep a dead member as the group's
-/// leader, so a worker that joined beside it is synced an empty assignment and never told to rebalance. Leaving and
-/// joining again, once the dead member's session has run out, makes the coordinator drop it and assign anew.
-fn rejoin_if_idle(shared: &Shared, held: &Mutex<(usize, Instant)>) {
-    let Some(limit) = shared.config.rejoin_idle else { return };
-    let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
-    if held.0 > 0 || held.1.elapsed() < limit {
+/// A static member does not leave its group when its consumer closes (KIP-345: the group waits for it to come back
+/// until its session times out). A worker that stops on purpose is not coming back soon, so it leaves explicitly:
+/// an unsubscribe sends LeaveGroup, and the group hands its partitions on at once. Waits (briefly) for the
+/// revocation that confirms it; a dynamic member leaves on close anyway.
+async fn leave_group(shared: &Shared, held: &AtomicUsize) {
+    if shared.config.instance_id.is_none() {
         return;
     }
-    log::warn!(
-        "no partition held for {:?}: leaving and rejoining group {} (ACKBOX_WORKER_REJOIN_IDLE_MS)",
-        held.1.elapsed(),
-        shared.config.group
-    );
     shared.consumer.unsubscribe();
-    if let Err(e) = shared.consumer.subscribe(&[&shared.config.kafka.topic]) {
-        log::error!("rejoining group {} failed (retried later): {e}", shared.config.group);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Rebalance callbacks run inside recv(); messages still buffered are dropped unstored (redelivered, harmlessly).
+    while held.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        let _ = tokio::time::timeout(Duration::from_millis(100), shared.consumer.recv()).await;
     }
-    *held = (0, Instant::now());
+    log::info!("left group {} (static member {:?})", shared.config.group, shared.config.instance_id);
 }
 
 /// Claims the batch's jobs with one conditional UPDATE and spawns a task per claimed job. Messages that claimed

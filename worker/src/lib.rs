@@ -21,9 +21,10 @@ pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
             .await
             .context("failed to run migrations at start-up (set ACKBOX_AUTO_MIGRATE=false to skip)")?;
     }
-    ackbox_shared::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
     let pool = ackbox_shared::db::build_pool(&config.db);
+    // Kinds first: the API accepts them while Kafka is still unreachable, and the outbox holds the jobs until then.
     register_kinds(&pool, &registry).await;
+    ackbox_shared::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
     let metrics = metrics::WorkerMetrics::new();
     ackbox_shared::ops::spawn(&config.ops_bind, metrics.registry.clone(), pool.clone())
         .with_context(|| format!("failed to bind the ops endpoint {} (ACKBOX_WORKER_OPS_BIND)", config.ops_bind))?;

@@ -12,7 +12,7 @@ use clap::Parser;
 #[command(name = "ackbox-chaos", about = "Fault injection with a Jepsen-style checker")]
 struct Args {
     /// Scenarios to run (default: all): relay-kill, worker-kill, api-kill, worker-pause, rebalance-storm,
-    /// broker-outage, postgres-restart; opt-in: smoke, broker-restart.
+    /// broker-outage, broker-restart, postgres-restart; opt-in: smoke.
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<String>,
     /// Seed of the fault timing (a run with the same seed injects the same faults at the same offsets).
@@ -21,7 +21,7 @@ struct Args {
     /// Submissions per second.
     #[arg(long, default_value_t = 40)]
     rate: u32,
-    /// Seconds of load per scenario (the broker outage stretches to cover its 30 s).
+    /// Seconds of load per scenario (the broker scenarios stretch to cover their outage).
     #[arg(long, default_value_t = 12)]
     seconds: u64,
     /// Where the reports go.
@@ -43,7 +43,8 @@ fn main() -> anyhow::Result<()> {
     let mut reports = Vec::new();
     for scenario in scenarios {
         let load = match scenario {
-            Scenario::BrokerOutage | Scenario::BrokerRestart => Duration::from_secs(args.seconds.max(40)),
+            Scenario::BrokerOutage => Duration::from_secs(args.seconds.max(70)),
+            Scenario::BrokerRestart => Duration::from_secs(args.seconds.max(40)),
             _ => Duration::from_secs(args.seconds),
         };
         let plan = Plan { scenario, seed: args.seed, rate: args.rate, load, drain_deadline: Duration::from_secs(180) };

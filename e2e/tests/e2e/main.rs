@@ -7,4 +7,5 @@ mod crash;
 mod dashboard;
 mod hostile;
 mod lifecycle;
+mod membership;
 mod read_your_writes;

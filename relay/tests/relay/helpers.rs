@@ -18,9 +18,8 @@ pub fn relay_config(db: &TestDb, kafka: &KafkaConfig) -> RelayConfig {
         kafka: kafka.clone(),
         batch: 500,
         concurrency: 2,
-        // tansu 0.6.0 can panic on concurrent idempotent produce requests (see relay/README.md).
-        max_in_flight: 1,
-        // The production setting; the chaos runs, which stall the broker, turn it off (see the README).
+        // The production settings: an idempotent producer with librdkafka's maximum in flight.
+        max_in_flight: 5,
         idempotence: true,
         poll_interval: Duration::from_secs(1),
         linger: Duration::from_millis(1),

@@ -131,3 +131,44 @@ fn several_relays_on_one_table_publish_every_row_and_never_block_each_other() {
     let keys: BTreeSet<String> = consume(&kafka, &kafka.topic, 300, DEADLINE).into_iter().map(|m| m.key).collect();
     assert_eq!(keys, ids.iter().map(ToString::to_string).collect::<BTreeSet<_>>());
 }
+
+/// The partition counts the broker reports for `topic` (`None`: no such topic), asked by a client that cannot create
+/// topics.
+fn partitions_of(kafka: &ackbox_shared::config::KafkaConfig, topic: &str) -> Option<usize> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let probe: BaseConsumer = kafka.client_config().create().expect("probe");
+    let md = probe.fetch_metadata(None, std::time::Duration::from_secs(10)).expect("metadata");
+    md.topics().iter().find(|t| t.name() == topic).map(|t| t.partitions().len())
+}
+
+#[test]
+fn the_relay_creates_its_topic_with_the_configured_partitions() {
+    // Arrange: a topic nobody created yet; the relay is configured for 3 partitions (a broker's own default differs:
+    // nisshi auto-creates with 4, Apache Kafka with num.partitions).
+    let db = TestDb::new();
+    let kafka = ackbox_shared::testing::kafka_config(&ackbox_shared::testing::unique_topic("relay-create"));
+    let mut cfg = relay_config(&db, &kafka);
+    cfg.partitions = 3;
+    cfg.delivery_timeout = std::time::Duration::from_secs(2);
+
+    // Act 1: the producer asks for the topic's metadata before anything created it.
+    {
+        use rdkafka::producer::{BaseProducer, Producer};
+        let producer: BaseProducer = kafka.client_config().create().expect("producer");
+        let _ = producer.client().fetch_metadata(Some(&kafka.topic), std::time::Duration::from_secs(5));
+    }
+
+    // Assert 1: asking did not create it.
+    assert_eq!(partitions_of(&kafka, &kafka.topic), None, "a metadata request must not auto-create the topic");
+
+    // Act 2: what the relay does at start-up, then a round.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(ackbox_shared::kafka::ensure_topic(&kafka, &kafka.topic, cfg.partitions, 1)).expect("ensure topic");
+    let ids = submit(&db, &kafka.topic, 6);
+    let relay = relay(&db, cfg);
+    let round = relay.round().expect("round");
+
+    // Assert 2: the configured count, and the rows went out.
+    assert_eq!(partitions_of(&kafka, &kafka.topic), Some(3));
+    assert_eq!(round.published, ids.len(), "{round:?}");
+}

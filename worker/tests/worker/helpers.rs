@@ -54,7 +54,7 @@ fn start_config() -> (WorkerConfig, TestDb, KafkaConfig) {
         partitions: 1,
         replication: 1,
         session_timeout: Duration::from_secs(10),
-        rejoin_idle: None,
+        instance_id: None,
         shutdown_grace: Duration::from_secs(10),
         stats_interval: Duration::from_millis(200),
         ops_bind: "127.0.0.1:0".into(),
