@@ -49,12 +49,14 @@ bench:
 lint-deploy:
 	deploy/lint.sh
 
-## chaos: fault scenarios with a Jepsen-style checker (reports in target/chaos/). Restarts Postgres and the broker:
-## run it alone. SCENARIO=a,b to pick, SEED=n to repeat a run.
+## chaos: fault scenarios with a Jepsen-style checker (reports in target/chaos/), then (without SCENARIO) the
+## `make up` restart check after kill -9 of each component. Restarts Postgres and the broker: run it alone.
+## SCENARIO=a,b to pick, SEED=n to repeat a run.
 chaos:
 	deploy/local/stack.sh deps
 	$(CARGO) build --workspace --bins
 	target/debug/ackbox-chaos $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(SEED),--seed $(SEED))
+	$(if $(SCENARIO),,deploy/local/restart-check.sh)
 
 ## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 60) from the committed seeds (fuzz/README.md)
 fuzz:

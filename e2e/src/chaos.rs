@@ -6,7 +6,9 @@
 //! ("recovered"). Meanwhile a scenario injects faults. Then the stack is healed, drained, and checked:
 //!
 //! - **lost**: a 202 whose job is not in the database;
-//! - **unexpected**: a job in the database that no submit (202 or recovered) accounts for;
+//! - **unexpected**: a job in the database that no submit (202 or recovered) accounts for; a refused submit that
+//!   created a job counts here, except a 503, whose COMMIT may have landed as the database went away (the api
+//!   documents it: retry with the same Idempotency-Key), which counts as recovered;
 //! - **duplicate effects**: jobs with more than one `job_effects` row (the handler records one per execution, in
 //!   the transaction of its success);
 //! - **stuck**: jobs (a 202's or a recovered one) not terminal after the drain; **unpublished**: outbox rows never
@@ -152,6 +154,9 @@ pub struct Report {
     pub extra_dispatches: i64,
     /// Attempts beyond one per job (redelivery after a crash, lease loss or retry).
     pub extra_attempts: i64,
+    /// 503s to a submit whose job exists all the same (the database went away during its COMMIT); counted in
+    /// `recovered`, since retrying with the same Idempotency-Key returns the job.
+    pub committed_503: usize,
     /// 5xx answers other than 503.
     pub server_errors: usize,
     /// Slowest 503 answer seen, in ms (the api must fail fast while Postgres is down).
@@ -487,9 +492,18 @@ fn check(conn: &mut PgConnection, outcomes: &[(String, Outcome)]) -> Report {
                 }
             }
         }
-        // A refused submit must not have created a job either: count it as unexpected if it did.
-        if let (Outcome::Refused(_), Some(_)) = (outcome, by_key.get(idem.as_str())) {
-            r.unexpected += 1;
+        if let (Outcome::Refused(code), Some(id)) = (outcome, by_key.get(idem.as_str())) {
+            accounted.insert(*id);
+            if *code == 503 {
+                // The database went away during the submit's COMMIT: the commit may have landed before the
+                // connection broke, and the api cannot know. The documented answer (api/README.md) is to retry with
+                // the same Idempotency-Key, which finds this job: resolvable, like an unknown outcome.
+                r.recovered += 1;
+                r.committed_503 += 1;
+            } else {
+                // Any other refusal must not have created a job.
+                r.unexpected += 1;
+            }
         }
     }
     r.unexpected += existing.difference(&accounted).count();
@@ -541,7 +555,11 @@ pub fn summary(reports: &[Report]) -> String {
             r.accepted,
             if refused.is_empty() { "0".into() } else { refused.join(", ") },
             r.unknown,
-            r.recovered,
+            if r.committed_503 > 0 {
+                format!("{} ({} after a 503)", r.recovered, r.committed_503)
+            } else {
+                r.recovered.to_string()
+            },
             r.lost,
             r.unexpected,
             r.duplicate_effects,
