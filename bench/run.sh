@@ -86,7 +86,7 @@ row ""
 row "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git -C "$ROOT" rev-parse --short HEAD)"
 row "- machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(uname -sr)"
 row "- Postgres: $(psql "$PG_ADMIN" -tAc 'show server_version'); synchronous_commit=$(psql "$PG_ADMIN" -tAc 'show synchronous_commit'); shared_buffers=$(psql "$PG_ADMIN" -tAc 'show shared_buffers'); max_connections=$(psql "$PG_ADMIN" -tAc 'show max_connections')"
-row "- broker: $BROKER_VERSION (pid $BROKER_PID), sqlite storage (durable), on loopback; relay with its defaults (idempotent producer, 5 in flight)"
+row "- broker: $BROKER_VERSION (pid $BROKER_PID), sqlite storage (durable), on loopback; relay: idempotent producer ${ACKBOX_RELAY_IDEMPOTENCE:-true}, ${ACKBOX_RELAY_MAX_IN_FLIGHT:-5} in flight"
 row "- command: \`make bench PART=$PART\` (release build; each step ${DURATION}s)"
 row ""
 

@@ -40,7 +40,9 @@ pub const DEFAULT_JOB_TIMEOUT_MS: u64 = 300_000;
 pub const DEFAULT_RETRY_BASE_MS: u64 = 1_000;
 /// Default longest retry backoff: 5 min.
 pub const DEFAULT_RETRY_MAX_MS: u64 = 300_000;
-/// Default fetch wait: short, so a lone message is not held back by the broker.
+/// Default fetch wait: short, because the local broker (nisshi) finds new records by polling its storage within
+/// this wait, so a longer one delays the first record; Apache Kafka parks the fetch until data arrives, and
+/// `deploy/` sets 100 ms there (README, "Locally, Kafka is nisshi", has the measurements).
 pub const DEFAULT_FETCH_WAIT_MS: u64 = 10;
 
 /// Default session timeout (librdkafka's own default).
