@@ -24,6 +24,7 @@ build:
 test:
 	deploy/local/stack.sh prepare
 	deploy/local/stack.sh tools
+	deploy/local/test-install-broker.sh
 	$(CARGO) test --workspace --no-fail-fast
 	deploy/local/schemathesis.sh
 	deploy/lint.sh

@@ -6,6 +6,7 @@
 #   deploy/local/stack.sh up      # the whole stack + a demo job (make up)
 #   deploy/local/stack.sh deps    # Postgres + broker only
 #   deploy/local/stack.sh prepare # Postgres + broker, with the workspace built beside the broker's install (make test)
+#   deploy/local/stack.sh install-broker  # nisshi at NISSHI_VERSION, unless that is what `nisshi --version` says
 #   deploy/local/stack.sh tools   # what the tests drive besides those: headless Chromium (make test)
 #   deploy/local/stack.sh down    # stop what `up`/`deps` started (make down)
 #   deploy/local/stack.sh status  # what is running
@@ -267,6 +268,9 @@ case "${1:-}" in
     ensure_postgres
     ensure_broker
     ;;
+  install-broker)
+    install_broker
+    ;;
   prepare)
     ensure_postgres
     build_beside_broker_install
@@ -284,7 +288,7 @@ case "${1:-}" in
     done
     ;;
   *)
-    echo "usage: $0 up|deps|prepare|tools|down|status" >&2
+    echo "usage: $0 up|deps|prepare|install-broker|tools|down|status" >&2
     exit 2
     ;;
 esac
