@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use ackbox_worker::{async_trait, Handler, HandlerError, JobContext, Registry};
+use ackbox_worker::{async_trait, Handler, HandlerError, JobContext};
 
 /// Counts words in `{"text": "..."}`; the result is `{"words": n, "top": {"word": count, ...}}`.
 struct WordCount;
@@ -36,7 +36,7 @@ impl Handler for WordCount {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ackbox_shared::runtime::init_logging();
-    let mut registry = Registry::builtin();
+    let mut registry = ackbox_worker::handlers::builtin();
     registry.register("word_count", WordCount);
     ackbox_worker::main_with(registry).await
 }

@@ -155,7 +155,7 @@ impl HandlerError {
 ///     }
 /// }
 ///
-/// let mut registry = ackbox_worker::Registry::builtin();
+/// let mut registry = ackbox_worker::handlers::builtin();
 /// registry.register("greet", Greet);
 /// assert!(registry.get("greet").is_some());
 /// ```
@@ -175,13 +175,6 @@ impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// A registry with the built-in kinds: `noop`, `echo`, `sleep`, `fail`, `effect`.
-    pub fn builtin() -> Self {
-        let mut r = Self::new();
-        crate::handlers::register_builtin(&mut r);
-        r
     }
 
     /// Registers (or replaces) the handler for `kind`.

@@ -1,11 +1,18 @@
 #![doc = include_str!("../README.md")]
 
+mod completer;
 pub mod config;
 pub mod consumer;
+mod context;
+mod dispatch;
 pub mod handler;
 pub mod handlers;
+mod heartbeat;
+mod lag;
+mod membership;
 pub mod metrics;
 pub mod offsets;
+mod shared;
 
 pub use async_trait::async_trait;
 pub use handler::{Handler, HandlerError, JobContext, Registry};

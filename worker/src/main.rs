@@ -27,6 +27,6 @@ async fn main() -> anyhow::Result<()> {
             ackbox_shared::migrate::run_pending_in_background(&db.url).await.context("failed to run migrations")?;
             Ok(())
         }
-        _ => ackbox_worker::main_with(ackbox_worker::Registry::builtin()).await,
+        _ => ackbox_worker::main_with(ackbox_worker::handlers::builtin()).await,
     }
 }

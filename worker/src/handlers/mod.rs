@@ -16,6 +16,14 @@ use crate::handler::{Handler, HandlerError, JobContext, Registry};
 /// Longest `sleep` accepted: one hour.
 pub const MAX_SLEEP_MS: u64 = 3_600_000;
 
+/// A registry with the built-in kinds: `noop`, `echo`, `sleep`, `fail`, `effect`. (It lives here, not on
+/// [`Registry`], so that `handler.rs` knows nothing of the handlers built on it.)
+pub fn builtin() -> Registry {
+    let mut r = Registry::new();
+    register_builtin(&mut r);
+    r
+}
+
 /// Adds the built-in kinds to `registry`.
 pub fn register_builtin(registry: &mut Registry) {
     registry

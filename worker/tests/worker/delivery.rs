@@ -1,12 +1,11 @@
 use ackbox_shared::models::JobStatus;
 use ackbox_shared::testing::{dispatch, produce};
-use ackbox_worker::Registry;
 
 use crate::helpers::start;
 
 #[test]
 fn an_echo_job_succeeds_once_with_its_payload_as_result_and_the_offset_is_committed() {
-    let w = start(Registry::builtin());
+    let w = start(ackbox_worker::handlers::builtin());
     let id = w.submit("echo", serde_json::json!({"n": 42, "s": "x"}), 3);
 
     dispatch(&w.kafka, id, "echo", 1);
@@ -22,7 +21,7 @@ fn an_echo_job_succeeds_once_with_its_payload_as_result_and_the_offset_is_commit
 
 #[test]
 fn duplicate_messages_run_the_job_once() {
-    let w = start(Registry::builtin());
+    let w = start(ackbox_worker::handlers::builtin());
     let id = w.submit("noop", serde_json::json!({}), 3);
 
     for _ in 0..3 {
@@ -41,7 +40,7 @@ fn duplicate_messages_run_the_job_once() {
 
 #[test]
 fn an_undecodable_message_is_skipped_without_blocking_the_partition() {
-    let w = start(Registry::builtin());
+    let w = start(ackbox_worker::handlers::builtin());
     produce(&w.kafka, "garbage", b"\x00 definitely not an envelope");
     produce(&w.kafka, "future", br#"{"v":99,"job_id":"00000000-0000-0000-0000-000000000000"}"#);
     let id = w.submit("noop", serde_json::json!({}), 3);
@@ -53,7 +52,7 @@ fn an_undecodable_message_is_skipped_without_blocking_the_partition() {
 
 #[test]
 fn a_message_for_a_job_that_does_not_exist_changes_nothing() {
-    let w = start(Registry::builtin());
+    let w = start(ackbox_worker::handlers::builtin());
     dispatch(&w.kafka, uuid::Uuid::now_v7(), "noop", 1);
     let id = w.submit("noop", serde_json::json!({}), 3);
     dispatch(&w.kafka, id, "noop", 1);

@@ -1,12 +1,12 @@
 use ackbox_shared::models::JobStatus;
 use ackbox_shared::testing::dispatch;
-use ackbox_worker::{async_trait, Handler, HandlerError, JobContext, Registry};
+use ackbox_worker::{async_trait, Handler, HandlerError, JobContext};
 
 use crate::helpers::start;
 
 #[test]
 fn an_unknown_kind_fails_at_once_with_a_clear_code() {
-    let w = start(Registry::builtin());
+    let w = start(ackbox_worker::handlers::builtin());
     let id = w.submit("no-such-kind", serde_json::json!({}), 3);
     dispatch(&w.kafka, id, "no-such-kind", 1);
 
@@ -29,7 +29,7 @@ impl Handler for Panics {
 
 #[test]
 fn a_panicking_handler_fails_the_attempt_and_the_worker_keeps_going() {
-    let mut registry = Registry::builtin();
+    let mut registry = ackbox_worker::handlers::builtin();
     registry.register("panics", Panics);
     let w = start(registry);
     let bad = w.submit("panics", serde_json::json!({}), 1);
@@ -45,7 +45,7 @@ fn a_panicking_handler_fails_the_attempt_and_the_worker_keeps_going() {
 
 #[test]
 fn a_failed_attempt_below_max_goes_back_to_queued_with_a_due_outbox_row() {
-    let w = start(Registry::builtin());
+    let w = start(ackbox_worker::handlers::builtin());
     let id = w.submit("fail", serde_json::json!({"times": 5}), 3);
     dispatch(&w.kafka, id, "fail", 1);
 
@@ -63,7 +63,7 @@ fn a_failed_attempt_below_max_goes_back_to_queued_with_a_due_outbox_row() {
 
 #[test]
 fn a_handler_that_overruns_the_job_timeout_fails_the_attempt_with_timeout() {
-    let w = crate::helpers::start_with_config(Registry::builtin(), |c| {
+    let w = crate::helpers::start_with_config(ackbox_worker::handlers::builtin(), |c| {
         c.job_timeout = std::time::Duration::from_millis(300)
     });
     let id = w.submit("sleep", serde_json::json!({"ms": 60000}), 1);

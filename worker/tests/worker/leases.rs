@@ -4,14 +4,13 @@ use std::time::Duration;
 
 use ackbox_shared::models::JobStatus;
 use ackbox_shared::testing::{dispatch, wait_for};
-use ackbox_worker::Registry;
 
 use crate::helpers::{start, start_with_config, DEADLINE};
 
 #[test]
 fn the_heartbeat_extends_the_lease_of_a_job_that_outlives_it() {
     // A 300 ms lease and a 1.5 s job: without heartbeats the lease would lapse four times over.
-    let w = start_with_config(Registry::builtin(), |c| c.lease = Duration::from_millis(300));
+    let w = start_with_config(ackbox_worker::handlers::builtin(), |c| c.lease = Duration::from_millis(300));
     let id = w.submit("sleep", serde_json::json!({"ms": 1500}), 3);
     dispatch(&w.kafka, id, "sleep", 1);
 
@@ -30,7 +29,7 @@ fn the_heartbeat_extends_the_lease_of_a_job_that_outlives_it() {
 
 #[test]
 fn a_long_job_reports_progress_in_its_row() {
-    let w = start(Registry::builtin());
+    let w = start(ackbox_worker::handlers::builtin());
     let id = w.submit("sleep", serde_json::json!({"ms": 2500}), 1);
     dispatch(&w.kafka, id, "sleep", 1);
     let progress = wait_for("a progress report", DEADLINE, || w.job(id).progress);
@@ -41,7 +40,7 @@ fn a_long_job_reports_progress_in_its_row() {
 
 #[test]
 fn an_attempt_that_lost_its_lease_is_cancelled_and_takes_no_effect() {
-    let w = start_with_config(Registry::builtin(), |c| c.lease = Duration::from_millis(600));
+    let w = start_with_config(ackbox_worker::handlers::builtin(), |c| c.lease = Duration::from_millis(600));
     let id = w.submit("effect", serde_json::json!({"ms": 20000}), 3);
     dispatch(&w.kafka, id, "effect", 1);
     wait_for("the attempt to run", DEADLINE, || (w.job(id).status == JobStatus::Running).then_some(()));
@@ -71,7 +70,7 @@ fn an_attempt_that_lost_its_lease_is_cancelled_and_takes_no_effect() {
 
 #[test]
 fn the_effect_kind_takes_effect_once_however_often_it_is_delivered() {
-    let w = start(Registry::builtin());
+    let w = start(ackbox_worker::handlers::builtin());
     let id = w.submit("effect", serde_json::json!({}), 3);
     for _ in 0..4 {
         dispatch(&w.kafka, id, "effect", 1);
@@ -87,7 +86,7 @@ fn the_effect_kind_takes_effect_once_however_often_it_is_delivered() {
 
 #[test]
 fn the_worker_serves_metrics_and_health() {
-    let w = start(Registry::builtin());
+    let w = start(ackbox_worker::handlers::builtin());
     let id = w.submit("noop", serde_json::json!({}), 1);
     dispatch(&w.kafka, id, "noop", 1);
     w.wait_terminal(id);

@@ -1,0 +1,133 @@
+//! From a batch of messages to running attempts: one claim UPDATE for the batch, then a task per claimed job, each
+//! bounded by its timeout and caught if it panics.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ackbox_shared::db::DbError;
+use ackbox_shared::state::{self, ClaimedJob};
+use futures::FutureExt;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::consumer::Delivered;
+use crate::handler::{HandlerError, JobContext};
+use crate::shared::{Outcome, Running, Shared};
+
+/// Claims the batch's jobs with one conditional UPDATE and spawns a task per claimed job. Messages that claimed
+/// nothing (duplicates, jobs already running or terminal, undecodable) are done at once.
+pub(crate) async fn dispatch(
+    shared: &Arc<Shared>,
+    batch: Vec<Delivered>,
+    permits: &mut OwnedSemaphorePermit,
+    done_tx: &mpsc::UnboundedSender<Outcome>,
+) {
+    {
+        let mut tracker = shared.tracker.lock().unwrap_or_else(|p| p.into_inner());
+        for d in &batch {
+            tracker.begin(d.partition, d.offset);
+        }
+    }
+    let ids: Vec<Uuid> = batch.iter().filter_map(|d| d.envelope.as_ref().map(|e| e.job_id)).collect();
+    let mut claimed = claim_until_done(shared, ids).await;
+    shared.metrics.attempts.inc_by(claimed.len() as u64);
+    let mut skipped = Vec::new();
+    for d in batch {
+        let job = d.envelope.as_ref().and_then(|env| claimed.remove(&env.job_id));
+        match job {
+            Some(job) => {
+                let Some(permit) = permits.split(1) else {
+                    // Cannot happen (one permit per message), but never run a job without a slot.
+                    skipped.push((d.partition, d.offset));
+                    continue;
+                };
+                tokio::spawn(run_job(shared.clone(), job, d.partition, d.offset, permit, done_tx.clone()));
+            }
+            None => {
+                if let Some(env) = &d.envelope {
+                    shared.metrics.duplicates.inc();
+                    log::debug!("job {} attempt {}: nothing to claim (duplicate or finished)", env.job_id, env.attempt);
+                }
+                skipped.push((d.partition, d.offset));
+            }
+        }
+    }
+    shared.finish(skipped);
+}
+
+/// The claim must not be lost to a passing database outage: retry with backoff until it goes through. Until then
+/// no offset moves, so nothing is skipped.
+async fn claim_until_done(shared: &Arc<Shared>, ids: Vec<Uuid>) -> std::collections::HashMap<Uuid, ClaimedJob> {
+    if ids.is_empty() {
+        return Default::default();
+    }
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let s = shared.clone();
+        let batch_ids = ids.clone();
+        let res = tokio::task::spawn_blocking(move || -> Result<Vec<ClaimedJob>, DbError> {
+            let mut conn = s.pool.get()?;
+            Ok(state::claim(&mut conn, &batch_ids, s.config.lease)?)
+        })
+        .await;
+        match res {
+            Ok(Ok(jobs)) => return jobs.into_iter().map(|j| (j.id, j)).collect(),
+            Ok(Err(e)) => log::error!("claiming {} jobs failed, retrying in {backoff:?}: {e}", ids.len()),
+            Err(e) => log::error!("claim task failed, retrying in {backoff:?}: {e}"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Runs one attempt. A panic or a timeout in the handler is a failed attempt, never a dead worker.
+async fn run_job(
+    shared: Arc<Shared>,
+    job: ClaimedJob,
+    partition: i32,
+    offset: i64,
+    permit: OwnedSemaphorePermit,
+    done_tx: mpsc::UnboundedSender<Outcome>,
+) {
+    let timeout = shared.config.job_timeout;
+    let cancel = CancellationToken::new();
+    let cancel_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    shared.running.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        job.id,
+        Running { attempt: job.attempt, cancel: cancel.clone(), cancel_requested: cancel_requested.clone() },
+    );
+    shared.metrics.in_flight.inc();
+    let to_start = (job.started_at - job.created_at).to_std().unwrap_or_default();
+    shared.metrics.time_to_start.observe(to_start.as_secs_f64());
+    let ctx = JobContext::with_runtime(
+        job.id,
+        job.kind.clone(),
+        job.attempt,
+        job.max_attempts,
+        Instant::now() + timeout,
+        cancel,
+        Some(shared.pool.clone()),
+    );
+    let started = Instant::now();
+    let result = match shared.registry.get(&job.kind) {
+        None => {
+            Err(HandlerError::permanent("unknown_kind", format!("no handler is registered for kind {:?}", job.kind)))
+        }
+        Some(handler) => {
+            let run = AssertUnwindSafe(handler.run(&ctx, job.payload.clone())).catch_unwind();
+            match tokio::time::timeout(timeout, run).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(HandlerError::retryable("panicked", "the handler panicked")),
+                Err(_) => Err(HandlerError::retryable("timeout", format!("the handler ran longer than {timeout:?}"))),
+            }
+        }
+    };
+    shared.metrics.job_duration.with_label_values(&[&job.kind]).observe(started.elapsed().as_secs_f64());
+    // Effects only ride along with a success.
+    let effects = if result.is_ok() { ctx.take_effects() } else { Vec::new() };
+    // The completer only goes away after every sender is dropped, so this cannot fail while we hold one.
+    let cancel_requested = cancel_requested.load(std::sync::atomic::Ordering::SeqCst);
+    let _ = done_tx.send(Outcome { job, partition, offset, result, effects, cancel_requested, _permit: permit });
+}

@@ -1,0 +1,61 @@
+//! The worker's Kafka consumer: how it joins its group (dynamic, or static with `ACKBOX_WORKER_INSTANCE_ID`), with
+//! manual offset store and automatic commit of stored offsets, and how it leaves on purpose.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+
+use crate::config::WorkerConfig;
+use crate::consumer::WorkerError;
+use crate::context::{LatestLag, WorkerContext};
+use crate::metrics::WorkerMetrics;
+use crate::shared::Shared;
+
+/// The worker's consumer.
+pub(crate) type Kafka = StreamConsumer<WorkerContext>;
+
+/// Builds the consumer: a group member with manual offset *store* and automatic *commit* of stored offsets.
+pub(crate) fn build_consumer(
+    config: &WorkerConfig,
+    metrics: &WorkerMetrics,
+    lag: LatestLag,
+    held: Arc<AtomicUsize>,
+) -> Result<Kafka, WorkerError> {
+    let mut client = config.kafka.client_config();
+    if let Some(instance) = &config.instance_id {
+        // Static membership: a restart under the same name takes the partitions back without a rebalance, instead
+        // of leaving them unconsumed until the session of the killed process runs out.
+        client.set("group.instance.id", instance);
+    }
+    let consumer: Kafka = client
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", config.fetch_wait.as_millis().to_string())
+        .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
+        .set("statistics.interval.ms", config.stats_interval.as_millis().to_string())
+        .create_with_context(WorkerContext { metrics: metrics.clone(), lag, held })?;
+    consumer.subscribe(&[&config.kafka.topic])?;
+    Ok(consumer)
+}
+
+/// A static member does not leave its group when its consumer closes (KIP-345: the group waits for it to come back
+/// until its session times out). A worker that stops on purpose is not coming back soon, so it leaves explicitly:
+/// an unsubscribe sends LeaveGroup, and the group hands its partitions on at once. Waits (briefly) for the
+/// revocation that confirms it; a dynamic member leaves on close anyway.
+pub(crate) async fn leave_group(shared: &Shared, held: &AtomicUsize) {
+    if shared.config.instance_id.is_none() {
+        return;
+    }
+    shared.consumer.unsubscribe();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Rebalance callbacks run inside recv(); messages still buffered are dropped unstored (redelivered, harmlessly).
+    while held.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        let _ = tokio::time::timeout(Duration::from_millis(100), shared.consumer.recv()).await;
+    }
+    log::info!("left group {} (static member {:?})", shared.config.group, shared.config.instance_id);
+}
