@@ -68,20 +68,6 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
 }
 
-/// Polls `done` every 100 ms until it is true or `deadline` passes; returns whether it became true.
-pub fn wait_until(deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let end = std::time::Instant::now() + deadline;
-    loop {
-        if done() {
-            return true;
-        }
-        if std::time::Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// A running stack.
 pub struct Stack {
     /// The stack's database.

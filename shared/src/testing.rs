@@ -172,19 +172,48 @@ pub fn kafka_config(topic: &str) -> KafkaConfig {
     }
 }
 
-/// Polls `check` until it returns `Some`, or panics with `what` after `deadline`. Tests wait on conditions, never on
-/// fixed sleeps.
-pub fn wait_for<T>(what: &str, deadline: std::time::Duration, mut check: impl FnMut() -> Option<T>) -> T {
+/// Polls `check` (every 5 ms at first, backing off to 100 ms) until it returns `Some`, or `None` once `deadline` has
+/// passed. The one polling loop of the test suites; the helpers below are its faces.
+pub fn poll<T>(deadline: std::time::Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let start = std::time::Instant::now();
     let mut pause = std::time::Duration::from_millis(5);
     loop {
         if let Some(v) = check() {
-            return v;
+            return Some(v);
         }
         if start.elapsed() > deadline {
-            panic!("timed out after {deadline:?} waiting for {what}");
+            return None;
         }
         std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics naming `what` after `deadline`.
+pub fn wait_for<T>(what: &str, deadline: std::time::Duration, check: impl FnMut() -> Option<T>) -> T {
+    poll(deadline, check).unwrap_or_else(|| panic!("timed out after {deadline:?} waiting for {what}"))
+}
+
+/// Polls `check` until it is true; returns whether it became true within `deadline`. For conditions a run may
+/// legitimately miss (a drain the checker then reports), and for giving something the chance NOT to happen.
+pub fn poll_until(deadline: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
+    poll(deadline, || check().then_some(())).is_some()
+}
+
+/// The async twin of [`wait_for`], for checks that need the test's own runtime (HTTP calls).
+pub async fn wait_for_async<T, F, Fut>(what: &str, deadline: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_millis(100));
     }
 }

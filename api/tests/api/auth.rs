@@ -37,12 +37,15 @@ async fn a_revoked_key_stops_working_at_once() {
     assert!(app.with_db(move |c| ackbox_shared::models::tenant::revoke_key(c, &prefix).expect("revoke")).await);
 
     // The revocation reaches the API through NOTIFY; wait for the condition, not for a fixed time.
-    let status =
-        crate::helpers::wait_until("the revoked key to be refused", std::time::Duration::from_secs(10), || async {
+    let status = ackbox_shared::testing::wait_for_async(
+        "the revoked key to be refused",
+        std::time::Duration::from_secs(10),
+        || async {
             let s = app.get("/v1/jobs").send().await.map(|r| r.status().as_u16());
             s.ok().filter(|s| *s == 401)
-        })
-        .await;
+        },
+    )
+    .await;
     assert_eq!(status, 401);
     assert_problem(app.post_job(serde_json::json!({"kind": "noop"})).await, 401, "/problems/unauthorized").await;
 }

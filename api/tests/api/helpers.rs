@@ -137,22 +137,3 @@ pub async fn assert_problem(resp: reqwest::Response, status: u16, type_: &str) -
     assert!(body["title"].is_string() && body["detail"].is_string(), "title and detail: {body}");
     body
 }
-
-/// Polls the async `check` until it returns `Some`, or panics after `deadline`. The async twin of
-/// `ackbox_shared::testing::wait_for`, for conditions that need the test's own runtime (HTTP calls).
-pub async fn wait_until<T, F, Fut>(what: &str, deadline: std::time::Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(5);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(100));
-    }
-}

@@ -68,7 +68,7 @@ async fn a_thousand_waiters_do_not_exhaust_a_pool_of_four() {
     let all = futures::future::join_all(waiters);
     let meanwhile = async {
         // While 1000 requests wait, the metrics show them and a submission still gets a connection.
-        let gauge = crate::helpers::wait_until("waiters to register", Duration::from_secs(30), || async {
+        let gauge = ackbox_shared::testing::wait_for_async("waiters to register", Duration::from_secs(30), || async {
             let text = app.client.get(app.url("/metrics")).send().await.ok()?.text().await.ok()?;
             let n: i64 = text.lines().find_map(|l| l.strip_prefix("ackbox_long_poll_waiters "))?.parse().ok()?;
             (n >= 500).then_some(n)

@@ -128,22 +128,9 @@ fn a_worker_paused_past_its_lease_cannot_overwrite_the_attempt_that_replaced_it(
             .expect("effects")
     };
     // Give A's late outcome a chance to land: wait until A has written something (its stale outcome is logged), bounded.
-    let _ = wait_for_quietly(Duration::from_secs(5), || effects().len() > 1);
+    let _ = ackbox_shared::testing::poll_until(Duration::from_secs(5), || effects().len() > 1);
     assert_eq!(effects(), vec![2], "exactly one effect, from the attempt that owned the job");
     assert_eq!(attempts(&mut conn), ("succeeded".into(), 2));
-}
-
-/// Polls `check` until true or `limit` passes; returns whether it became true. For asserting that something does
-/// NOT happen within a window.
-fn wait_for_quietly(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 #[test]
