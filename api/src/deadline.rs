@@ -42,8 +42,9 @@ pub async fn enforce(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let limit =
-        req.app_data::<web::Data<crate::AppState>>().map_or(Duration::from_secs(75), |s| s.config.request_timeout);
+    let limit = req
+        .app_data::<web::Data<crate::state::AppState>>()
+        .map_or(Duration::from_secs(75), |s| s.config.request_timeout);
     match tokio::time::timeout(limit, next.call(req)).await {
         Ok(res) => res,
         Err(_) => Err(ApiError::RequestTimeout(limit.as_secs()).into()),

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::live::Estimates;
+use crate::estimates::Estimates;
 
 /// Links a client follows instead of building URLs.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

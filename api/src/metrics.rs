@@ -74,7 +74,7 @@ pub async fn record(
     let start = Instant::now();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().to_string();
-    let metrics = req.app_data::<web::Data<crate::AppState>>().map(|s| s.metrics.clone());
+    let metrics = req.app_data::<web::Data<crate::state::AppState>>().map(|s| s.metrics.clone());
     let res = next.call(req).await;
     if let Some(m) = metrics {
         let status = match &res {

@@ -8,7 +8,7 @@ use crate::auth::Tenant;
 use crate::document::StatusDocument;
 use crate::error::{ApiError, Problem};
 use crate::routes::{document_response, parse_job_id};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Cancel a job.
 #[utoipa::path(

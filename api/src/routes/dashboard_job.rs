@@ -8,7 +8,7 @@ use actix_web::{web, HttpResponse};
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::routes::parse_job_id;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Serves the job with its outbox rows.
 pub async fn job(state: web::Data<AppState>, _admin: Admin, id: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::Admin;
 use crate::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// The chart's window.
 const HISTORY: Duration = Duration::from_secs(3600);

@@ -11,7 +11,7 @@ use crate::auth::Tenant;
 use crate::document::{etag, StatusDocument};
 use crate::error::{ApiError, Problem};
 use crate::routes::{document_response, load_job, parse_job_id};
-use crate::AppState;
+use crate::state::AppState;
 
 /// `wait=N` from a `Prefer` header, if any (other preferences are ignored).
 pub fn prefer_wait(req: &HttpRequest) -> Option<u64> {

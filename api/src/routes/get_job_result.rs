@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use crate::auth::Tenant;
 use crate::error::{ApiError, Problem};
 use crate::routes::{load_job, parse_job_id};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Get a job's result.
 #[utoipa::path(

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use diesel::RunQueryDsl;
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Liveness: answers as long as the process serves HTTP.
 pub async fn healthz() -> HttpResponse {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::auth::Tenant;
 use crate::document::StatusDocument;
 use crate::error::{ApiError, Problem};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Page size when the client does not say.
 pub const DEFAULT_LIMIT: i64 = 20;

@@ -20,7 +20,7 @@ pub use submit_job::{fingerprint, valid_kind, SubmitJob};
 
 use crate::document::{etag, StatusDocument};
 use crate::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {

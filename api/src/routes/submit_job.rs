@@ -13,7 +13,7 @@ use crate::auth::Tenant;
 use crate::document::{job_path, StatusDocument};
 use crate::error::{ApiError, Problem};
 use crate::routes::document_response;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Longest accepted `kind`.
 pub const MAX_KIND_LEN: usize = 128;

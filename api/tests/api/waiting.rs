@@ -124,7 +124,7 @@ async fn retry_after_is_in_the_header_and_the_body_and_overdue_jobs_say_so() {
 
 #[test]
 fn the_retry_after_estimate_follows_observed_time_to_start_clamped_to_1_60() {
-    use ackbox_api::live::{load_estimates, Estimates};
+    use ackbox_api::estimates::{load_estimates, Estimates};
     use diesel::RunQueryDsl;
     let db = ackbox_shared::testing::TestDb::new();
     let mut conn = db.conn();
@@ -147,4 +147,33 @@ fn the_retry_after_estimate_follows_observed_time_to_start_clamped_to_1_60() {
     assert_eq!(queued("slow"), Some(7));
     assert_eq!(queued("glacial"), Some(60), "clamped");
     assert_eq!(queued("never-seen"), Some(1), "no data: poll soon");
+}
+
+#[test]
+fn the_listener_thread_stops_when_its_handle_is_dropped() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use ackbox_api::auth::KeyCache;
+    use ackbox_api::estimates::Estimates;
+    use ackbox_api::waiters::Waiters;
+    use ackbox_shared::testing::{wait_for, TestDb};
+
+    let db = TestDb::new();
+    let config = crate::helpers::test_config(&db, "unused");
+    let pool = ackbox_shared::db::build_pool(&config.db);
+    let keys = Arc::new(KeyCache::new(Duration::from_secs(60)));
+    let live = ackbox_api::live::start(
+        config.db.url.clone(),
+        pool,
+        keys.clone(),
+        Arc::new(Waiters::default()),
+        Arc::new(Estimates::default()),
+    );
+    wait_for("the listener to connect", Duration::from_secs(30), || keys.live.load(Ordering::SeqCst).then_some(()));
+
+    // What happens when the server's state is dropped at shutdown: the handle goes.
+    let thread = live.stop().expect("the thread started");
+    wait_for("the thread to end", Duration::from_secs(30), || thread.is_finished().then_some(()));
+    assert!(!keys.live.load(Ordering::SeqCst), "its LISTEN connection is gone with it");
 }

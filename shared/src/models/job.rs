@@ -228,3 +228,30 @@ pub fn counts_by_status_and_kind(conn: &mut PgConnection) -> QueryResult<Vec<(Jo
         .order((jobs::kind, jobs::status))
         .load(conn)
 }
+
+#[derive(diesel::QueryableByName)]
+struct KindStats {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    to_start: f64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    run: f64,
+}
+
+/// Median seconds from acceptance to start, and median run time, of jobs started in the last 10 minutes, by kind
+/// (a sample of the 5,000 most recent keeps it cheap). The API's Retry-After comes from these.
+pub fn recent_medians(conn: &mut PgConnection) -> QueryResult<std::collections::HashMap<String, (f64, f64)>> {
+    let rows: Vec<KindStats> = diesel::sql_query(
+        "SELECT kind,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at))::float8 AS to_start,
+                coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+                         FILTER (WHERE finished_at IS NOT NULL), 0)::float8 AS run
+           FROM (SELECT kind, created_at, started_at, finished_at FROM jobs
+                  WHERE started_at > now() - interval '10 minutes'
+                  ORDER BY started_at DESC LIMIT 5000) recent
+          GROUP BY kind",
+    )
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.kind, (r.to_start, r.run))).collect())
+}

@@ -1,0 +1,73 @@
+//! The state every request handler shares.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use ackbox_shared::db::PgPool;
+use actix_web::web;
+
+use crate::auth::{KeyCache, TenantLimiter};
+use crate::config::ApiConfig;
+use crate::error::ApiError;
+use crate::estimates::Estimates;
+use crate::live::Live;
+use crate::metrics::ApiMetrics;
+use crate::waiters::Waiters;
+
+/// Shared state of every request handler.
+pub struct AppState {
+    /// Database pool; used only from `web::block`, never on the executor threads.
+    pub pool: PgPool,
+    /// Process configuration.
+    pub config: ApiConfig,
+    /// Authenticated keys, invalidated by NOTIFY.
+    pub keys: Arc<KeyCache>,
+    /// Per-tenant rate limit.
+    pub limiter: TenantLimiter,
+    /// Long-poll waiters, woken by the shared listener.
+    pub waiters: Arc<Waiters>,
+    /// Retry-After estimates per kind.
+    pub estimates: Arc<Estimates>,
+    /// Kinds some worker registered (grows on demand; kinds are never unregistered while a process runs).
+    pub kinds: RwLock<HashSet<String>>,
+    /// Metrics.
+    pub metrics: ApiMetrics,
+    /// The listener thread; it stops when this state is dropped with the server.
+    pub live: Live,
+}
+
+impl AppState {
+    /// Runs `f` with a pooled connection on the blocking pool (never on an executor thread). No connection within
+    /// the pool timeout is a 503.
+    pub async fn with_conn<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut diesel::PgConnection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
+            f(&mut conn)
+        })
+        .await?
+    }
+
+    /// Whether some worker registered `kind`. A miss re-reads `job_kinds` (a worker may have just started), so a
+    /// new kind is accepted as soon as its worker is up, without a restart.
+    pub async fn kind_known(&self, kind: &str) -> Result<bool, ApiError> {
+        if self.kinds.read().unwrap_or_else(|p| p.into_inner()).contains(kind) {
+            return Ok(true);
+        }
+        Ok(self.refresh_kinds().await?.iter().any(|k| k == kind))
+    }
+
+    /// Re-reads `job_kinds` into the cache and returns every known kind, sorted.
+    pub async fn refresh_kinds(&self) -> Result<Vec<String>, ApiError> {
+        let all = self.with_conn(|c| Ok(ackbox_shared::models::job_kind::all(c)?)).await?;
+        let mut kinds = self.kinds.write().unwrap_or_else(|p| p.into_inner());
+        kinds.extend(all);
+        let mut sorted: Vec<String> = kinds.iter().cloned().collect();
+        sorted.sort();
+        Ok(sorted)
+    }
+}
