@@ -36,6 +36,9 @@ pub enum ApiError {
     /// No such job, or not yours (404).
     #[error("not found")]
     NotFound,
+    /// No such path at all (404), with a detail that does not talk about jobs.
+    #[error("no such resource")]
+    NoRoute,
     /// The job exists but is not in a state that allows this (409).
     #[error("{0}")]
     Conflict(String),
@@ -84,7 +87,7 @@ impl ApiError {
             ApiError::UriTooLong(_) => ("/problems/uri-too-long", "URI too long"),
             ApiError::HeadersTooLarge(_) => ("/problems/headers-too-large", "Request header fields too large"),
             ApiError::TooManyRequests(_) => ("/problems/rate-limited", "Too many requests"),
-            ApiError::NotFound => ("/problems/not-found", "Not found"),
+            ApiError::NotFound | ApiError::NoRoute => ("/problems/not-found", "Not found"),
             ApiError::MethodNotAllowed(_) => ("/problems/method-not-allowed", "Method not allowed"),
             ApiError::Conflict(_) => ("/problems/conflict", "Conflict"),
             ApiError::PayloadTooLarge(_) => ("/problems/payload-too-large", "Payload too large"),
@@ -129,7 +132,7 @@ impl ResponseError for ApiError {
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -150,6 +153,7 @@ impl ResponseError for ApiError {
                 "The server failed to handle the request.".to_string()
             }
             ApiError::NotFound => "No job with this id exists.".to_string(),
+            ApiError::NoRoute => "There is no such resource; the API's routes are listed at /openapi.json.".to_string(),
             ApiError::Unavailable => "The database is unreachable; try again shortly.".to_string(),
             other => other.to_string(),
         };

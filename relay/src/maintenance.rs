@@ -34,20 +34,23 @@ pub fn pass(relay: &Relay) -> Result<Pass, DbError> {
         };
         metrics.rescued.with_label_values(&["requeued"]).inc_by(r.requeued as u64);
         metrics.rescued.with_label_values(&["failed"]).inc_by(r.failed as u64);
+        metrics.rescued.with_label_values(&["cancelled"]).inc_by(r.cancelled as u64);
         metrics.rescued.with_label_values(&["redispatched"]).inc_by(r.redispatched as u64);
-        if r.requeued + r.failed + r.redispatched > 0 {
+        if r.requeued + r.failed + r.cancelled + r.redispatched > 0 {
             log::info!(
-                "rescuer: {} expired leases requeued, {} failed, {} lost dispatches sent again",
+                "rescuer: {} expired leases requeued, {} failed, {} cancelled as requested, {} lost dispatches sent again",
                 r.requeued,
                 r.failed,
+                r.cancelled,
                 r.redispatched
             );
         }
         out.rescue.requeued += r.requeued;
         out.rescue.failed += r.failed;
+        out.rescue.cancelled += r.cancelled;
         out.rescue.redispatched += r.redispatched;
         let limit = usize::try_from(cfg.rescue_batch).unwrap_or(usize::MAX);
-        if r.requeued + r.failed < limit && r.redispatched < limit {
+        if r.requeued + r.failed + r.cancelled < limit && r.redispatched < limit {
             break;
         }
     }

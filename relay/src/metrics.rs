@@ -23,7 +23,8 @@ pub struct RelayMetrics {
     pub oldest_unpublished_age: prometheus::Gauge,
     /// `ackbox_outbox_deleted_total`: rows removed by retention.
     pub retention_deleted: IntCounter,
-    /// `ackbox_rescuer_jobs_total{action}`: `requeued`, `failed` (lease expired) or `redispatched`.
+    /// `ackbox_rescuer_jobs_total{action}`: `requeued`, `failed` (lease expired on the last attempt), `cancelled`
+    /// (lease expired after a cancel request) or `redispatched`.
     pub rescued: IntCounterVec,
     /// `ackbox_jobs{status}`: jobs by status.
     pub jobs_by_status: IntGaugeVec,

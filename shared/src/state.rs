@@ -406,6 +406,8 @@ pub struct RescueReport {
     pub requeued: usize,
     /// Running jobs whose lease expired on their last attempt, now `failed`.
     pub failed: usize,
+    /// Running jobs whose lease expired after a cancel was requested, now `cancelled`.
+    pub cancelled: usize,
     /// Queued jobs whose dispatch was published long ago but never started, dispatched again.
     pub redispatched: usize,
 }
@@ -476,8 +478,10 @@ pub fn rescue(
             if row.status == JobStatus::Queued.as_str() {
                 outbox::enqueue(conn, topic, &Envelope::new(row.id, &row.kind, row.attempts + 1), None)?;
                 report.requeued += 1;
+            } else if row.status == JobStatus::Cancelled.as_str() {
+                // A cancel was requested and the attempt died: it ends as asked.
+                report.cancelled += 1;
             } else {
-                // failed, or cancelled (a cancel was requested and the attempt died): terminal either way.
                 report.failed += 1;
             }
         }

@@ -51,6 +51,14 @@ const CASES: &[Case] = &[
         expect_outbox_rows: 1,
     },
     Case {
+        name: "running with a cancel requested, lease expired: cancelled (counted as cancelled, not failed)",
+        max_attempts: 3,
+        job_set: "status = 'running', attempts = 1, cancel_requested_at = now(), lease_expires_at = now() - interval '1 second'",
+        outbox_set: Some("published_at = now()"),
+        expect_status: JobStatus::Cancelled,
+        expect_outbox_rows: 1,
+    },
+    Case {
         name: "queued, dispatch published just inside the timeout: left alone",
         max_attempts: 3,
         job_set: "updated_at = now() - interval '59 seconds'",
@@ -154,7 +162,7 @@ fn each_case_is_rescued_or_left_alone_as_specified() {
             assert!(job.finished_at.is_some(), "{}", case.name);
         }
     }
-    assert_eq!(report, RescueReport { requeued: 1, failed: 1, redispatched: 2 });
+    assert_eq!(report, RescueReport { requeued: 1, failed: 1, cancelled: 1, redispatched: 2 });
 
     // A second pass finds nothing: the new dispatches are unpublished, the requeued job is queued and fresh.
     let again = state::rescue(&mut conn, DISPATCH_TIMEOUT, 100, TOPIC).expect("pass").expect("lock");

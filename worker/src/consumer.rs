@@ -118,6 +118,7 @@ pub async fn run(
                     envelope: match Envelope::decode(m.payload()) {
                         Ok(env) => Some(env),
                         Err(e) => {
+                            shared.metrics.decode_failures.inc();
                             log::warn!(
                                 "skipping undecodable message at partition {} offset {}: {e}",
                                 m.partition(),

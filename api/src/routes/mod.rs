@@ -61,7 +61,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
+    Err(ApiError::NoRoute)
 }
 
 /// 405 with `Allow` for a method a known path does not take.

@@ -80,7 +80,9 @@ async fn health_and_readiness_answer() {
     let r = app.client.get(app.url("/readyz")).send().await.expect("readyz");
     assert_eq!(r.status().as_u16(), 200);
     let unknown = app.client.get(app.url("/nope")).send().await.expect("GET");
-    assert_problem(unknown, 404, "/problems/not-found").await;
+    let body = assert_problem(unknown, 404, "/problems/not-found").await;
+    let detail = body["detail"].as_str().expect("detail");
+    assert!(!detail.contains("job"), "an unknown route is not an unknown job: {detail}");
 }
 
 #[actix_web::test]
