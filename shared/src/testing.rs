@@ -92,6 +92,8 @@ fn ensure_template() -> &'static str {
 pub struct TestDb {
     name: String,
     url: String,
+    /// Set by [`TestDb::expect_drained`]: dropping the database checks that every outbox row was delivered.
+    expect_drained: std::sync::atomic::AtomicBool,
 }
 
 impl TestDb {
@@ -102,7 +104,7 @@ impl TestDb {
         let mut conn = admin_conn();
         exec(&mut conn, &format!("CREATE DATABASE {name} TEMPLATE {template}"));
         let url = with_database(&admin_url(), &name);
-        Self { name, url }
+        Self { name, url, expect_drained: Default::default() }
     }
 
     /// The test database's URL.
@@ -149,8 +151,42 @@ impl Default for TestDb {
     }
 }
 
+impl TestDb {
+    /// Promises that the test drains its outbox: when the database is dropped at the end of a test that passed,
+    /// an undelivered outbox row fails it (as the crates.io job queue's test harness checks for jobs left behind).
+    pub fn expect_drained(&self) {
+        self.expect_drained.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Outbox rows not yet delivered.
+    pub fn undelivered(&self) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")
+            .get_result::<N>(&mut self.conn())
+            .map(|r| r.n)
+            .unwrap_or(-1)
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if self.expect_drained.load(std::sync::atomic::Ordering::SeqCst) && !std::thread::panicking() {
+            let left = self.undelivered();
+            if left != 0 {
+                // Dropped before the database: the panic fails the test, and the database still goes below.
+                if let Ok(mut conn) = PgConnection::establish(&admin_url()) {
+                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                        .execute(&mut conn);
+                }
+                panic!(
+                    "the test promised a drained outbox (TestDb::expect_drained) but {left} rows were never delivered"
+                );
+            }
+        }
         // FORCE terminates connections a still-running component holds, so a failing test never leaks a database.
         if let Ok(mut conn) = PgConnection::establish(&admin_url()) {
             let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn);

@@ -20,6 +20,8 @@ struct Counts {
 fn three_hundred_jobs_from_several_threads_are_readable_at_once_and_each_runs_exactly_once() {
     // Arrange
     let mut stack = Stack::start();
+    // Every job runs, so every dispatch must have gone out by the end.
+    stack.db.expect_drained();
     const THREADS: usize = 6;
     const PER_THREAD: usize = 50;
 
