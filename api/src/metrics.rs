@@ -26,36 +26,37 @@ pub struct ApiMetrics {
 impl ApiMetrics {
     /// Creates and registers every metric (plus process metrics).
     pub fn new() -> Self {
-        let mut m = Self {
-            registry: Registry::new(),
-            requests: IntCounterVec::new(
-                Opts::new("ackbox_http_requests_total", "HTTP requests by route, method and status."),
-                &["route", "method", "status"],
-            )
-            .expect("valid metric"),
-            duration: HistogramVec::new(
-                HistogramOpts::new("ackbox_http_request_duration_seconds", "HTTP request latency by route and method.")
+        let reg = ackbox_shared::ops::Registrar::new();
+        Self {
+            requests: reg.add(
+                IntCounterVec::new(
+                    Opts::new("ackbox_http_requests_total", "HTTP requests by route, method and status."),
+                    &["route", "method", "status"],
+                )
+                .expect("valid metric"),
+            ),
+            duration: reg.add(
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "ackbox_http_request_duration_seconds",
+                        "HTTP request latency by route and method.",
+                    )
                     .buckets(vec![
                         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 60.0,
                     ]),
-                &["route", "method"],
-            )
-            .expect("valid metric"),
-            submitted: IntCounterVec::new(
-                Opts::new("ackbox_jobs_submitted_total", "Jobs accepted by kind."),
-                &["kind"],
-            )
-            .expect("valid metric"),
-            waiters: IntGauge::new("ackbox_long_poll_waiters", "Requests waiting on Prefer: wait.")
+                    &["route", "method"],
+                )
                 .expect("valid metric"),
-        };
-        m.registry = ackbox_shared::ops::registry_with(vec![
-            Box::new(m.requests.clone()),
-            Box::new(m.duration.clone()),
-            Box::new(m.submitted.clone()),
-            Box::new(m.waiters.clone()),
-        ]);
-        m
+            ),
+            submitted: reg.add(
+                IntCounterVec::new(Opts::new("ackbox_jobs_submitted_total", "Jobs accepted by kind."), &["kind"])
+                    .expect("valid metric"),
+            ),
+            waiters: reg.add(
+                IntGauge::new("ackbox_long_poll_waiters", "Requests waiting on Prefer: wait.").expect("valid metric"),
+            ),
+            registry: reg.finish(),
+        }
     }
 }
 

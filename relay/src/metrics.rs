@@ -36,69 +36,74 @@ pub struct RelayMetrics {
 impl RelayMetrics {
     /// Creates and registers every metric (plus process metrics: RSS, CPU, fds).
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let mut m = Self {
-            published: IntCounter::new("ackbox_relay_published_total", "Outbox rows acknowledged by the broker.")
+        let reg = ackbox_shared::ops::Registrar::new();
+        Self {
+            published: reg.add(
+                IntCounter::new("ackbox_relay_published_total", "Outbox rows acknowledged by the broker.")
+                    .expect("valid metric"),
+            ),
+            delivery_failures: reg.add(
+                IntCounterVec::new(
+                    Opts::new("ackbox_relay_delivery_failures_total", "Failed deliveries by error class."),
+                    &["class"],
+                )
                 .expect("valid metric"),
-            delivery_failures: IntCounterVec::new(
-                Opts::new("ackbox_relay_delivery_failures_total", "Failed deliveries by error class."),
-                &["class"],
-            )
-            .expect("valid metric"),
-            batch_size: Histogram::with_opts(
-                HistogramOpts::new("ackbox_relay_batch_size", "Outbox rows claimed per round.")
-                    .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0]),
-            )
-            .expect("valid metric"),
-            delivery_seconds: Histogram::with_opts(
-                HistogramOpts::new("ackbox_relay_delivery_seconds", "Time to get every delivery report of a round.")
+            ),
+            batch_size: reg.add(
+                Histogram::with_opts(
+                    HistogramOpts::new("ackbox_relay_batch_size", "Outbox rows claimed per round.")
+                        .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0]),
+                )
+                .expect("valid metric"),
+            ),
+            delivery_seconds: reg.add(
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "ackbox_relay_delivery_seconds",
+                        "Time to get every delivery report of a round.",
+                    )
                     .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 10.0]),
-            )
-            .expect("valid metric"),
-            producer_rebuilds: IntCounter::new(
-                "ackbox_relay_producer_rebuilds_total",
-                "Kafka producers replaced after a fatal error.",
-            )
-            .expect("valid metric"),
-            backlog: IntGauge::new("ackbox_outbox_backlog", "Outbox rows not yet delivered.").expect("valid metric"),
-            oldest_unpublished_age: prometheus::Gauge::new(
-                "ackbox_outbox_oldest_unpublished_age_seconds",
-                "Age of the oldest undelivered outbox row.",
-            )
-            .expect("valid metric"),
-            retention_deleted: IntCounter::new(
-                "ackbox_outbox_deleted_total",
-                "Published outbox rows deleted by retention.",
-            )
-            .expect("valid metric"),
-            rescued: IntCounterVec::new(
-                Opts::new("ackbox_rescuer_jobs_total", "Jobs acted on by the rescuer."),
-                &["action"],
-            )
-            .expect("valid metric"),
-            jobs_by_status: IntGaugeVec::new(Opts::new("ackbox_jobs", "Jobs by status."), &["status"])
+                )
                 .expect("valid metric"),
-            oldest_transaction_age: prometheus::Gauge::new(
-                "ackbox_db_oldest_transaction_age_seconds",
-                "Age of the oldest open transaction in the database (it holds back vacuum).",
-            )
-            .expect("valid metric"),
-            registry,
-        };
-        m.registry = ackbox_shared::ops::registry_with(vec![
-            Box::new(m.published.clone()),
-            Box::new(m.delivery_failures.clone()),
-            Box::new(m.batch_size.clone()),
-            Box::new(m.delivery_seconds.clone()),
-            Box::new(m.producer_rebuilds.clone()),
-            Box::new(m.backlog.clone()),
-            Box::new(m.oldest_unpublished_age.clone()),
-            Box::new(m.retention_deleted.clone()),
-            Box::new(m.rescued.clone()),
-            Box::new(m.jobs_by_status.clone()),
-            Box::new(m.oldest_transaction_age.clone()),
-        ]);
-        m
+            ),
+            producer_rebuilds: reg.add(
+                IntCounter::new(
+                    "ackbox_relay_producer_rebuilds_total",
+                    "Kafka producers replaced after a fatal error.",
+                )
+                .expect("valid metric"),
+            ),
+            backlog: reg
+                .add(IntGauge::new("ackbox_outbox_backlog", "Outbox rows not yet delivered.").expect("valid metric")),
+            oldest_unpublished_age: reg.add(
+                prometheus::Gauge::new(
+                    "ackbox_outbox_oldest_unpublished_age_seconds",
+                    "Age of the oldest undelivered outbox row.",
+                )
+                .expect("valid metric"),
+            ),
+            retention_deleted: reg.add(
+                IntCounter::new("ackbox_outbox_deleted_total", "Published outbox rows deleted by retention.")
+                    .expect("valid metric"),
+            ),
+            rescued: reg.add(
+                IntCounterVec::new(
+                    Opts::new("ackbox_rescuer_jobs_total", "Jobs acted on by the rescuer."),
+                    &["action"],
+                )
+                .expect("valid metric"),
+            ),
+            jobs_by_status: reg
+                .add(IntGaugeVec::new(Opts::new("ackbox_jobs", "Jobs by status."), &["status"]).expect("valid metric")),
+            oldest_transaction_age: reg.add(
+                prometheus::Gauge::new(
+                    "ackbox_db_oldest_transaction_age_seconds",
+                    "Age of the oldest open transaction in the database (it holds back vacuum).",
+                )
+                .expect("valid metric"),
+            ),
+            registry: reg.finish(),
+        }
     }
 }
 

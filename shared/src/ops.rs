@@ -9,16 +9,39 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::db::PgPool;
 
-/// A registry holding `collectors` plus the process collector (RSS, CPU, open fds) every service reports.
-pub fn registry_with(collectors: Vec<Box<dyn prometheus::core::Collector>>) -> prometheus::Registry {
-    let registry = prometheus::Registry::new();
-    for c in collectors {
-        registry.register(c).expect("unique metric names");
+/// Builds a service's registry as its metrics are created: each metric goes through [`Registrar::add`] on its way
+/// into the metrics struct, so none can be created and forgotten in a separate list. The process collector (RSS,
+/// CPU, open fds) every service reports is added first.
+pub struct Registrar {
+    registry: prometheus::Registry,
+}
+
+impl Registrar {
+    /// A registry with the process collector.
+    pub fn new() -> Self {
+        let registry = prometheus::Registry::new();
+        registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("one process collector");
+        Self { registry }
     }
-    registry
-        .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
-        .expect("one process collector");
-    registry
+
+    /// Registers `metric` and hands it back.
+    pub fn add<C: prometheus::core::Collector + Clone + 'static>(&self, metric: C) -> C {
+        self.registry.register(Box::new(metric.clone())).expect("unique metric names");
+        metric
+    }
+
+    /// The registry, holding everything added.
+    pub fn finish(self) -> prometheus::Registry {
+        self.registry
+    }
+}
+
+impl Default for Registrar {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Renders a registry in the Prometheus text format.

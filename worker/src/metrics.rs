@@ -37,69 +37,76 @@ const LATENCY_BUCKETS: &[f64] =
 impl WorkerMetrics {
     /// Creates and registers every metric (plus process metrics).
     pub fn new() -> Self {
-        let mut m = Self {
-            registry: Registry::new(),
-            consumer_lag: IntGaugeVec::new(
-                Opts::new("ackbox_worker_consumer_lag", "Messages between the committed offset and the partition end."),
-                &["partition"],
-            )
-            .expect("valid metric"),
-            attempts: IntCounter::new("ackbox_worker_attempts_total", "Attempts started.").expect("valid metric"),
-            outcomes: IntCounterVec::new(
-                Opts::new("ackbox_worker_outcomes_total", "Recorded attempt outcomes."),
-                &["outcome"],
-            )
-            .expect("valid metric"),
-            failures: IntCounterVec::new(
-                Opts::new("ackbox_worker_failures_total", "Failed attempts by error code."),
-                &["code"],
-            )
-            .expect("valid metric"),
-            decode_failures: IntCounter::new(
-                "ackbox_worker_decode_failures_total",
-                "Messages skipped because they were not valid envelopes.",
-            )
-            .expect("valid metric"),
-            duplicates: IntCounter::new(
-                "ackbox_worker_duplicate_deliveries_total",
-                "Messages whose job was not claimable (duplicate or already finished).",
-            )
-            .expect("valid metric"),
-            leases_lost: IntCounter::new(
-                "ackbox_worker_leases_lost_total",
-                "Attempts that lost their lease while running.",
-            )
-            .expect("valid metric"),
-            in_flight: IntGauge::new("ackbox_worker_in_flight", "Attempts running or awaiting their status write.")
-                .expect("valid metric"),
-            job_duration: HistogramVec::new(
-                HistogramOpts::new("ackbox_worker_job_duration_seconds", "Handler run time.")
-                    .buckets(LATENCY_BUCKETS.to_vec()),
-                &["kind"],
-            )
-            .expect("valid metric"),
-            time_to_start: Histogram::with_opts(
-                HistogramOpts::new(
-                    "ackbox_worker_time_to_start_seconds",
-                    "From acceptance to the start of an attempt.",
+        let reg = ackbox_shared::ops::Registrar::new();
+        Self {
+            consumer_lag: reg.add(
+                IntGaugeVec::new(
+                    Opts::new(
+                        "ackbox_worker_consumer_lag",
+                        "Messages between the committed offset and the partition end.",
+                    ),
+                    &["partition"],
                 )
-                .buckets(LATENCY_BUCKETS.to_vec()),
-            )
-            .expect("valid metric"),
-        };
-        m.registry = ackbox_shared::ops::registry_with(vec![
-            Box::new(m.consumer_lag.clone()),
-            Box::new(m.attempts.clone()),
-            Box::new(m.outcomes.clone()),
-            Box::new(m.failures.clone()),
-            Box::new(m.decode_failures.clone()),
-            Box::new(m.duplicates.clone()),
-            Box::new(m.leases_lost.clone()),
-            Box::new(m.in_flight.clone()),
-            Box::new(m.job_duration.clone()),
-            Box::new(m.time_to_start.clone()),
-        ]);
-        m
+                .expect("valid metric"),
+            ),
+            attempts: reg
+                .add(IntCounter::new("ackbox_worker_attempts_total", "Attempts started.").expect("valid metric")),
+            outcomes: reg.add(
+                IntCounterVec::new(
+                    Opts::new("ackbox_worker_outcomes_total", "Recorded attempt outcomes."),
+                    &["outcome"],
+                )
+                .expect("valid metric"),
+            ),
+            failures: reg.add(
+                IntCounterVec::new(
+                    Opts::new("ackbox_worker_failures_total", "Failed attempts by error code."),
+                    &["code"],
+                )
+                .expect("valid metric"),
+            ),
+            decode_failures: reg.add(
+                IntCounter::new(
+                    "ackbox_worker_decode_failures_total",
+                    "Messages skipped because they were not valid envelopes.",
+                )
+                .expect("valid metric"),
+            ),
+            duplicates: reg.add(
+                IntCounter::new(
+                    "ackbox_worker_duplicate_deliveries_total",
+                    "Messages whose job was not claimable (duplicate or already finished).",
+                )
+                .expect("valid metric"),
+            ),
+            leases_lost: reg.add(
+                IntCounter::new("ackbox_worker_leases_lost_total", "Attempts that lost their lease while running.")
+                    .expect("valid metric"),
+            ),
+            in_flight: reg.add(
+                IntGauge::new("ackbox_worker_in_flight", "Attempts running or awaiting their status write.")
+                    .expect("valid metric"),
+            ),
+            job_duration: reg.add(
+                HistogramVec::new(
+                    HistogramOpts::new("ackbox_worker_job_duration_seconds", "Handler run time.")
+                        .buckets(LATENCY_BUCKETS.to_vec()),
+                    &["kind"],
+                )
+                .expect("valid metric"),
+            ),
+            time_to_start: reg.add(
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "ackbox_worker_time_to_start_seconds",
+                        "From acceptance to the start of an attempt.",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                )
+                .expect("valid metric"),
+            ),
+            registry: reg.finish(),
+        }
     }
 }
 
