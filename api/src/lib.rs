@@ -39,7 +39,14 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
     let keys = Arc::new(KeyCache::new(config.key_cache_ttl));
     let waiters = Arc::new(Waiters::with_gauge(metrics.waiters.clone()));
     let estimates = Arc::new(Estimates::default());
-    let live = live::start(config.db.url.clone(), pool.clone(), keys.clone(), waiters.clone(), estimates.clone());
+    let live = live::start(
+        config.db.url.clone(),
+        pool.clone(),
+        keys.clone(),
+        waiters.clone(),
+        estimates.clone(),
+        metrics.listener_connected.clone(),
+    );
     let state = web::Data::new(AppState {
         pool,
         limiter: TenantLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),

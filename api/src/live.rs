@@ -36,6 +36,7 @@ pub fn start(
     keys: SharedKeys,
     waiters: Arc<Waiters>,
     estimates: Arc<Estimates>,
+    connected: prometheus::IntGauge,
 ) -> Live {
     let (stop, mut stopped) = watch::channel(());
     let spawned = std::thread::Builder::new().name("ackbox-live".into()).spawn(move || {
@@ -54,11 +55,13 @@ pub fn start(
                 &[KEYS_CHANNEL, JOB_STATUS_CHANNEL],
                 Arc::new(move |event| match event {
                     Event::Connected => {
+                        connected.set(1);
                         k.clear();
                         k.live.store(true, Ordering::SeqCst);
                         w.wake_all();
                     }
                     Event::Disconnected => {
+                        connected.set(0);
                         k.live.store(false, Ordering::SeqCst);
                         k.clear();
                     }

@@ -21,6 +21,9 @@ pub struct ApiMetrics {
     pub submitted: IntCounterVec,
     /// `ackbox_long_poll_waiters`: requests currently waiting on `Prefer: wait`.
     pub waiters: IntGauge,
+    /// `ackbox_listener_connected`: 1 while the process's LISTEN connection is up (long-polls are woken at once and
+    /// revoked keys refused at once), 0 while it reconnects.
+    pub listener_connected: IntGauge,
 }
 
 impl ApiMetrics {
@@ -50,6 +53,10 @@ impl ApiMetrics {
             ),
             submitted: reg.add(
                 IntCounterVec::new(Opts::new("ackbox_jobs_submitted_total", "Jobs accepted by kind."), &["kind"])
+                    .expect("valid metric"),
+            ),
+            listener_connected: reg.add(
+                IntGauge::new("ackbox_listener_connected", "1 while the LISTEN connection is up.")
                     .expect("valid metric"),
             ),
             waiters: reg.add(

@@ -23,7 +23,11 @@ async fn a_long_poll_returns_as_soon_as_the_job_finishes() {
     let app = spawn_app().await;
     let id = app.submit(serde_json::json!({"kind": "noop"})).await;
     // Wait until the API's listener is connected (a long-poll before that still works, it just cannot be woken).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ackbox_shared::testing::wait_for_async("the listener to connect", Duration::from_secs(30), || async {
+        let text = app.get("/metrics").send().await.ok()?.text().await.ok()?;
+        text.lines().any(|l| l == "ackbox_listener_connected 1").then_some(())
+    })
+    .await;
 
     let poll = app.get(&format!("/v1/jobs/{id}")).header("prefer", "wait=30").send();
     let finisher = async {
@@ -169,6 +173,7 @@ fn the_listener_thread_stops_when_its_handle_is_dropped() {
         keys.clone(),
         Arc::new(Waiters::default()),
         Arc::new(Estimates::default()),
+        prometheus::IntGauge::new("connected", "test").expect("gauge"),
     );
     wait_for("the listener to connect", Duration::from_secs(30), || keys.live.load(Ordering::SeqCst).then_some(()));
 
