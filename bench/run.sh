@@ -54,7 +54,7 @@ say "building release binaries"
 reset_db() {
   psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -qc "CREATE DATABASE $DB"
   DATABASE_URL="$DB_URL" "$BIN/ackbox-api" migrate 2>/dev/null
-  sql "INSERT INTO job_kinds (kind) VALUES ('noop')" >/dev/null
+  DATABASE_URL="$DB_URL" "$BIN/ackbox" kinds register noop 2>/dev/null
   KEY=$(DATABASE_URL="$DB_URL" "$BIN/ackbox" keys create --tenant bench 2>/dev/null)
 }
 

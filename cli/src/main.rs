@@ -2,6 +2,7 @@
 
 mod jobs;
 mod keys;
+mod kinds;
 mod outbox;
 mod settings;
 mod submit;
@@ -37,6 +38,9 @@ enum Command {
     Jobs(jobs::Jobs),
     /// Submit a job through the HTTP API (optionally waiting for it with a progress bar).
     Submit(submit::Submit),
+    /// Job kinds the API accepts (workers register theirs at start-up).
+    #[command(subcommand)]
+    Kinds(kinds::Kinds),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Command::Keys(cmd) => keys::run(&mut connect(cli.database_url)?, cmd, json),
         Command::Outbox(cmd) => outbox::run(&mut connect(cli.database_url)?, cmd, json),
         Command::Jobs(cmd) => jobs::run(&mut connect(cli.database_url)?, cmd, json),
+        Command::Kinds(cmd) => kinds::run(&mut connect(cli.database_url)?, cmd, json),
     }
 }
 

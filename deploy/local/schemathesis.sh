@@ -31,8 +31,8 @@ trap cleanup EXIT
 
 psql "$PG_ADMIN" -qc "CREATE DATABASE $DB"
 DATABASE_URL="$DB_URL" "$BIN/ackbox-api" migrate 2>/dev/null
-# The kinds the built-in worker registers, so valid submissions are accepted.
-psql "$DB_URL" -qc "INSERT INTO job_kinds (kind) VALUES ('noop'), ('echo'), ('sleep'), ('fail'), ('effect')"
+# The kinds the built-in worker registers, so valid submissions are accepted (no worker runs here).
+DATABASE_URL="$DB_URL" "$BIN/ackbox" kinds register noop echo sleep fail effect 2>/dev/null
 KEY=$(DATABASE_URL="$DB_URL" "$BIN/ackbox" keys create --tenant schemathesis 2>/dev/null)
 
 out="$STATE/logs/schemathesis-api.out"

@@ -15,8 +15,7 @@ use crate::error::{ApiError, Problem};
 use crate::routes::document_response;
 use crate::state::AppState;
 
-/// Longest accepted `kind`.
-pub const MAX_KIND_LEN: usize = 128;
+pub use ackbox_shared::models::job_kind::{valid_kind, MAX_KIND_LEN};
 /// Attempts a client may ask for at most.
 pub const MAX_ATTEMPTS_LIMIT: i32 = 100;
 /// Attempts when the client does not say.
@@ -57,13 +56,6 @@ fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Er
         },
     };
     i32::try_from(v).map(Some).map_err(|_| D::Error::custom(format!("max_attempts: {v} is out of range")))
-}
-
-/// True for a syntactically valid kind.
-pub fn valid_kind(kind: &str) -> bool {
-    !kind.is_empty()
-        && kind.len() <= MAX_KIND_LEN
-        && kind.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
 }
 
 /// The canonical form of a request, fingerprinted for Idempotency-Key: defaults applied, object keys sorted

@@ -6,6 +6,16 @@ use diesel::upsert::excluded;
 
 use crate::schema::job_kinds;
 
+/// Longest accepted kind.
+pub const MAX_KIND_LEN: usize = 128;
+
+/// True for a syntactically valid kind: 1 to [`MAX_KIND_LEN`] of `[A-Za-z0-9_.:-]`.
+pub fn valid_kind(kind: &str) -> bool {
+    !kind.is_empty()
+        && kind.len() <= MAX_KIND_LEN
+        && kind.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+}
+
 /// Upserts `kinds` with a fresh last-seen time (a worker calls this at start-up).
 pub fn register(conn: &mut PgConnection, kinds: &[String]) -> QueryResult<usize> {
     let rows: Vec<_> = kinds.iter().map(|k| job_kinds::kind.eq(k)).collect();
