@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel::{Connection, PgConnection};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 #[derive(Parser)]
@@ -81,33 +81,7 @@ fn preload(jobs: i64, kind: &str, topic: &str) -> anyhow::Result<()> {
     let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
     let mut conn = PgConnection::establish(&url).context("connect")?;
     let start = Instant::now();
-    // One statement per table, in one transaction, envelopes built in SQL in the exact shape the relay produces.
-    conn.transaction(|c| {
-        diesel::sql_query(
-            "CREATE TEMP TABLE preload ON COMMIT DROP AS
-             SELECT gen_random_uuid() AS id FROM generate_series(1, $1)",
-        )
-        .bind::<diesel::sql_types::BigInt, _>(jobs)
-        .execute(c)?;
-        diesel::sql_query(
-            "INSERT INTO jobs (id, tenant_id, kind, payload, max_attempts)
-             SELECT id, '00000000-0000-0000-0000-000000000000', $1, '{}', 3 FROM preload",
-        )
-        .bind::<diesel::sql_types::Text, _>(kind)
-        .execute(c)?;
-        diesel::sql_query(
-            "INSERT INTO outbox (aggregate_id, topic, key, payload, headers)
-             SELECT id, $2, id::text,
-                    jsonb_build_object('v', 1, 'job_id', id, 'kind', $1::text, 'attempt', 1,
-                                       'enqueued_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')),
-                    jsonb_build_object('content-type', 'application/json', 'ackbox-kind', $1::text, 'ackbox-attempt', '1')
-               FROM preload",
-        )
-        .bind::<diesel::sql_types::Text, _>(kind)
-        .bind::<diesel::sql_types::Text, _>(topic)
-        .execute(c)?;
-        Ok::<_, diesel::result::Error>(())
-    })?;
+    ackbox_shared::state::preload(&mut conn, jobs, kind, topic).context("preload")?;
     println!("{{\"preloaded\": {jobs}, \"seconds\": {:.3}}}", start.elapsed().as_secs_f64());
     Ok(())
 }

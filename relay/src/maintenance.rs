@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use ackbox_shared::db::DbError;
 use ackbox_shared::{outbox, state};
-use diesel::RunQueryDsl;
 use tokio::sync::watch;
 
 use crate::Relay;
@@ -72,32 +71,6 @@ pub fn pass(relay: &Relay) -> Result<Pass, DbError> {
     Ok(out)
 }
 
-#[derive(diesel::QueryableByName)]
-struct StatusCount {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    status: String,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-#[derive(diesel::QueryableByName)]
-struct Age {
-    #[diesel(sql_type = diesel::sql_types::Double)]
-    secs: f64,
-}
-
-/// Age in seconds of the oldest open transaction in this database, other than ours (0 when none). Needs
-/// `pg_read_all_stats` to see other roles' sessions (the migrations grant it to `ackbox_relay`).
-pub fn oldest_transaction_age(conn: &mut diesel::PgConnection) -> Result<f64, DbError> {
-    let age: Age = diesel::sql_query(
-        "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8 AS secs
-           FROM pg_stat_activity
-          WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid()",
-    )
-    .get_result(conn)?;
-    Ok(age.secs)
-}
-
 /// How long backlog samples are kept (the dashboard shows the last hour).
 pub const BACKLOG_HISTORY: Duration = Duration::from_secs(24 * 3600);
 
@@ -109,11 +82,8 @@ pub fn refresh_gauges(relay: &Relay) -> Result<(), DbError> {
     metrics.backlog.set(backlog.unpublished);
     metrics.oldest_unpublished_age.set(backlog.oldest_unpublished_age_secs);
     outbox::record_backlog_sample(&mut conn, &backlog, relay.config().stats_interval / 2, BACKLOG_HISTORY)?;
-    metrics.oldest_transaction_age.set(oldest_transaction_age(&mut conn)?);
-    let counts: Vec<StatusCount> =
-        diesel::sql_query("SELECT status, count(*) AS n FROM jobs GROUP BY status").load(&mut conn)?;
-    for status in ackbox_shared::models::JobStatus::ALL {
-        let n = counts.iter().find(|c| c.status == status.as_str()).map_or(0, |c| c.n);
+    metrics.oldest_transaction_age.set(ackbox_shared::db::oldest_transaction_age(&mut conn)?);
+    for (status, n) in ackbox_shared::models::job::count_by_status(&mut conn)? {
         metrics.jobs_by_status.with_label_values(&[status.as_str()]).set(n);
     }
     Ok(())

@@ -53,3 +53,22 @@ pub fn build_pool(cfg: &DbConfig) -> PgPool {
         .test_on_check_out(false)
         .build_unchecked(ConnectionManager::<PgConnection>::new(&cfg.url))
 }
+
+#[derive(diesel::QueryableByName)]
+struct Age {
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    secs: f64,
+}
+
+/// Age in seconds of the oldest open transaction in this database, other than ours (0 when none). Needs
+/// `pg_read_all_stats` to see other roles' sessions (the migrations grant it to `ackbox_relay`).
+pub fn oldest_transaction_age(conn: &mut diesel::PgConnection) -> Result<f64, DbError> {
+    use diesel::RunQueryDsl;
+    let age: Age = diesel::sql_query(
+        "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8 AS secs
+           FROM pg_stat_activity
+          WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid()",
+    )
+    .get_result(conn)?;
+    Ok(age.secs)
+}

@@ -509,3 +509,35 @@ pub fn rescue(
         Ok(Some(report))
     })
 }
+
+/// Inserts `jobs` queued jobs of `kind` (tenant [`crate::models::DEFAULT_TENANT`]) with their outbox rows in bulk:
+/// one statement per table in one transaction, envelopes built in SQL in the exact shape [`Envelope`] encodes
+/// (`shared/tests/state_transitions.rs` decodes them). The bench's drain starts from this; the API never uses it.
+pub fn preload(conn: &mut PgConnection, jobs: i64, kind: &str, topic: &str) -> QueryResult<()> {
+    conn.transaction(|c| {
+        diesel::sql_query(
+            "CREATE TEMP TABLE preload ON COMMIT DROP AS
+             SELECT gen_random_uuid() AS id FROM generate_series(1, $1)",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(jobs)
+        .execute(c)?;
+        diesel::sql_query(
+            "INSERT INTO jobs (id, tenant_id, kind, payload, max_attempts)
+             SELECT id, '00000000-0000-0000-0000-000000000000', $1, '{}', 3 FROM preload",
+        )
+        .bind::<diesel::sql_types::Text, _>(kind)
+        .execute(c)?;
+        diesel::sql_query(
+            "INSERT INTO outbox (aggregate_id, topic, key, payload, headers)
+             SELECT id, $2, id::text,
+                    jsonb_build_object('v', 1, 'job_id', id, 'kind', $1::text, 'attempt', 1,
+                                       'enqueued_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')),
+                    jsonb_build_object('content-type', 'application/json', 'ackbox-kind', $1::text, 'ackbox-attempt', '1')
+               FROM preload",
+        )
+        .bind::<diesel::sql_types::Text, _>(kind)
+        .bind::<diesel::sql_types::Text, _>(topic)
+        .execute(c)?;
+        Ok(())
+    })
+}

@@ -107,3 +107,19 @@ fn a_permanent_failure_ends_the_job_at_once() {
     assert_eq!(state::fail(&mut conn, id, a, &err(), false, Duration::ZERO, TOPIC).expect("fail"), FailOutcome::Failed);
     assert_eq!(job(&mut conn, id).status, JobStatus::Failed);
 }
+
+#[test]
+fn preloaded_jobs_carry_envelopes_the_worker_can_decode() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    state::preload(&mut conn, 3, "noop", TOPIC).expect("preload");
+    let rows = ackbox_shared::outbox::claim_batch(&mut conn, 10).expect("rows");
+    assert_eq!(rows.len(), 3);
+    for row in rows {
+        let bytes = serde_json::to_vec(&row.payload).expect("json");
+        let env = ackbox_shared::envelope::Envelope::decode(Some(&bytes)).expect("an envelope the worker decodes");
+        assert_eq!((env.job_id, env.kind.as_str(), env.attempt), (row.aggregate_id, "noop", 1));
+        let job = Job::find(&mut conn, row.aggregate_id).expect("find").expect("its job");
+        assert_eq!(job.status, JobStatus::Queued);
+    }
+}

@@ -1,9 +1,7 @@
 //! `GET /v1/jobs?status=&kind=&limit=&cursor=`: the tenant's jobs, newest first, with keyset pagination.
 
-use ackbox_shared::models::{Job, JobStatus};
-use ackbox_shared::schema::jobs;
+use ackbox_shared::models::{job, Job, JobStatus};
 use actix_web::{web, HttpResponse};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -104,19 +102,9 @@ pub async fn list_jobs(
     let limit = filter.limit;
     let mut rows = state
         .with_conn(move |conn| -> Result<Vec<Job>, ApiError> {
-            // Keyset pagination over (tenant_id, id DESC): ids are UUIDv7, so this is newest first, and a page costs the
-            // same however deep it is.
-            let mut q = jobs::table.filter(jobs::tenant_id.eq(tenant.0)).into_boxed();
-            if let Some(c) = filter.cursor {
-                q = q.filter(jobs::id.lt(c));
-            }
-            if let Some(s) = filter.status {
-                q = q.filter(jobs::status.eq(s));
-            }
-            if let Some(k) = filter.kind {
-                q = q.filter(jobs::kind.eq(k));
-            }
-            Ok(q.order(jobs::id.desc()).limit(limit + 1).select(Job::as_select()).load(conn)?)
+            // One row more than the page tells whether there is a next one.
+            let kind = filter.kind.as_deref();
+            Ok(job::list_for_tenant(conn, tenant.0, filter.cursor, filter.status, kind, limit + 1)?)
         })
         .await?;
     let more = rows.len() as i64 > limit;

@@ -255,3 +255,55 @@ pub fn recent_medians(conn: &mut PgConnection) -> QueryResult<std::collections::
     .load(conn)?;
     Ok(rows.into_iter().map(|r| (r.kind, (r.to_start, r.run))).collect())
 }
+
+/// A page of a tenant's jobs, newest first: keyset pagination over `(tenant_id, id DESC)` (ids are UUIDv7), so a
+/// page costs the same however deep it is. `cursor` is the last id of the previous page; `limit` rows at most.
+pub fn list_for_tenant(
+    conn: &mut PgConnection,
+    tenant: uuid::Uuid,
+    cursor: Option<uuid::Uuid>,
+    status: Option<JobStatus>,
+    kind: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<Job>> {
+    use crate::schema::jobs;
+    let mut q = jobs::table.filter(jobs::tenant_id.eq(tenant)).into_boxed();
+    if let Some(c) = cursor {
+        q = q.filter(jobs::id.lt(c));
+    }
+    if let Some(s) = status {
+        q = q.filter(jobs::status.eq(s));
+    }
+    if let Some(k) = kind {
+        q = q.filter(jobs::kind.eq(k.to_string()));
+    }
+    q.order(jobs::id.desc()).limit(limit).select(Job::as_select()).load(conn)
+}
+
+#[derive(QueryableByName)]
+struct StatusCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// How many jobs are in each status (every status, 0 where none), for the relay's gauges.
+pub fn count_by_status(conn: &mut PgConnection) -> QueryResult<Vec<(JobStatus, i64)>> {
+    let counts: Vec<StatusCount> =
+        diesel::sql_query("SELECT status, count(*) AS n FROM jobs GROUP BY status").load(conn)?;
+    Ok(JobStatus::ALL
+        .into_iter()
+        .map(|s| (s, counts.iter().find(|c| c.status == s.as_str()).map_or(0, |c| c.n)))
+        .collect())
+}
+
+/// Records one execution of a job in `job_effects` (the `effect` kind does it through `ctx.on_commit`, in the
+/// transaction of its success, so a test can count executions).
+pub fn record_effect(conn: &mut PgConnection, job_id: uuid::Uuid, attempt: i32) -> QueryResult<()> {
+    use crate::schema::job_effects;
+    diesel::insert_into(job_effects::table)
+        .values((job_effects::job_id.eq(job_id), job_effects::attempt.eq(attempt)))
+        .execute(conn)
+        .map(|_| ())
+}

@@ -9,7 +9,6 @@
 //! | `effect` | `{"ms": n}` (optional) | waits n ms, then records one row in `job_effects` in the same transaction as its success |
 
 use async_trait::async_trait;
-use diesel::ExpressionMethods;
 
 use crate::handler::{Handler, HandlerError, JobContext, Registry};
 
@@ -114,14 +113,7 @@ impl Handler for EffectKind {
             }
         }
         let (job_id, attempt) = (ctx.job_id, ctx.attempt);
-        ctx.on_commit(move |conn| {
-            use ackbox_shared::schema::job_effects;
-            use diesel::RunQueryDsl;
-            diesel::insert_into(job_effects::table)
-                .values((job_effects::job_id.eq(job_id), job_effects::attempt.eq(attempt)))
-                .execute(conn)
-                .map(|_| ())
-        });
+        ctx.on_commit(move |conn| ackbox_shared::models::job::record_effect(conn, job_id, attempt));
         Ok(serde_json::json!({ "attempt": attempt }))
     }
 }
