@@ -237,12 +237,12 @@ pub async fn run(relay: Arc<Relay>, shutdown: watch::Receiver<bool>) {
 }
 
 async fn relay_loop(relay: Arc<Relay>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-    let mut error_backoff = Duration::from_millis(100);
+    let mut error_backoff = ackbox_shared::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     while !*shutdown.borrow() {
         let r = relay.clone();
-        let wait = match tokio::task::spawn_blocking(move || r.round()).await {
-            Ok(Ok(round)) => {
-                error_backoff = Duration::from_millis(100);
+        let wait = match ackbox_shared::retry::blocking(move || r.round()).await {
+            Ok(round) => {
+                error_backoff.reset();
                 if round.claimed as i64 >= relay.config.batch {
                     continue;
                 }
@@ -256,15 +256,10 @@ async fn relay_loop(relay: Arc<Relay>, wake: Arc<Notify>, mut shutdown: watch::R
                     .unwrap_or(relay.config.poll_interval);
                 until_due.min(relay.config.poll_interval)
             }
-            Ok(Err(e)) => {
-                log::error!("relay round failed, retrying in {error_backoff:?}: {e}");
-                let wait = error_backoff;
-                error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
-                wait
-            }
             Err(e) => {
-                log::error!("relay round panicked: {e}");
-                error_backoff
+                let wait = error_backoff.next_delay();
+                log::error!("relay round failed, retrying in {wait:?}: {e}");
+                wait
             }
         };
         tokio::select! {

@@ -50,19 +50,7 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, partitions: i32, repli
 /// instead of exiting. Each failure names the brokers it tried and the variable that sets them, since a wrong or
 /// unreachable `KAFKA_BROKERS` is the usual cause.
 pub async fn ensure_topic_retrying(cfg: &KafkaConfig, partitions: i32, replication: i32) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match ensure_topic(cfg, &cfg.topic, partitions, replication).await {
-            Ok(()) => return,
-            Err(e) => {
-                log::warn!(
-                    "Kafka at KAFKA_BROKERS={} is unreachable or refused to create topic {}; retrying in {backoff:?}: {e}",
-                    cfg.brokers,
-                    cfg.topic
-                );
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    let what = format!("creating topic {} at KAFKA_BROKERS={} (Kafka unreachable or refusing)", cfg.topic, cfg.brokers);
+    let backoff = crate::retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    crate::retry::retry_forever(&what, backoff, || ensure_topic(cfg, &cfg.topic, partitions, replication)).await
 }

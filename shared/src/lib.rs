@@ -9,6 +9,7 @@ pub mod migrate;
 pub mod models;
 pub mod ops;
 pub mod outbox;
+pub mod retry;
 pub mod schema;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]

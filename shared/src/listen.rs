@@ -42,15 +42,15 @@ pub fn spawn_events(
     on_event: Arc<dyn Fn(Event) + Send + Sync>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = crate::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
+            let wait = backoff.next_delay();
             match listen_once(&database_url, channels, &*on_event).await {
-                Ok(()) => log::warn!("LISTEN connection closed; reconnecting"),
-                Err(e) => log::warn!("LISTEN connection: {e}; reconnecting in {backoff:?}"),
+                Ok(()) => log::warn!("LISTEN connection closed; reconnecting in {wait:?}"),
+                Err(e) => log::warn!("LISTEN connection: {e}; reconnecting in {wait:?}"),
             }
             on_event(Event::Disconnected);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            tokio::time::sleep(wait).await;
         }
     })
 }

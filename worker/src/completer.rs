@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ackbox_shared::db::DbError;
 use ackbox_shared::models::JobError;
+use ackbox_shared::retry::{blocking, retry_forever, Backoff};
 use ackbox_shared::state::{self, FailOutcome, Success};
 use diesel::Connection;
 use tokio::sync::mpsc;
@@ -26,19 +27,13 @@ pub(crate) async fn complete_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedRe
             }
         }
         let batch = Arc::new(batch);
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let s = shared.clone();
-            let b = batch.clone();
-            match tokio::task::spawn_blocking(move || write_outcomes(&s, &b)).await {
-                Ok(Ok(())) => break,
-                Ok(Err(e)) => log::error!("recording {} outcomes failed, retrying in {backoff:?}: {e}", batch.len()),
-                Err(e) => log::error!("outcome task failed, retrying in {backoff:?}: {e}"),
-            }
-            // Retrying is safe: every write is fenced by status and attempt, so a retry of an applied write is a no-op.
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+        // Retrying is safe: every write is fenced by status and attempt, so a retry of an applied write is a no-op.
+        let what = format!("recording {} outcomes", batch.len());
+        retry_forever(&what, Backoff::new(Duration::from_millis(50), Duration::from_secs(5)), || {
+            let (s, b) = (shared.clone(), batch.clone());
+            blocking(move || write_outcomes(&s, &b))
+        })
+        .await;
         {
             let mut running = shared.running.lock().unwrap_or_else(|p| p.into_inner());
             for o in batch.iter() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ackbox_shared::db::DbError;
+use ackbox_shared::retry::{blocking, retry_forever, Backoff};
 use ackbox_shared::state::{self, ClaimedJob};
 use futures::FutureExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
@@ -63,23 +64,16 @@ async fn claim_until_done(shared: &Arc<Shared>, ids: Vec<Uuid>) -> std::collecti
     if ids.is_empty() {
         return Default::default();
     }
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let s = shared.clone();
-        let batch_ids = ids.clone();
-        let res = tokio::task::spawn_blocking(move || -> Result<Vec<ClaimedJob>, DbError> {
+    let what = format!("claiming {} jobs", ids.len());
+    let jobs = retry_forever(&what, Backoff::new(Duration::from_millis(50), Duration::from_secs(5)), || {
+        let (s, batch_ids) = (shared.clone(), ids.clone());
+        blocking(move || -> Result<Vec<ClaimedJob>, DbError> {
             let mut conn = s.pool.get()?;
             Ok(state::claim(&mut conn, &batch_ids, s.config.lease)?)
         })
-        .await;
-        match res {
-            Ok(Ok(jobs)) => return jobs.into_iter().map(|j| (j.id, j)).collect(),
-            Ok(Err(e)) => log::error!("claiming {} jobs failed, retrying in {backoff:?}: {e}", ids.len()),
-            Err(e) => log::error!("claim task failed, retrying in {backoff:?}: {e}"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+    })
+    .await;
+    jobs.into_iter().map(|j| (j.id, j)).collect()
 }
 
 /// Runs one attempt. A panic or a timeout in the handler is a failed attempt, never a dead worker.

@@ -47,20 +47,14 @@ pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
 
 /// Upserts this worker's kinds into `job_kinds`, so the API accepts them, retrying until Postgres answers.
 pub async fn register_kinds(pool: &ackbox_shared::db::PgPool, registry: &Registry) {
-    let mut backoff = std::time::Duration::from_millis(200);
-    loop {
+    use ackbox_shared::retry::{blocking, retry_forever, Backoff};
+    let backoff = Backoff::new(std::time::Duration::from_millis(200), std::time::Duration::from_secs(5));
+    retry_forever("registering job kinds", backoff, || {
         let (p, kinds) = (pool.clone(), registry.kinds());
-        let res = tokio::task::spawn_blocking(move || -> Result<usize, ackbox_shared::db::DbError> {
+        blocking(move || -> Result<usize, ackbox_shared::db::DbError> {
             let mut conn = p.get()?;
             Ok(ackbox_shared::models::job_kind::register(&mut conn, &kinds)?)
         })
-        .await;
-        match res {
-            Ok(Ok(_)) => return,
-            Ok(Err(e)) => log::warn!("registering job kinds failed, retrying in {backoff:?}: {e}"),
-            Err(e) => log::warn!("registering job kinds panicked, retrying in {backoff:?}: {e}"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
-    }
+    })
+    .await;
 }
