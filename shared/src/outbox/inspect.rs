@@ -1,98 +1,13 @@
-//! All SQL that touches the `outbox` table, in one place.
-//!
-//! Writers only insert ([`enqueue`]), always on the caller's connection so the row commits or rolls back together
-//! with the job change that caused it. The relay claims unpublished rows by *state* under `FOR UPDATE SKIP LOCKED`
-//! ([`claim_batch`]), never by reading past a cursor: a transaction that took a low id but committed late is still
-//! picked up, and several relays never block each other.
+//! The outbox for people: counts, listings, one row, replays, and the backlog history the dashboard draws
+//! (`ackbox outbox ...`, the dashboard, tests).
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::now;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Text};
+use diesel::sql_types::{BigInt, Text};
 use uuid::Uuid;
 
-use crate::envelope::Envelope;
-use crate::models::{NewOutboxMessage, OutboxMessage};
+use crate::models::OutboxMessage;
 use crate::schema::outbox;
-
-/// Longest delivery backoff after repeated failures: 2^6 s.
-pub const MAX_BACKOFF_EXPONENT: i32 = 6;
-
-/// Inserts the dispatch message for `envelope` into the outbox. Call it inside the transaction that changed the job.
-pub fn enqueue(
-    conn: &mut PgConnection,
-    topic: &str,
-    envelope: &Envelope,
-    available_at: Option<DateTime<Utc>>,
-) -> QueryResult<()> {
-    let row = NewOutboxMessage {
-        aggregate_id: envelope.job_id,
-        topic: topic.to_string(),
-        key: envelope.job_id.to_string(),
-        payload: envelope.to_json(),
-        headers: serde_json::json!({
-            "content-type": "application/json",
-            "ackbox-kind": envelope.kind,
-            "ackbox-attempt": envelope.attempt.to_string(),
-        }),
-        available_at,
-    };
-    diesel::insert_into(outbox::table).values(&row).execute(conn).map(|_| ())
-}
-
-/// Locks up to `limit` unpublished rows that are due, oldest first, skipping rows another relay holds. The locks last
-/// until the caller's transaction ends, so call it inside one and mark the rows before committing.
-pub fn claim_batch(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<OutboxMessage>> {
-    outbox::table
-        .filter(outbox::published_at.is_null())
-        .filter(outbox::available_at.le(now))
-        .order(outbox::id)
-        .limit(limit)
-        .for_update()
-        .skip_locked()
-        .select(OutboxMessage::as_select())
-        .load(conn)
-}
-
-/// Marks rows as delivered, in one statement.
-pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<usize> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
-        .set((
-            // The acknowledgement time, not the (earlier) start of the claiming transaction that now() would give.
-            outbox::published_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>(
-                "clock_timestamp()",
-            )),
-            outbox::attempts.eq(outbox::attempts + 1),
-            outbox::last_error.eq(None::<String>),
-        ))
-        .execute(conn)
-}
-
-/// Records failed deliveries in one statement: bumps `attempts`, keeps the error, and pushes `available_at` out by an
-/// exponential backoff with ±25 % jitter from the moment of failure (`clock_timestamp()`: the claiming
-/// transaction began a whole delivery timeout earlier) (1 s, 2 s, … capped at 2^[`MAX_BACKOFF_EXPONENT`] s). The rows stay
-/// unpublished, so they are retried, and the claim query skips them until due, so they never block newer rows.
-pub fn mark_failed(conn: &mut PgConnection, failures: &[(i64, String)]) -> QueryResult<usize> {
-    if failures.is_empty() {
-        return Ok(0);
-    }
-    let (ids, errors): (Vec<i64>, Vec<String>) = failures.iter().cloned().unzip();
-    diesel::sql_query(format!(
-        "UPDATE outbox o
-            SET attempts = o.attempts + 1,
-                last_error = f.err,
-                available_at = clock_timestamp() + interval '1 second' * power(2, least(o.attempts, {MAX_BACKOFF_EXPONENT}))
-                                                          * (0.75 + random() * 0.5)
-           FROM unnest($1::bigint[], $2::text[]) AS f(id, err)
-          WHERE o.id = f.id"
-    ))
-    .bind::<Array<BigInt>, _>(ids)
-    .bind::<Array<Text>, _>(errors)
-    .execute(conn)
-}
 
 /// Outbox rows of one job, oldest first (for tests, the CLI and debugging).
 pub fn for_job(conn: &mut PgConnection, job_id: Uuid) -> QueryResult<Vec<OutboxMessage>> {
@@ -106,31 +21,6 @@ pub fn for_job(conn: &mut PgConnection, job_id: Uuid) -> QueryResult<Vec<OutboxM
 /// Number of rows not yet delivered.
 pub fn unpublished_count(conn: &mut PgConnection) -> QueryResult<i64> {
     outbox::table.filter(outbox::published_at.is_null()).count().get_result(conn)
-}
-
-/// When the earliest unpublished row becomes due, if any: an idle relay sleeps until then (or until notified), so a
-/// retry backoff ends on time without a NOTIFY.
-pub fn next_due(conn: &mut PgConnection) -> QueryResult<Option<DateTime<Utc>>> {
-    outbox::table.filter(outbox::published_at.is_null()).select(diesel::dsl::min(outbox::available_at)).get_result(conn)
-}
-
-/// Deletes up to `limit` rows published more than `retention` ago, oldest first, and returns how many. Bounded so a
-/// large backlog of history is trimmed in small transactions that never hold many locks.
-pub fn delete_published_before(
-    conn: &mut PgConnection,
-    retention: std::time::Duration,
-    limit: i64,
-) -> QueryResult<usize> {
-    diesel::sql_query(
-        "DELETE FROM outbox WHERE id IN (
-             SELECT id FROM outbox
-              WHERE published_at IS NOT NULL AND published_at < now() - $1 * interval '1 millisecond'
-              ORDER BY published_at
-              LIMIT $2)",
-    )
-    .bind::<diesel::sql_types::Double, _>(retention.as_secs_f64() * 1000.0)
-    .bind::<BigInt, _>(limit)
-    .execute(conn)
 }
 
 /// The backlog as operators see it.
