@@ -130,7 +130,15 @@ fn write_outcomes(shared: &Shared, batch: &[Outcome]) -> Result<(), DbError> {
         }
         Ok::<_, diesel::result::Error>(recorded)
     })?;
-    for r in recorded {
+    // One entry per outcome, in batch order.
+    for (o, r) in batch.iter().zip(recorded) {
+        if let Recorded::Stale = r {
+            log::info!(
+                "job {} attempt {}: its success was stale (the job moved on); not recorded",
+                o.job.id,
+                o.job.attempt
+            );
+        }
         let label = match r {
             Recorded::Succeeded => "succeeded",
             Recorded::Cancelled => "cancelled",

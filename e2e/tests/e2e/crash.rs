@@ -127,8 +127,13 @@ fn a_worker_paused_past_its_lease_cannot_overwrite_the_attempt_that_replaced_it(
             .load(&mut stack.db.conn())
             .expect("effects")
     };
-    // Give A's late outcome a chance to land: wait until A has written something (its stale outcome is logged), bounded.
-    let _ = ackbox_shared::testing::poll_until(Duration::from_secs(5), || effects().len() > 1);
+    // Wait for A's late outcome itself: A logs it as stale, whether it finished its attempt or was cancelled.
+    let log = stack.log_path(Component::Worker);
+    let a_done = format!("job {id} attempt 1");
+    wait_for("worker A's stale outcome of attempt 1", Duration::from_secs(60), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().any(|l| l.contains(&a_done) && l.contains("stale")).then_some(())
+    });
     assert_eq!(effects(), vec![2], "exactly one effect, from the attempt that owned the job");
     assert_eq!(attempts(&mut conn), ("succeeded".into(), 2));
 }
