@@ -103,14 +103,14 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
 async fn authenticate(req: HttpRequest) -> Result<Tenant, ApiError> {
     let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Internal("app state missing".into()))?.clone();
     let key = bearer(&req)?;
-    if ackbox_shared::models::tenant::key_prefix(&key).is_none() {
+    if ackbox_db::models::tenant::key_prefix(&key).is_none() {
         return Err(ApiError::Unauthorized("unknown or revoked API key"));
     }
-    let hash = ackbox_shared::models::tenant::hash_key(&key);
+    let hash = ackbox_db::models::tenant::hash_key(&key);
     let tenant = match state.keys.get(&hash) {
         Some(t) => t,
         None => {
-            let found = state.with_conn(move |c| Ok(ackbox_shared::models::tenant::authenticate(c, &key)?)).await?;
+            let found = state.with_conn(move |c| Ok(ackbox_db::models::tenant::authenticate(c, &key)?)).await?;
             let t = found.ok_or(ApiError::Unauthorized("unknown or revoked API key"))?;
             state.keys.put(hash, t);
             t
@@ -137,7 +137,7 @@ async fn authenticate_admin(req: HttpRequest) -> Result<Admin, ApiError> {
     let Tenant(id) = authenticate(req.clone()).await?;
     let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Internal("app state missing".into()))?.clone();
     // Not cached: admin pages are few and slow-refreshing, and demoting a tenant must take effect at once.
-    if state.with_conn(move |c| Ok(ackbox_shared::models::tenant::is_admin(c, id)?)).await? {
+    if state.with_conn(move |c| Ok(ackbox_db::models::tenant::is_admin(c, id)?)).await? {
         Ok(Admin(id))
     } else {
         Err(ApiError::Forbidden("this key's tenant is not an admin (ackbox keys create --tenant NAME --admin)"))

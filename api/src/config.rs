@@ -14,9 +14,9 @@
 //! | `ACKBOX_REQUEST_TIMEOUT_SECS` | [`DEFAULT_REQUEST_TIMEOUT_SECS`] | deadline of a whole request, body included (408); raised to `ACKBOX_MAX_WAIT_SECS` + 5 if lower |
 //! | `ACKBOX_KEY_CACHE_TTL_SECS` | [`DEFAULT_KEY_CACHE_TTL_SECS`] | backstop lifetime of a cached key (revocation is immediate regardless) |
 //!
-//! Plus the database variables of [`ackbox_shared::config::DbConfig`].
+//! Plus the database variables of [`ackbox_db::config::DbConfig`].
 
-use ackbox_shared::config::{self, ConfigError, DbConfig, DEFAULT_TOPIC};
+use ackbox_db::config::{self, ConfigError, DbConfig, DEFAULT_TOPIC};
 
 fn secs(name: &str, default: u64) -> Result<std::time::Duration, ConfigError> {
     config::parse_or(name, default).map(std::time::Duration::from_secs)

@@ -1,6 +1,6 @@
 //! The status document: what `POST /v1/jobs`, `GET /v1/jobs/{id}`, cancel and list return for a job.
 
-use ackbox_shared::models::{Job, JobStatus};
+use ackbox_db::models::{Job, JobStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -1,7 +1,7 @@
 //! The one error type every handler returns, mapped to a status code and an RFC 9457 `application/problem+json`
 //! body. Bodies are generic: causes are logged once, here, and never sent to the client.
 
-use ackbox_shared::db::DbError;
+use ackbox_db::db::DbError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;

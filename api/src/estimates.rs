@@ -1,10 +1,10 @@
 //! Retry-After estimates: the observed medians per kind, refreshed by the background thread (`live.rs`) from
-//! `ackbox_shared::models::job::recent_medians`.
+//! `ackbox_db::models::job::recent_medians`.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use ackbox_shared::db::PgPool;
+use ackbox_db::db::PgPool;
 
 /// Observed medians per kind, for an honest Retry-After.
 #[derive(Default)]
@@ -25,7 +25,7 @@ impl Estimates {
 }
 
 /// Reads the medians of jobs started in the last 10 minutes, by kind: `(to start, run)` in seconds.
-pub fn load_estimates(pool: &PgPool) -> Result<HashMap<String, (f64, f64)>, ackbox_shared::db::DbError> {
+pub fn load_estimates(pool: &PgPool) -> Result<HashMap<String, (f64, f64)>, ackbox_db::db::DbError> {
     let mut conn = pool.get()?;
-    Ok(ackbox_shared::models::job::recent_medians(&mut conn)?)
+    Ok(ackbox_db::models::job::recent_medians(&mut conn)?)
 }

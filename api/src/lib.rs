@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::net::TcpListener;
 use std::sync::{Arc, RwLock};
 
-use ackbox_shared::db::PgPool;
+use ackbox_db::db::PgPool;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};

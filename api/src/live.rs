@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ackbox_shared::db::PgPool;
-use ackbox_shared::listen::{spawn_events, Event, JOB_STATUS_CHANNEL, KEYS_CHANNEL};
+use ackbox_db::db::PgPool;
+use ackbox_runtime::listen::{spawn_events, Event, JOB_STATUS_CHANNEL, KEYS_CHANNEL};
 use tokio::sync::watch;
 use uuid::Uuid;
 

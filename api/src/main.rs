@@ -23,12 +23,12 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    ackbox_shared::runtime::init_logging();
+    ackbox_runtime::process::init_logging();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
-            let db = ackbox_shared::config::DbConfig::from_env().context("invalid configuration")?;
-            let applied = ackbox_shared::migrate::run_pending(&db.url).context("failed to run migrations")?;
+            let db = ackbox_db::config::DbConfig::from_env().context("invalid configuration")?;
+            let applied = ackbox_db::migrate::run_pending(&db.url).context("failed to run migrations")?;
             log::info!(
                 "migrations applied: {}",
                 if applied.is_empty() { "none pending".into() } else { applied.join(", ") }
@@ -43,13 +43,13 @@ fn main() -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     let config = ApiConfig::from_env().context("invalid configuration")?;
     if config.db.auto_migrate {
-        ackbox_shared::migrate::run_pending_in_background(&config.db.url)
+        ackbox_db::migrate::run_pending_in_background(&config.db.url)
             .await
             .context("failed to run migrations at start-up (set ACKBOX_AUTO_MIGRATE=false to skip)")?;
     }
     let listener = TcpListener::bind(&config.bind).with_context(|| format!("failed to bind {}", config.bind))?;
     let addr = listener.local_addr().context("failed to read the bound address")?;
-    let pool = ackbox_shared::db::build_pool(&config.db);
+    let pool = ackbox_db::db::build_pool(&config.db);
     log::info!("ackbox-api listening on http://{addr}");
     // The one line on stdout: scripts and tests read the port from it when ACKBOX_BIND asks for port 0.
     println!("listening on http://{addr}");

@@ -29,7 +29,7 @@ pub struct ApiMetrics {
 impl ApiMetrics {
     /// Creates and registers every metric (plus process metrics).
     pub fn new() -> Self {
-        let reg = ackbox_shared::ops::Registrar::new();
+        let reg = ackbox_runtime::ops::Registrar::new();
         Self {
             requests: reg.add(
                 IntCounterVec::new(

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
-use ackbox_shared::db::PgPool;
+use ackbox_db::db::PgPool;
 use actix_web::web;
 
 use crate::auth::{KeyCache, TenantLimiter};
@@ -46,7 +46,7 @@ impl AppState {
     {
         let pool = self.pool.clone();
         web::block(move || {
-            let mut conn = pool.get().map_err(ackbox_shared::db::DbError::from)?;
+            let mut conn = pool.get().map_err(ackbox_db::db::DbError::from)?;
             f(&mut conn)
         })
         .await?
@@ -63,7 +63,7 @@ impl AppState {
 
     /// Re-reads `job_kinds` into the cache and returns every known kind, sorted.
     pub async fn refresh_kinds(&self) -> Result<Vec<String>, ApiError> {
-        let all = self.with_conn(|c| Ok(ackbox_shared::models::job_kind::all(c)?)).await?;
+        let all = self.with_conn(|c| Ok(ackbox_db::models::job_kind::all(c)?)).await?;
         let mut kinds = self.kinds.write().unwrap_or_else(|p| p.into_inner());
         kinds.extend(all);
         let mut sorted: Vec<String> = kinds.iter().cloned().collect();

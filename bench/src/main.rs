@@ -81,7 +81,7 @@ fn preload(jobs: i64, kind: &str, topic: &str) -> anyhow::Result<()> {
     let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
     let mut conn = PgConnection::establish(&url).context("connect")?;
     let start = Instant::now();
-    ackbox_shared::state::preload(&mut conn, jobs, kind, topic).context("preload")?;
+    ackbox_db::state::preload(&mut conn, jobs, kind, topic).context("preload")?;
     println!("{{\"preloaded\": {jobs}, \"seconds\": {:.3}}}", start.elapsed().as_secs_f64());
     Ok(())
 }
@@ -122,8 +122,8 @@ async fn openloop(url: &str, key: &str, rate: u64, seconds: u64, kind: &str) -> 
 }
 
 async fn produce(brokers: &str, topic: &str, messages: usize, batch: usize, partitions: i32) -> anyhow::Result<()> {
-    let cfg = ackbox_shared::config::KafkaConfig { brokers: brokers.into(), topic: topic.into(), extra: Vec::new() };
-    ackbox_shared::kafka::ensure_topic(&cfg, topic, partitions, 1).await.context("create the benchmark topic")?;
+    let cfg = ackbox_runtime::kafka::KafkaConfig { brokers: brokers.into(), topic: topic.into(), extra: Vec::new() };
+    ackbox_runtime::kafka::ensure_topic(&cfg, topic, partitions, 1).await.context("create the benchmark topic")?;
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")

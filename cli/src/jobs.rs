@@ -1,9 +1,9 @@
 //! `ackbox jobs ...`: the operator's view of jobs, across tenants, straight from Postgres.
 
-use ackbox_shared::models::job::{list_all, AdminFilter};
-use ackbox_shared::models::{Job, JobStatus};
-use ackbox_shared::outbox;
-use ackbox_shared::state::{self, CancelOutcome, RetryOutcome};
+use ackbox_db::models::job::{list_all, AdminFilter};
+use ackbox_db::models::{Job, JobStatus};
+use ackbox_db::outbox;
+use ackbox_db::state::{self, CancelOutcome, RetryOutcome};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use diesel::PgConnection;
@@ -149,8 +149,8 @@ pub fn run(conn: &mut PgConnection, cmd: Jobs, json: bool) -> anyhow::Result<()>
                 .context("failed to read the job's outbox rows")?
                 .last()
                 .map(|r| r.topic.clone())
-                .or_else(|| ackbox_shared::config::optional("ACKBOX_TOPIC"))
-                .unwrap_or_else(|| ackbox_shared::config::DEFAULT_TOPIC.to_string());
+                .or_else(|| ackbox_db::config::optional("ACKBOX_TOPIC"))
+                .unwrap_or_else(|| ackbox_db::config::DEFAULT_TOPIC.to_string());
             match state::retry_failed(conn, job.id, &topic).context("failed to retry")? {
                 RetryOutcome::Requeued { job, attempt } => {
                     if json {

@@ -34,14 +34,11 @@ pub fn run(conn: &mut PgConnection, cmd: Keys, json: bool) -> anyhow::Result<()>
             if tenant.trim().is_empty() || tenant.len() > 128 {
                 bail!("--tenant must be 1 to 128 characters");
             }
-            let t =
-                ackbox_shared::models::tenant::ensure_tenant(conn, &tenant).context("failed to create the tenant")?;
+            let t = ackbox_db::models::tenant::ensure_tenant(conn, &tenant).context("failed to create the tenant")?;
             if admin {
-                ackbox_shared::models::tenant::set_admin(conn, t.id, true)
-                    .context("failed to make the tenant admin")?;
+                ackbox_db::models::tenant::set_admin(conn, t.id, true).context("failed to make the tenant admin")?;
             }
-            let (row, key) =
-                ackbox_shared::models::tenant::create_key(conn, t.id).context("failed to create the key")?;
+            let (row, key) = ackbox_db::models::tenant::create_key(conn, t.id).context("failed to create the key")?;
             if json {
                 println!("{}", serde_json::json!({"id": row.id, "tenant": t.name, "prefix": row.prefix, "key": key}));
             } else {
@@ -50,7 +47,7 @@ pub fn run(conn: &mut PgConnection, cmd: Keys, json: bool) -> anyhow::Result<()>
             }
         }
         Keys::List => {
-            let keys = ackbox_shared::models::tenant::list_keys(conn).context("failed to list keys")?;
+            let keys = ackbox_db::models::tenant::list_keys(conn).context("failed to list keys")?;
             if json {
                 let rows: Vec<_> = keys
                     .iter()
@@ -77,7 +74,7 @@ pub fn run(conn: &mut PgConnection, cmd: Keys, json: bool) -> anyhow::Result<()>
             }
         }
         Keys::Revoke { key } => {
-            if !ackbox_shared::models::tenant::revoke_key(conn, &key).context("failed to revoke")? {
+            if !ackbox_db::models::tenant::revoke_key(conn, &key).context("failed to revoke")? {
                 bail!("no live key with id or prefix {key:?} (see `ackbox keys list`)");
             }
             eprintln!("revoked {key}");

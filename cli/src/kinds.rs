@@ -5,7 +5,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use diesel::PgConnection;
 
-use ackbox_shared::models::job_kind;
+use ackbox_db::models::job_kind;
 
 /// Kind commands.
 #[derive(Subcommand)]

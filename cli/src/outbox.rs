@@ -1,7 +1,7 @@
 //! `ackbox outbox ...`: what the relay has and has not delivered.
 
-use ackbox_shared::models::consumer_lag;
-use ackbox_shared::outbox::{self, ListFilter};
+use ackbox_db::models::consumer_lag;
+use ackbox_db::outbox::{self, ListFilter};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use diesel::PgConnection;
@@ -153,7 +153,7 @@ pub fn run(conn: &mut PgConnection, cmd: Outbox, json: bool) -> anyhow::Result<(
     Ok(())
 }
 
-fn row_json(r: &ackbox_shared::models::OutboxMessage) -> serde_json::Value {
+fn row_json(r: &ackbox_db::models::OutboxMessage) -> serde_json::Value {
     serde_json::json!({
         "id": r.id, "job_id": r.aggregate_id, "topic": r.topic, "key": r.key, "payload": r.payload,
         "headers": r.headers, "created_at": r.created_at, "available_at": r.available_at,

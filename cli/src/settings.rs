@@ -5,7 +5,7 @@ use anyhow::Context;
 
 /// A value from the flag, the environment, or `.ackbox/local.env`, in that order.
 pub fn lookup(flag: Option<String>, name: &str) -> Option<String> {
-    flag.or_else(|| ackbox_shared::config::optional(name)).or_else(|| {
+    flag.or_else(|| ackbox_db::config::optional(name)).or_else(|| {
         let env = std::fs::read_to_string(".ackbox/local.env").ok()?;
         let prefix = format!("{name}=");
         env.lines()

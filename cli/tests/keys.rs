@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use ackbox_shared::testing::TestDb;
+use ackbox_testing::TestDb;
 
 fn ackbox(db: &TestDb, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ackbox")).args(args).env("DATABASE_URL", db.url()).output().expect("run ackbox")
@@ -17,7 +17,7 @@ fn create_prints_a_working_key_once_list_hides_it_and_revoke_disables_it() {
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let key = created["key"].as_str().expect("key").to_string();
     let mut conn = db.conn();
-    let tenant = ackbox_shared::models::tenant::authenticate(&mut conn, &key).expect("query");
+    let tenant = ackbox_db::models::tenant::authenticate(&mut conn, &key).expect("query");
     assert!(tenant.is_some(), "the printed key authenticates");
 
     let list = ackbox(&db, &["keys", "list"]);
@@ -27,7 +27,7 @@ fn create_prints_a_working_key_once_list_hides_it_and_revoke_disables_it() {
 
     let revoke = ackbox(&db, &["keys", "revoke", created["prefix"].as_str().expect("prefix")]);
     assert!(revoke.status.success());
-    assert_eq!(ackbox_shared::models::tenant::authenticate(&mut conn, &key).expect("query"), None);
+    assert_eq!(ackbox_db::models::tenant::authenticate(&mut conn, &key).expect("query"), None);
     let again = ackbox(&db, &["keys", "revoke", created["prefix"].as_str().expect("prefix")]);
     assert!(!again.status.success(), "revoking twice says so");
     assert!(String::from_utf8_lossy(&again.stderr).contains("no live key"));

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use ackbox_shared::testing::TestDb;
+use ackbox_testing::TestDb;
 
 fn ackbox(db: &TestDb, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ackbox")).args(args).env("DATABASE_URL", db.url()).output().expect("run ackbox")

@@ -3,9 +3,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use ackbox_shared::models::{Job, JobError, JobStatus, NewJob};
-use ackbox_shared::testing::TestDb;
-use ackbox_shared::{outbox, state};
+use ackbox_db::models::{Job, JobError, JobStatus, NewJob};
+use ackbox_db::{outbox, state};
+use ackbox_testing::TestDb;
 
 fn ackbox(db: &TestDb, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ackbox")).args(args).env("DATABASE_URL", db.url()).output().expect("run ackbox")

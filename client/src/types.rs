@@ -1,49 +1,13 @@
-//! What the API sends and takes, as the client sees it. Kept apart from the server's own types on purpose: a client
-//! must not pull in the server's database stack, and unknown fields the server adds later are ignored.
+//! What the API sends and takes, as the client sees it. `JobStatus` is the server's own (from `ackbox-types`, serde
+//! only, so no database stack comes with it); the status document is read leniently: unknown fields the server adds
+//! later are ignored.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Where a job is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobStatus {
-    /// Accepted, waiting for a worker (or for its next attempt).
-    Queued,
-    /// An attempt is running.
-    Running,
-    /// Done; the result is available.
-    Succeeded,
-    /// Out of attempts, or a permanent failure.
-    Failed,
-    /// Cancelled before it finished.
-    Cancelled,
-}
-
-impl JobStatus {
-    /// True once the job will not change again.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
-    }
-
-    /// The wire name (`queued`, `running`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Running => "running",
-            JobStatus::Succeeded => "succeeded",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl std::fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Where a job is in its life: the server's own type, from the serde-only `ackbox-types`.
+pub use ackbox_types::status::JobStatus;
 
 /// A job's status document (`GET /v1/jobs/{id}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -217,7 +217,7 @@ pub fn run(plan: &Plan) -> Report {
     let outcomes = std::mem::take(&mut *outcomes.lock().unwrap_or_else(|p| p.into_inner()));
     let accepted: Vec<uuid::Uuid> =
         outcomes.iter().filter_map(|(_, o)| if let Outcome::Accepted(id) = o { Some(*id) } else { None }).collect();
-    let drained = ackbox_shared::testing::poll_until(plan.drain_deadline, || drained(&mut stack.db.conn(), &accepted));
+    let drained = ackbox_testing::poll_until(plan.drain_deadline, || drained(&mut stack.db.conn(), &accepted));
     let drain_seconds = load_ended.elapsed().as_secs_f64();
     if !drained {
         faults.push(format!("drain did not finish within {:?}", plan.drain_deadline));

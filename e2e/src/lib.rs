@@ -13,8 +13,8 @@ use std::time::Duration;
 
 pub mod chaos;
 
-use ackbox_shared::config::KafkaConfig;
-use ackbox_shared::testing::{fresh_topic, unique_topic, TestDb};
+use ackbox_runtime::kafka::KafkaConfig;
+use ackbox_testing::{fresh_topic, unique_topic, TestDb};
 
 /// The three components.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,8 +102,8 @@ impl Stack {
         std::fs::create_dir_all(&log_dir).expect("log dir");
         let key = {
             let mut conn = db.conn();
-            let tenant = ackbox_shared::models::tenant::ensure_tenant(&mut conn, "e2e").expect("tenant");
-            ackbox_shared::models::tenant::create_key(&mut conn, tenant.id).expect("key").1
+            let tenant = ackbox_db::models::tenant::ensure_tenant(&mut conn, "e2e").expect("tenant");
+            ackbox_db::models::tenant::create_key(&mut conn, tenant.id).expect("key").1
         };
         let mut stack = Stack {
             db,
@@ -126,8 +126,8 @@ impl Stack {
 
     /// Waits until the worker has registered its kinds (the API refuses unregistered kinds).
     pub fn wait_for_kinds(&self) {
-        ackbox_shared::testing::wait_for("the worker to register its kinds", Duration::from_secs(60), || {
-            let kinds = ackbox_shared::models::job_kind::all(&mut self.db.conn()).ok()?;
+        ackbox_testing::wait_for("the worker to register its kinds", Duration::from_secs(60), || {
+            let kinds = ackbox_db::models::job_kind::all(&mut self.db.conn()).ok()?;
             kinds.iter().any(|k| k == "effect").then_some(())
         });
     }

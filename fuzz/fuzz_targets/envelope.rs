@@ -2,7 +2,7 @@
 //! decodes must encode back to the same envelope.
 #![no_main]
 
-use ackbox_shared::envelope::Envelope;
+use ackbox_types::envelope::Envelope;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -23,7 +23,8 @@
 
 use std::time::Duration;
 
-use ackbox_shared::config::{self, ConfigError, DbConfig, KafkaConfig};
+use ackbox_db::config::{self, ConfigError, DbConfig};
+use ackbox_runtime::kafka::KafkaConfig;
 
 /// Default rows per round.
 pub const DEFAULT_BATCH: i64 = 500;

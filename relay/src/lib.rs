@@ -8,10 +8,10 @@ pub mod metrics;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ackbox_shared::db::{DbError, PgPool};
-use ackbox_shared::listen::{spawn_listener, OUTBOX_CHANNEL};
-use ackbox_shared::models::OutboxMessage;
-use ackbox_shared::outbox;
+use ackbox_db::db::{DbError, PgPool};
+use ackbox_db::models::OutboxMessage;
+use ackbox_db::outbox;
+use ackbox_runtime::listen::{spawn_listener, OUTBOX_CHANNEL};
 use chrono::Utc;
 use diesel::Connection;
 use futures::future::{join_all, Either};
@@ -237,10 +237,10 @@ pub async fn run(relay: Arc<Relay>, shutdown: watch::Receiver<bool>) {
 }
 
 async fn relay_loop(relay: Arc<Relay>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-    let mut error_backoff = ackbox_shared::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let mut error_backoff = ackbox_runtime::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     while !*shutdown.borrow() {
         let r = relay.clone();
-        let wait = match ackbox_shared::retry::blocking(move || r.round()).await {
+        let wait = match ackbox_runtime::retry::blocking(move || r.round()).await {
             Ok(round) => {
                 error_backoff.reset();
                 if round.claimed as i64 >= relay.config.batch {

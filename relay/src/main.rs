@@ -24,11 +24,11 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    ackbox_shared::runtime::init_logging();
+    ackbox_runtime::process::init_logging();
     let cli = Cli::parse();
     let config = RelayConfig::from_env().context("invalid configuration")?;
     if matches!(cli.command, Some(Command::Migrate)) || config.db.auto_migrate {
-        ackbox_shared::migrate::run_pending_in_background(&config.db.url)
+        ackbox_db::migrate::run_pending_in_background(&config.db.url)
             .await
             .context("failed to run migrations (set ACKBOX_AUTO_MIGRATE=false to skip at start-up)")?;
         if matches!(cli.command, Some(Command::Migrate)) {
@@ -36,15 +36,15 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     // A broker's auto-created topic would get its default partition count, not ours.
-    ackbox_shared::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
-    let pool = ackbox_shared::db::build_pool(&config.db);
+    ackbox_runtime::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
+    let pool = ackbox_db::db::build_pool(&config.db);
     let metrics = ackbox_relay::metrics::RelayMetrics::new();
-    ackbox_shared::ops::spawn(&config.ops_bind, metrics.registry.clone(), pool.clone())
+    ackbox_runtime::ops::spawn(&config.ops_bind, metrics.registry.clone(), pool.clone())
         .with_context(|| format!("failed to bind the ops endpoint {} (ACKBOX_RELAY_OPS_BIND)", config.ops_bind))?;
     let relay = Arc::new(Relay::new(pool, config, metrics).context("failed to create the Kafka producer")?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        ackbox_shared::runtime::shutdown_signal().await;
+        ackbox_runtime::process::shutdown_signal().await;
         log::info!("shutdown requested: finishing the current round");
         let _ = stop_tx.send(true);
     });

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ackbox_shared::db::DbError;
-use ackbox_shared::{outbox, state};
+use ackbox_db::db::DbError;
+use ackbox_db::{outbox, state};
 use tokio::sync::watch;
 
 use crate::Relay;
@@ -54,7 +54,7 @@ pub fn pass(relay: &Relay) -> Result<Pass, DbError> {
         }
     }
     loop {
-        let n = ackbox_shared::models::idempotency::delete_expired(&mut conn, cfg.retention_batch)?;
+        let n = ackbox_db::models::idempotency::delete_expired(&mut conn, cfg.retention_batch)?;
         out.expired_keys += n;
         if (n as i64) < cfg.retention_batch {
             break;
@@ -82,8 +82,8 @@ pub fn refresh_gauges(relay: &Relay) -> Result<(), DbError> {
     metrics.backlog.set(backlog.unpublished);
     metrics.oldest_unpublished_age.set(backlog.oldest_unpublished_age_secs);
     outbox::record_backlog_sample(&mut conn, &backlog, relay.config().stats_interval / 2, BACKLOG_HISTORY)?;
-    metrics.oldest_transaction_age.set(ackbox_shared::db::oldest_transaction_age(&mut conn)?);
-    for (status, n) in ackbox_shared::models::job::count_by_status(&mut conn)? {
+    metrics.oldest_transaction_age.set(ackbox_db::db::oldest_transaction_age(&mut conn)?);
+    for (status, n) in ackbox_db::models::job::count_by_status(&mut conn)? {
         metrics.jobs_by_status.with_label_values(&[status.as_str()]).set(n);
     }
     Ok(())

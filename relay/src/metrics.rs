@@ -36,7 +36,7 @@ pub struct RelayMetrics {
 impl RelayMetrics {
     /// Creates and registers every metric (plus process metrics: RSS, CPU, fds).
     pub fn new() -> Self {
-        let reg = ackbox_shared::ops::Registrar::new();
+        let reg = ackbox_runtime::ops::Registrar::new();
         Self {
             published: reg.add(
                 IntCounter::new("ackbox_relay_published_total", "Outbox rows acknowledged by the broker.")

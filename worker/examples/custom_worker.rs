@@ -35,7 +35,7 @@ impl Handler for WordCount {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    ackbox_shared::runtime::init_logging();
+    ackbox_runtime::process::init_logging();
     let mut registry = ackbox_worker::handlers::builtin();
     registry.register("word_count", WordCount);
     ackbox_worker::main_with(registry).await

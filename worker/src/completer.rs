@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ackbox_shared::db::DbError;
-use ackbox_shared::models::JobError;
-use ackbox_shared::retry::{blocking, retry_forever, Backoff};
-use ackbox_shared::state::{self, FailOutcome, Success};
+use ackbox_db::db::DbError;
+use ackbox_db::models::JobError;
+use ackbox_db::state::{self, FailOutcome, Success};
+use ackbox_runtime::retry::{blocking, retry_forever, Backoff};
 use diesel::Connection;
 use tokio::sync::mpsc;
 use uuid::Uuid;

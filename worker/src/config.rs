@@ -22,7 +22,8 @@
 
 use std::time::Duration;
 
-use ackbox_shared::config::{self, ConfigError, DbConfig, KafkaConfig};
+use ackbox_db::config::{self, ConfigError, DbConfig};
+use ackbox_runtime::kafka::KafkaConfig;
 
 /// Default consumer group.
 pub const DEFAULT_GROUP: &str = "ackbox-workers";

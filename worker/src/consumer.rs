@@ -19,8 +19,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ackbox_shared::db::PgPool;
-use ackbox_shared::envelope::Envelope;
+use ackbox_db::db::PgPool;
+use ackbox_types::envelope::Envelope;
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;

@@ -5,9 +5,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ackbox_shared::db::DbError;
-use ackbox_shared::retry::{blocking, retry_forever, Backoff};
-use ackbox_shared::state::{self, ClaimedJob};
+use ackbox_db::db::DbError;
+use ackbox_db::state::{self, ClaimedJob};
+use ackbox_runtime::retry::{blocking, retry_forever, Backoff};
 use futures::FutureExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ackbox_shared::db::PgPool;
+use ackbox_db::db::PgPool;
 use async_trait::async_trait;
 use diesel::pg::PgConnection;
 use diesel::QueryResult;
@@ -91,9 +91,9 @@ impl JobContext {
         let Some(pool) = self.pool.clone() else { return false };
         let report = serde_json::json!({ "percent": percent.min(100), "message": message });
         let (id, attempt) = (self.job_id, self.attempt);
-        let res = tokio::task::spawn_blocking(move || -> Result<bool, ackbox_shared::db::DbError> {
+        let res = tokio::task::spawn_blocking(move || -> Result<bool, ackbox_db::db::DbError> {
             let mut conn = pool.get()?;
-            Ok(ackbox_shared::state::progress(&mut conn, id, attempt, &report)?)
+            Ok(ackbox_db::state::progress(&mut conn, id, attempt, &report)?)
         })
         .await;
         match res {

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ackbox_shared::db::DbError;
-use ackbox_shared::state;
+use ackbox_db::db::DbError;
+use ackbox_db::state;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 

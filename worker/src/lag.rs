@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ackbox_shared::db::DbError;
+use ackbox_db::db::DbError;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::LatestLag;
@@ -20,7 +20,7 @@ pub(crate) async fn lag_report_loop(shared: Arc<Shared>, lag: LatestLag, stop: C
         let s = shared.clone();
         let res = tokio::task::spawn_blocking(move || -> Result<usize, DbError> {
             let mut conn = s.pool.get()?;
-            Ok(ackbox_shared::models::consumer_lag::report(&mut conn, &s.config.group, &rows)?)
+            Ok(ackbox_db::models::consumer_lag::report(&mut conn, &s.config.group, &rows)?)
         })
         .await;
         if let Ok(Err(e)) = res {

@@ -24,20 +24,20 @@ pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
     use anyhow::Context;
     let config = config::WorkerConfig::from_env().context("invalid configuration")?;
     if config.db.auto_migrate {
-        ackbox_shared::migrate::run_pending_in_background(&config.db.url)
+        ackbox_db::migrate::run_pending_in_background(&config.db.url)
             .await
             .context("failed to run migrations at start-up (set ACKBOX_AUTO_MIGRATE=false to skip)")?;
     }
-    let pool = ackbox_shared::db::build_pool(&config.db);
+    let pool = ackbox_db::db::build_pool(&config.db);
     // Kinds first: the API accepts them while Kafka is still unreachable, and the outbox holds the jobs until then.
     register_kinds(&pool, &registry).await;
-    ackbox_shared::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
+    ackbox_runtime::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
     let metrics = metrics::WorkerMetrics::new();
-    ackbox_shared::ops::spawn(&config.ops_bind, metrics.registry.clone(), pool.clone())
+    ackbox_runtime::ops::spawn(&config.ops_bind, metrics.registry.clone(), pool.clone())
         .with_context(|| format!("failed to bind the ops endpoint {} (ACKBOX_WORKER_OPS_BIND)", config.ops_bind))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        ackbox_shared::runtime::shutdown_signal().await;
+        ackbox_runtime::process::shutdown_signal().await;
         log::info!("shutdown requested");
         let _ = stop_tx.send(true);
     });
@@ -46,14 +46,14 @@ pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
 }
 
 /// Upserts this worker's kinds into `job_kinds`, so the API accepts them, retrying until Postgres answers.
-pub async fn register_kinds(pool: &ackbox_shared::db::PgPool, registry: &Registry) {
-    use ackbox_shared::retry::{blocking, retry_forever, Backoff};
+pub async fn register_kinds(pool: &ackbox_db::db::PgPool, registry: &Registry) {
+    use ackbox_runtime::retry::{blocking, retry_forever, Backoff};
     let backoff = Backoff::new(std::time::Duration::from_millis(200), std::time::Duration::from_secs(5));
     retry_forever("registering job kinds", backoff, || {
         let (p, kinds) = (pool.clone(), registry.kinds());
-        blocking(move || -> Result<usize, ackbox_shared::db::DbError> {
+        blocking(move || -> Result<usize, ackbox_db::db::DbError> {
             let mut conn = p.get()?;
-            Ok(ackbox_shared::models::job_kind::register(&mut conn, &kinds)?)
+            Ok(ackbox_db::models::job_kind::register(&mut conn, &kinds)?)
         })
     })
     .await;

@@ -20,11 +20,11 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    ackbox_shared::runtime::init_logging();
+    ackbox_runtime::process::init_logging();
     match Cli::parse().command {
         Some(Command::Migrate) => {
-            let db = ackbox_shared::config::DbConfig::from_env().context("invalid configuration")?;
-            ackbox_shared::migrate::run_pending_in_background(&db.url).await.context("failed to run migrations")?;
+            let db = ackbox_db::config::DbConfig::from_env().context("invalid configuration")?;
+            ackbox_db::migrate::run_pending_in_background(&db.url).await.context("failed to run migrations")?;
             Ok(())
         }
         _ => ackbox_worker::main_with(ackbox_worker::handlers::builtin()).await,

@@ -37,7 +37,7 @@ const LATENCY_BUCKETS: &[f64] =
 impl WorkerMetrics {
     /// Creates and registers every metric (plus process metrics).
     pub fn new() -> Self {
-        let reg = ackbox_shared::ops::Registrar::new();
+        let reg = ackbox_runtime::ops::Registrar::new();
         Self {
             consumer_lag: reg.add(
                 IntGaugeVec::new(

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ackbox_shared::db::PgPool;
-use ackbox_shared::state::ClaimedJob;
+use ackbox_db::db::PgPool;
+use ackbox_db::state::ClaimedJob;
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::OwnedSemaphorePermit;

@@ -1,7 +1,7 @@
 //! `POST /v1/jobs/{id}/cancel`: cancel a queued job at once (200), ask a running one to stop (202), refuse a finished
 //! one (409).
 
-use ackbox_shared::state::{self, CancelOutcome};
+use ackbox_db::state::{self, CancelOutcome};
 use actix_web::{web, HttpResponse};
 
 use crate::auth::Tenant;

@@ -1,8 +1,8 @@
 //! `GET /dashboard/api/jobs/{id}` (admin key): any tenant's job, for the dashboard's lookup box. The payload is
 //! left out (only its size is shown): it may hold a tenant's data, and the dashboard is for operations.
 
-use ackbox_shared::models::Job;
-use ackbox_shared::outbox;
+use ackbox_db::models::Job;
+use ackbox_db::outbox;
 use actix_web::{web, HttpResponse};
 
 use crate::auth::Admin;

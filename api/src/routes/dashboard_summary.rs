@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use ackbox_shared::models::consumer_lag::{self, LagRow};
-use ackbox_shared::models::job::{counts_by_status_and_kind, list_all, AdminFilter};
-use ackbox_shared::models::JobStatus;
-use ackbox_shared::outbox::{self, BacklogSample, OutboxStats};
+use ackbox_db::models::consumer_lag::{self, LagRow};
+use ackbox_db::models::job::{counts_by_status_and_kind, list_all, AdminFilter};
+use ackbox_db::models::JobStatus;
+use ackbox_db::outbox::{self, BacklogSample, OutboxStats};
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ackbox_shared::models::Job;
+use ackbox_db::models::Job;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 

@@ -1,6 +1,6 @@
 //! `GET /v1/jobs/{id}/result`: the handler's output, once there is one.
 
-use ackbox_shared::models::JobStatus;
+use ackbox_db::models::JobStatus;
 use actix_web::{web, HttpResponse};
 
 use crate::auth::Tenant;

@@ -21,5 +21,5 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(ackbox_shared::ops::render(&state.metrics.registry))
+        .body(ackbox_runtime::ops::render(&state.metrics.registry))
 }

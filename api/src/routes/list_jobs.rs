@@ -1,6 +1,6 @@
 //! `GET /v1/jobs?status=&kind=&limit=&cursor=`: the tenant's jobs, newest first, with keyset pagination.
 
-use ackbox_shared::models::{job, Job, JobStatus};
+use ackbox_db::models::{job, Job, JobStatus};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

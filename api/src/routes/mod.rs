@@ -1,6 +1,6 @@
 //! The routes table: every endpoint, in one place. One file per handler.
 
-use ackbox_shared::models::Job;
+use ackbox_db::models::Job;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse, HttpResponseBuilder};
 

@@ -1,8 +1,8 @@
 //! `POST /v1/jobs`: accept a job. The job row and its outbox row (and the Idempotency-Key, if any) commit in ONE
 //! transaction before the 202 is sent, so every id we hand out can be read back at once.
 
-use ackbox_shared::models::NewJob;
-use ackbox_shared::state::{self, IdempotencyKey, Submitted};
+use ackbox_db::models::NewJob;
+use ackbox_db::state::{self, IdempotencyKey, Submitted};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use crate::error::{ApiError, Problem};
 use crate::routes::document_response;
 use crate::state::AppState;
 
-pub use ackbox_shared::models::job_kind::{valid_kind, MAX_KIND_LEN};
+pub use ackbox_db::models::job_kind::{valid_kind, MAX_KIND_LEN};
 /// Attempts a client may ask for at most.
 pub const MAX_ATTEMPTS_LIMIT: i32 = 100;
 /// Attempts when the client does not say.

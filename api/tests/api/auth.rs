@@ -33,19 +33,16 @@ async fn a_revoked_key_stops_working_at_once() {
     // Warm the key cache first: revocation must beat it.
     assert_eq!(app.get("/v1/jobs").send().await.expect("GET").status().as_u16(), 200);
     let key = app.key.clone();
-    let prefix = ackbox_shared::models::tenant::key_prefix(&key).expect("prefix").to_string();
-    assert!(app.with_db(move |c| ackbox_shared::models::tenant::revoke_key(c, &prefix).expect("revoke")).await);
+    let prefix = ackbox_db::models::tenant::key_prefix(&key).expect("prefix").to_string();
+    assert!(app.with_db(move |c| ackbox_db::models::tenant::revoke_key(c, &prefix).expect("revoke")).await);
 
     // The revocation reaches the API through NOTIFY; wait for the condition, not for a fixed time.
-    let status = ackbox_shared::testing::wait_for_async(
-        "the revoked key to be refused",
-        std::time::Duration::from_secs(10),
-        || async {
+    let status =
+        ackbox_testing::wait_for_async("the revoked key to be refused", std::time::Duration::from_secs(10), || async {
             let s = app.get("/v1/jobs").send().await.map(|r| r.status().as_u16());
             s.ok().filter(|s| *s == 401)
-        },
-    )
-    .await;
+        })
+        .await;
     assert_eq!(status, 401);
     assert_problem(app.post_job(serde_json::json!({"kind": "noop"})).await, 401, "/problems/unauthorized").await;
 }
@@ -94,7 +91,7 @@ async fn a_kind_no_worker_registered_is_422_and_writes_nothing() {
     assert!(problem["detail"].as_str().expect("detail").contains("nobody-runs-this"));
     assert_eq!(app.row_counts().await, (0, 0));
     // Registered later (a worker started): accepted without restarting the API.
-    app.with_db(|c| ackbox_shared::models::job_kind::register(c, &["nobody-runs-this".to_string()]).expect("register"))
+    app.with_db(|c| ackbox_db::models::job_kind::register(c, &["nobody-runs-this".to_string()]).expect("register"))
         .await;
     assert_eq!(app.post_job(serde_json::json!({"kind": "nobody-runs-this"})).await.status().as_u16(), 202);
 }

@@ -14,15 +14,13 @@ async fn cancel_a_queued_job_at_once_a_running_one_by_request_and_refuse_a_finis
     assert!(doc["finished_at"].is_string());
     // the worker would now skip it: a claim finds nothing
     let claimed =
-        app.with_db(move |c| ackbox_shared::state::claim(c, &[queued], Duration::from_secs(30)).expect("claim")).await;
+        app.with_db(move |c| ackbox_db::state::claim(c, &[queued], Duration::from_secs(30)).expect("claim")).await;
     assert!(claimed.is_empty(), "a cancelled job is never claimed");
 
     // running → 202, cancel_requested, still running until the worker stops it
     let running = app.submit(serde_json::json!({"kind": "sleep", "payload": {"ms": 60000}})).await;
     let attempt = app
-        .with_db(move |c| {
-            ackbox_shared::state::claim(c, &[running], Duration::from_secs(30)).expect("claim")[0].attempt
-        })
+        .with_db(move |c| ackbox_db::state::claim(c, &[running], Duration::from_secs(30)).expect("claim")[0].attempt)
         .await;
     let resp = app.post(&format!("/v1/jobs/{running}/cancel")).send().await.expect("cancel");
     assert_eq!(resp.status().as_u16(), 202);
@@ -30,14 +28,10 @@ async fn cancel_a_queued_job_at_once_a_running_one_by_request_and_refuse_a_finis
     assert_eq!((doc["status"].as_str(), doc["cancel_requested"].as_bool()), (Some("running"), Some(true)));
     // the worker's heartbeat sees the request; its stopped attempt ends cancelled
     let beat = app
-        .with_db(move |c| {
-            ackbox_shared::state::heartbeat(c, &[(running, attempt)], Duration::from_secs(30)).expect("hb")
-        })
+        .with_db(move |c| ackbox_db::state::heartbeat(c, &[(running, attempt)], Duration::from_secs(30)).expect("hb"))
         .await;
     assert_eq!(beat, vec![(running, true)]);
-    assert!(
-        app.with_db(move |c| ackbox_shared::state::cancel_running(c, running, attempt).expect("cancel_running")).await
-    );
+    assert!(app.with_db(move |c| ackbox_db::state::cancel_running(c, running, attempt).expect("cancel_running")).await);
     let doc: serde_json::Value =
         app.get(&format!("/v1/jobs/{running}")).send().await.expect("GET").json().await.expect("json");
     assert_eq!(doc["status"], "cancelled");

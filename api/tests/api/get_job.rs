@@ -32,11 +32,11 @@ async fn a_succeeded_job_has_no_retry_after_and_serves_its_result() {
 
     // Drive the job through the state machine the way a worker would.
     let mut conn = app.db.conn();
-    let claimed = ackbox_shared::state::claim(&mut conn, &[id], std::time::Duration::from_secs(30)).expect("claim");
+    let claimed = ackbox_db::state::claim(&mut conn, &[id], std::time::Duration::from_secs(30)).expect("claim");
     assert_eq!(claimed.len(), 1);
-    let done = ackbox_shared::state::complete(
+    let done = ackbox_db::state::complete(
         &mut conn,
-        &[ackbox_shared::state::Success { id, attempt: claimed[0].attempt, result: claimed[0].payload.clone() }],
+        &[ackbox_db::state::Success { id, attempt: claimed[0].attempt, result: claimed[0].payload.clone() }],
     )
     .expect("complete");
     assert_eq!(done, vec![id]);

@@ -1,8 +1,8 @@
 use std::net::TcpListener;
 
 use ackbox_api::config::ApiConfig;
-use ackbox_shared::config::DbConfig;
-use ackbox_shared::testing::TestDb;
+use ackbox_db::config::DbConfig;
+use ackbox_testing::TestDb;
 use diesel::prelude::*;
 
 /// The kinds the built-in worker registers; tests register them as a worker would.
@@ -45,14 +45,14 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut ApiConfig)) -> TestApp {
     let db = tokio::task::spawn_blocking(TestDb::new).await.expect("create test database");
-    let topic = ackbox_shared::testing::unique_topic("api");
+    let topic = ackbox_testing::unique_topic("api");
     let url = db.url().to_string();
     let key = tokio::task::spawn_blocking(move || {
         let mut conn = PgConnection::establish(&url).expect("connect");
         let kinds: Vec<String> = KINDS.iter().map(|k| k.to_string()).collect();
-        ackbox_shared::models::job_kind::register(&mut conn, &kinds).expect("register kinds");
-        let t = ackbox_shared::models::tenant::ensure_tenant(&mut conn, "tenant-a").expect("tenant");
-        ackbox_shared::models::tenant::create_key(&mut conn, t.id).expect("key").1
+        ackbox_db::models::job_kind::register(&mut conn, &kinds).expect("register kinds");
+        let t = ackbox_db::models::tenant::ensure_tenant(&mut conn, "tenant-a").expect("tenant");
+        ackbox_db::models::tenant::create_key(&mut conn, t.id).expect("key").1
     })
     .await
     .expect("seed");
@@ -60,7 +60,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ApiConfig)) -> TestApp {
     tweak(&mut config);
     let listener = TcpListener::bind(&config.bind).expect("bind port 0");
     let address = format!("http://{}", listener.local_addr().expect("local addr"));
-    let pool = ackbox_shared::db::build_pool(&config.db);
+    let pool = ackbox_db::db::build_pool(&config.db);
     let server = ackbox_api::run(listener, pool, config).expect("start server");
     actix_web::rt::spawn(server);
     TestApp { address, client: reqwest::Client::new(), db, topic, key }
@@ -99,8 +99,8 @@ impl TestApp {
         let name = name.to_string();
         tokio::task::spawn_blocking(move || {
             let mut conn = PgConnection::establish(&url).expect("connect");
-            let t = ackbox_shared::models::tenant::ensure_tenant(&mut conn, &name).expect("tenant");
-            ackbox_shared::models::tenant::create_key(&mut conn, t.id).expect("key").1
+            let t = ackbox_db::models::tenant::ensure_tenant(&mut conn, &name).expect("tenant");
+            ackbox_db::models::tenant::create_key(&mut conn, t.id).expect("key").1
         })
         .await
         .expect("seed")
@@ -117,7 +117,7 @@ impl TestApp {
     /// (jobs, outbox) row counts, to prove that rejected requests wrote nothing.
     pub async fn row_counts(&self) -> (i64, i64) {
         self.with_db(|conn| {
-            use ackbox_shared::schema::{jobs, outbox};
+            use ackbox_db::schema::{jobs, outbox};
             let j: i64 = jobs::table.count().get_result(conn).expect("count jobs");
             let o: i64 = outbox::table.count().get_result(conn).expect("count outbox");
             (j, o)

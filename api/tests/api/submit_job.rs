@@ -1,4 +1,4 @@
-use ackbox_shared::envelope::Envelope;
+use ackbox_types::envelope::Envelope;
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -29,16 +29,16 @@ async fn submit_commits_job_and_outbox_row_before_answering_202() {
 
     // ... and both rows are committed: the outbox row names the job, the topic and the first attempt.
     let mut conn = app.db.conn();
-    let rows = ackbox_shared::outbox::for_job(&mut conn, id).expect("outbox rows");
+    let rows = ackbox_db::outbox::for_job(&mut conn, id).expect("outbox rows");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].topic, app.topic);
     assert_eq!(rows[0].key, id.to_string());
     assert!(rows[0].published_at.is_none());
     let env: Envelope = serde_json::from_value(rows[0].payload.clone()).expect("envelope");
     assert_eq!((env.job_id, env.kind.as_str(), env.attempt), (id, "echo", 1));
-    let payload: serde_json::Value = ackbox_shared::schema::jobs::table
+    let payload: serde_json::Value = ackbox_db::schema::jobs::table
         .find(id)
-        .select(ackbox_shared::schema::jobs::payload)
+        .select(ackbox_db::schema::jobs::payload)
         .first(&mut conn)
         .expect("job row");
     assert_eq!(payload, serde_json::json!({"x": 1}));
@@ -52,7 +52,7 @@ async fn payload_and_max_attempts_have_defaults() {
     let doc: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(doc["max_attempts"], 3);
     let id: Uuid = doc["id"].as_str().expect("id").parse().expect("uuid");
-    let job = ackbox_shared::models::Job::find(&mut app.db.conn(), id).expect("query").expect("row");
+    let job = ackbox_db::models::Job::find(&mut app.db.conn(), id).expect("query").expect("row");
     assert_eq!(job.payload, serde_json::json!({}));
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use ackbox_shared::state::{self, Success};
+use ackbox_db::state::{self, Success};
 
 use crate::helpers::{spawn_app, spawn_app_with};
 
@@ -23,7 +23,7 @@ async fn a_long_poll_returns_as_soon_as_the_job_finishes() {
     let app = spawn_app().await;
     let id = app.submit(serde_json::json!({"kind": "noop"})).await;
     // Wait until the API's listener is connected (a long-poll before that still works, it just cannot be woken).
-    ackbox_shared::testing::wait_for_async("the listener to connect", Duration::from_secs(30), || async {
+    ackbox_testing::wait_for_async("the listener to connect", Duration::from_secs(30), || async {
         let text = app.get("/metrics").send().await.ok()?.text().await.ok()?;
         text.lines().any(|l| l == "ackbox_listener_connected 1").then_some(())
     })
@@ -72,7 +72,7 @@ async fn a_thousand_waiters_do_not_exhaust_a_pool_of_four() {
     let all = futures::future::join_all(waiters);
     let meanwhile = async {
         // While 1000 requests wait, the metrics show them and a submission still gets a connection.
-        let gauge = ackbox_shared::testing::wait_for_async("waiters to register", Duration::from_secs(30), || async {
+        let gauge = ackbox_testing::wait_for_async("waiters to register", Duration::from_secs(30), || async {
             let text = app.client.get(app.url("/metrics")).send().await.ok()?.text().await.ok()?;
             let n: i64 = text.lines().find_map(|l| l.strip_prefix("ackbox_long_poll_waiters "))?.parse().ok()?;
             (n >= 500).then_some(n)
@@ -130,7 +130,7 @@ async fn retry_after_is_in_the_header_and_the_body_and_overdue_jobs_say_so() {
 fn the_retry_after_estimate_follows_observed_time_to_start_clamped_to_1_60() {
     use ackbox_api::estimates::{load_estimates, Estimates};
     use diesel::RunQueryDsl;
-    let db = ackbox_shared::testing::TestDb::new();
+    let db = ackbox_testing::TestDb::new();
     let mut conn = db.conn();
     // Recent "slow" jobs started 7 s after acceptance; "glacial" ones 500 s after.
     diesel::sql_query(
@@ -144,8 +144,8 @@ fn the_retry_after_estimate_follows_observed_time_to_start_clamped_to_1_60() {
     let estimates = Estimates::default();
     estimates.set(load_estimates(&db.pool(1)).expect("estimates"));
     let queued = |kind: &str| {
-        let new = ackbox_shared::models::NewJob::new(kind, serde_json::json!({}), 1);
-        let job = ackbox_shared::state::submit(&mut db.conn(), &new, "t").expect("submit");
+        let new = ackbox_db::models::NewJob::new(kind, serde_json::json!({}), 1);
+        let job = ackbox_db::state::submit(&mut db.conn(), &new, "t").expect("submit");
         ackbox_api::document::retry_after(&job, &estimates)
     };
     assert_eq!(queued("slow"), Some(7));
@@ -161,11 +161,11 @@ fn the_listener_thread_stops_when_its_handle_is_dropped() {
     use ackbox_api::auth::KeyCache;
     use ackbox_api::estimates::Estimates;
     use ackbox_api::waiters::Waiters;
-    use ackbox_shared::testing::{wait_for, TestDb};
+    use ackbox_testing::{wait_for, TestDb};
 
     let db = TestDb::new();
     let config = crate::helpers::test_config(&db, "unused");
-    let pool = ackbox_shared::db::build_pool(&config.db);
+    let pool = ackbox_db::db::build_pool(&config.db);
     let keys = Arc::new(KeyCache::new(Duration::from_secs(60)));
     let live = ackbox_api::live::start(
         config.db.url.clone(),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ackbox_e2e::{Component, Stack};
-use ackbox_shared::testing::wait_for;
+use ackbox_testing::wait_for;
 use diesel::prelude::*;
 
 /// Short leases and a fast rescuer, so crashed attempts come back within the test's deadline.
@@ -97,7 +97,7 @@ fn a_worker_paused_past_its_lease_cannot_overwrite_the_attempt_that_replaced_it(
     let doc = stack.submit(&client, serde_json::json!({"kind": "effect", "payload": {"ms": 2500}, "max_attempts": 3}));
     let id: uuid::Uuid = doc["id"].as_str().expect("id").parse().expect("uuid");
     let attempts = |conn: &mut PgConnection| -> (String, i32) {
-        use ackbox_shared::schema::jobs;
+        use ackbox_db::schema::jobs;
         jobs::table.find(id).select((jobs::status, jobs::attempts)).first(conn).expect("job")
     };
     wait_for("attempt 1 to run", Duration::from_secs(30), || {
@@ -120,7 +120,7 @@ fn a_worker_paused_past_its_lease_cannot_overwrite_the_attempt_that_replaced_it(
     // A wakes up and finishes (or is cancelled by its heartbeat): either way its write is fenced out.
     stack.signal(Component::Worker, 0, "CONT");
     let effects = || -> Vec<i32> {
-        use ackbox_shared::schema::job_effects;
+        use ackbox_db::schema::job_effects;
         job_effects::table
             .filter(job_effects::job_id.eq(id))
             .select(job_effects::attempt)

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ackbox_e2e::{bin_path, Stack};
-use ackbox_shared::testing::wait_for;
+use ackbox_testing::wait_for;
 use diesel::prelude::*;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -53,9 +53,9 @@ fn the_dashboard_shows_what_the_database_holds_and_only_to_admins() {
     let http = stack.client();
     let admin_key = {
         let mut conn = stack.db.conn();
-        let ops = ackbox_shared::models::tenant::ensure_tenant(&mut conn, "ops").expect("tenant");
-        ackbox_shared::models::tenant::set_admin(&mut conn, ops.id, true).expect("admin");
-        ackbox_shared::models::tenant::create_key(&mut conn, ops.id).expect("key").1
+        let ops = ackbox_db::models::tenant::ensure_tenant(&mut conn, "ops").expect("tenant");
+        ackbox_db::models::tenant::set_admin(&mut conn, ops.id, true).expect("admin");
+        ackbox_db::models::tenant::create_key(&mut conn, ops.id).expect("key").1
     };
 
     for _ in 0..3 {
@@ -67,8 +67,8 @@ fn the_dashboard_shows_what_the_database_holds_and_only_to_admins() {
         failed.push(doc["id"].as_str().expect("id").to_string());
     }
     wait_for("all 5 jobs to finish", Duration::from_secs(60), || {
-        let n: i64 = ackbox_shared::schema::jobs::table
-            .filter(ackbox_shared::schema::jobs::status.eq_any(["succeeded", "failed"]))
+        let n: i64 = ackbox_db::schema::jobs::table
+            .filter(ackbox_db::schema::jobs::status.eq_any(["succeeded", "failed"]))
             .count()
             .get_result(&mut stack.db.conn())
             .ok()?;
@@ -76,8 +76,8 @@ fn the_dashboard_shows_what_the_database_holds_and_only_to_admins() {
     });
     wait_for("backlog samples and a lag report", Duration::from_secs(60), || {
         let mut conn = stack.db.conn();
-        let samples = ackbox_shared::outbox::backlog_history(&mut conn, Duration::from_secs(3600)).ok()?;
-        let lag = ackbox_shared::models::consumer_lag::current(&mut conn, Duration::from_secs(60)).ok()?;
+        let samples = ackbox_db::outbox::backlog_history(&mut conn, Duration::from_secs(3600)).ok()?;
+        let lag = ackbox_db::models::consumer_lag::current(&mut conn, Duration::from_secs(60)).ok()?;
         (samples.len() >= 2 && !lag.is_empty()).then_some(())
     });
 
@@ -120,8 +120,8 @@ fn the_dashboard_shows_what_the_database_holds_and_only_to_admins() {
     let dom = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(dom.contains("data-generated-at"), "the page loaded its data: {}", String::from_utf8_lossy(&out.stderr));
     let db_count = |status: &str| -> i64 {
-        ackbox_shared::schema::jobs::table
-            .filter(ackbox_shared::schema::jobs::status.eq(status))
+        ackbox_db::schema::jobs::table
+            .filter(ackbox_db::schema::jobs::status.eq(status))
             .count()
             .get_result(&mut stack.db.conn())
             .expect("count")
@@ -134,7 +134,7 @@ fn the_dashboard_shows_what_the_database_holds_and_only_to_admins() {
         );
     }
     assert_eq!(text_of(&dom, "data-kind=\"echo\" data-status=\"succeeded\"").as_deref(), Some("3"));
-    let backlog: i64 = ackbox_shared::outbox::unpublished_count(&mut stack.db.conn()).expect("backlog");
+    let backlog: i64 = ackbox_db::outbox::unpublished_count(&mut stack.db.conn()).expect("backlog");
     assert_eq!(text_of(&dom, "id=\"backlog\""), Some(backlog.to_string()));
     assert!(failed.iter().all(|id| dom.contains(&format!("data-job-id=\"{id}\""))), "failures listed");
     assert!(dom.contains("<svg"), "the backlog chart is drawn");

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use ackbox_e2e::Stack;
-use ackbox_shared::testing::wait_for;
+use ackbox_testing::wait_for;
 
 /// Short deadlines so the slow clients are cut within the test.
 const SHORT: &[(&str, &str)] = &[("ACKBOX_MAX_WAIT_SECS", "1"), ("ACKBOX_REQUEST_TIMEOUT_SECS", "3")];
@@ -69,11 +69,9 @@ fn slow_clients_are_cut_off_and_do_not_block_anyone_else() {
         let answer = read_all(s);
         assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "slow head: {answer:?}");
     }
-    let jobs: i64 = diesel::RunQueryDsl::get_result(
-        diesel::QueryDsl::count(ackbox_shared::schema::jobs::table),
-        &mut stack.db.conn(),
-    )
-    .expect("count");
+    let jobs: i64 =
+        diesel::RunQueryDsl::get_result(diesel::QueryDsl::count(ackbox_db::schema::jobs::table), &mut stack.db.conn())
+            .expect("count");
     assert_eq!(jobs, 20, "only the 20 complete submits created jobs");
 }
 

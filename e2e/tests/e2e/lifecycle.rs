@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use ackbox_e2e::Stack;
-use ackbox_shared::testing::wait_for;
+use ackbox_testing::wait_for;
 
 fn wait_terminal(stack: &Stack, client: &reqwest::blocking::Client, id: &str) -> serde_json::Value {
     wait_for(&format!("job {id} to finish"), Duration::from_secs(60), || {
@@ -51,11 +51,9 @@ fn echo_result_fail_retries_and_final_failure_through_the_whole_chain() {
     let result = client.get(stack.url(&format!("/v1/jobs/{doomed_id}/result"))).send().expect("GET result");
     assert_eq!(result.status().as_u16(), 409);
 
-    let jobs: i64 = diesel::RunQueryDsl::get_result(
-        diesel::QueryDsl::count(ackbox_shared::schema::jobs::table),
-        &mut stack.db.conn(),
-    )
-    .expect("count");
+    let jobs: i64 =
+        diesel::RunQueryDsl::get_result(diesel::QueryDsl::count(ackbox_db::schema::jobs::table), &mut stack.db.conn())
+            .expect("count");
     assert_eq!(jobs, 3, "the refused kind wrote no job");
 
     stack.assert_alive();

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use ackbox_e2e::{Component, Stack};
-use ackbox_shared::testing::wait_for;
+use ackbox_testing::wait_for;
 use diesel::prelude::*;
 
 /// Longer than every deadline below (the broker caps sessions at 30 min).
@@ -19,12 +19,12 @@ const LONG_SESSION: &[(&str, &str)] = &[("ACKBOX_WORKER_SESSION_TIMEOUT_MS", "24
 const WELL_BEFORE_THE_SESSION_ENDS: Duration = Duration::from_secs(90);
 
 fn count(conn: &mut PgConnection, status: &str) -> i64 {
-    use ackbox_shared::schema::jobs;
+    use ackbox_db::schema::jobs;
     jobs::table.filter(jobs::status.eq(status)).count().get_result(conn).expect("count")
 }
 
 fn max_attempts_used(conn: &mut PgConnection) -> i32 {
-    use ackbox_shared::schema::jobs;
+    use ackbox_db::schema::jobs;
     jobs::table.select(diesel::dsl::max(jobs::attempts)).first::<Option<i32>>(conn).expect("max").unwrap_or(0)
 }
 

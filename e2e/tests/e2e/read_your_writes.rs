@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use ackbox_e2e::Stack;
-use ackbox_shared::testing::wait_for;
+use ackbox_testing::wait_for;
 use diesel::prelude::*;
 
 #[derive(QueryableByName)]

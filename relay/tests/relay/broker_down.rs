@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use ackbox_shared::testing::{kafka_config, unique_topic, TestDb};
+use ackbox_testing::{kafka_config, unique_topic, TestDb};
 
 use crate::helpers::{relay, relay_config, submit};
 
@@ -20,7 +20,7 @@ fn undeliverable_rows_stay_unpublished_with_the_error_and_back_off() {
 
     let mut conn = db.conn();
     for id in ids {
-        let row = &ackbox_shared::outbox::for_job(&mut conn, id).expect("rows")[0];
+        let row = &ackbox_db::outbox::for_job(&mut conn, id).expect("rows")[0];
         assert!(row.published_at.is_none(), "not published");
         assert_eq!(row.attempts, 1);
         assert!(row.last_error.as_deref().is_some_and(|e| !e.is_empty()), "error kept");

@@ -1,10 +1,11 @@
 use std::time::Duration;
 
+use ackbox_db::config::DbConfig;
+use ackbox_db::models::NewJob;
 use ackbox_relay::config::RelayConfig;
 use ackbox_relay::Relay;
-use ackbox_shared::config::{DbConfig, KafkaConfig};
-use ackbox_shared::models::NewJob;
-use ackbox_shared::testing::TestDb;
+use ackbox_runtime::kafka::KafkaConfig;
+use ackbox_testing::TestDb;
 use uuid::Uuid;
 
 pub fn relay_config(db: &TestDb, kafka: &KafkaConfig) -> RelayConfig {
@@ -45,7 +46,7 @@ pub fn submit(db: &TestDb, topic: &str, n: usize) -> Vec<Uuid> {
     let mut conn = db.conn();
     (0..n)
         .map(|i| {
-            ackbox_shared::state::submit(&mut conn, &NewJob::new("noop", serde_json::json!({ "i": i }), 3), topic)
+            ackbox_db::state::submit(&mut conn, &NewJob::new("noop", serde_json::json!({ "i": i }), 3), topic)
                 .expect("submit")
                 .id
         })

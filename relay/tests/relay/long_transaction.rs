@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use ackbox_shared::config::DbConfig;
-use ackbox_shared::testing::{fresh_topic, wait_for, TestDb};
+use ackbox_db::config::DbConfig;
+use ackbox_testing::{fresh_topic, wait_for, TestDb};
 use diesel::prelude::*;
 
 use crate::helpers::{relay_config, submit, DEADLINE};
@@ -24,7 +24,7 @@ fn a_long_transaction_during_load_shows_in_the_age_gauge_and_claims_stay_on_the_
     // The relay as in production: its own role, which needs pg_read_all_stats to see other sessions.
     let mut config = relay_config(&db, &kafka);
     config.db = DbConfig { url: db.url_as("ackbox_relay"), ..config.db };
-    let pool = ackbox_shared::db::build_pool(&config.db);
+    let pool = ackbox_db::db::build_pool(&config.db);
     let relay = ackbox_relay::Relay::new(pool, config, ackbox_relay::metrics::RelayMetrics::new()).expect("relay");
 
     // A session opens a transaction (with a snapshot) and sits on it.

@@ -1,7 +1,7 @@
 use std::sync::mpsc;
 
-use ackbox_shared::models::NewJob;
-use ackbox_shared::testing::{consume, fresh_topic, TestDb};
+use ackbox_db::models::NewJob;
+use ackbox_testing::{consume, fresh_topic, TestDb};
 use diesel::Connection;
 
 use crate::helpers::{relay, relay_config, submit, DEADLINE};
@@ -20,7 +20,7 @@ fn a_row_with_a_lower_id_that_commits_late_is_still_published() {
     let late = std::thread::spawn(move || {
         let mut conn = diesel::PgConnection::establish(&url).expect("connect");
         conn.transaction(|c| {
-            let job = ackbox_shared::state::submit(c, &NewJob::new("noop", serde_json::json!({}), 3), &topic)?;
+            let job = ackbox_db::state::submit(c, &NewJob::new("noop", serde_json::json!({}), 3), &topic)?;
             ready_tx.send(job.id).expect("signal");
             commit_rx.recv().expect("wait for the go-ahead");
             Ok::<_, diesel::result::Error>(job.id)
@@ -32,7 +32,7 @@ fn a_row_with_a_lower_id_that_commits_late_is_still_published() {
     // B commits first with a higher id.
     let early_id = submit(&db, &kafka.topic, 1)[0];
     let mut conn = db.conn();
-    let a_row = ackbox_shared::outbox::for_job(&mut conn, late_id).expect("rows");
+    let a_row = ackbox_db::outbox::for_job(&mut conn, late_id).expect("rows");
     assert!(a_row.is_empty(), "A is not visible before it commits");
 
     // Act 1: a round publishes B; A is invisible, not skipped past.
@@ -45,8 +45,8 @@ fn a_row_with_a_lower_id_that_commits_late_is_still_published() {
     let second = relay.round().expect("round");
     assert_eq!(second.published, 1);
 
-    let a = ackbox_shared::outbox::for_job(&mut conn, late_id).expect("rows");
-    let b = ackbox_shared::outbox::for_job(&mut conn, early_id).expect("rows");
+    let a = ackbox_db::outbox::for_job(&mut conn, late_id).expect("rows");
+    let b = ackbox_db::outbox::for_job(&mut conn, early_id).expect("rows");
     assert!(a[0].id < b[0].id, "A really had the lower id");
     assert!(a[0].published_at.is_some() && b[0].published_at.is_some());
     let keys: Vec<String> = consume(&kafka, &kafka.topic, 2, DEADLINE).into_iter().map(|m| m.key).collect();

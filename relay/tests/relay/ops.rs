@@ -1,4 +1,4 @@
-use ackbox_shared::testing::{fresh_topic, TestDb};
+use ackbox_testing::{fresh_topic, TestDb};
 
 use crate::helpers::{relay, relay_config, submit};
 
@@ -13,7 +13,7 @@ fn ops_endpoint_serves_health_readiness_and_relay_metrics() {
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
     let addr = rt
-        .block_on(async { ackbox_shared::ops::spawn("127.0.0.1:0", relay.metrics().registry.clone(), db.pool(1)) })
+        .block_on(async { ackbox_runtime::ops::spawn("127.0.0.1:0", relay.metrics().registry.clone(), db.pool(1)) })
         .expect("ops server");
     let get = |path: &str| {
         let resp = reqwest::blocking::get(format!("http://{addr}{path}")).expect("GET");

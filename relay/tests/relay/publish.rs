@@ -1,8 +1,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ackbox_shared::envelope::Envelope;
-use ackbox_shared::testing::{consume, fresh_topic, wait_for, TestDb};
+use ackbox_testing::{consume, fresh_topic, wait_for, TestDb};
+use ackbox_types::envelope::Envelope;
 
 use crate::helpers::{relay, relay_config, submit, DEADLINE};
 
@@ -30,9 +30,9 @@ fn rounds_publish_every_row_once_acknowledged_and_mark_it_published() {
     // Assert: batches were bounded, every row is marked, and the topic holds exactly our jobs.
     assert_eq!(claimed, vec![7, 7, 6]);
     let mut conn = db.conn();
-    assert_eq!(ackbox_shared::outbox::unpublished_count(&mut conn).expect("count"), 0);
+    assert_eq!(ackbox_db::outbox::unpublished_count(&mut conn).expect("count"), 0);
     for id in &ids {
-        let rows = ackbox_shared::outbox::for_job(&mut conn, *id).expect("rows");
+        let rows = ackbox_db::outbox::for_job(&mut conn, *id).expect("rows");
         assert_eq!(rows.len(), 1);
         assert!(rows[0].published_at.is_some());
         assert_eq!(rows[0].attempts, 1);
@@ -78,7 +78,7 @@ fn the_loop_wakes_on_notify_long_before_its_poll_interval() {
 
     let ids = submit(&db, &kafka.topic, 3);
     wait_for("the relay to publish after NOTIFY", std::time::Duration::from_secs(20), || {
-        let n = ackbox_shared::outbox::unpublished_count(&mut db.conn()).expect("count");
+        let n = ackbox_db::outbox::unpublished_count(&mut db.conn()).expect("count");
         (n == 0).then_some(())
     });
     assert_eq!(consume(&kafka, &kafka.topic, ids.len(), DEADLINE).len(), 3);
@@ -127,14 +127,14 @@ fn several_relays_on_one_table_publish_every_row_and_never_block_each_other() {
     });
 
     assert_eq!(per_relay.iter().sum::<usize>(), 300, "SKIP LOCKED handed each row to exactly one relay: {per_relay:?}");
-    assert_eq!(ackbox_shared::outbox::unpublished_count(&mut db.conn()).expect("count"), 0);
+    assert_eq!(ackbox_db::outbox::unpublished_count(&mut db.conn()).expect("count"), 0);
     let keys: BTreeSet<String> = consume(&kafka, &kafka.topic, 300, DEADLINE).into_iter().map(|m| m.key).collect();
     assert_eq!(keys, ids.iter().map(ToString::to_string).collect::<BTreeSet<_>>());
 }
 
 /// The partition counts the broker reports for `topic` (`None`: no such topic), asked by a client that cannot create
 /// topics.
-fn partitions_of(kafka: &ackbox_shared::config::KafkaConfig, topic: &str) -> Option<usize> {
+fn partitions_of(kafka: &ackbox_runtime::kafka::KafkaConfig, topic: &str) -> Option<usize> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let probe: BaseConsumer = kafka.client_config().create().expect("probe");
     let md = probe.fetch_metadata(None, std::time::Duration::from_secs(10)).expect("metadata");
@@ -146,7 +146,7 @@ fn the_relay_creates_its_topic_with_the_configured_partitions() {
     // Arrange: a topic nobody created yet; the relay is configured for 3 partitions (a broker's own default differs:
     // nisshi auto-creates with 4, Apache Kafka with num.partitions).
     let db = TestDb::new();
-    let kafka = ackbox_shared::testing::kafka_config(&ackbox_shared::testing::unique_topic("relay-create"));
+    let kafka = ackbox_testing::kafka_config(&ackbox_testing::unique_topic("relay-create"));
     let mut cfg = relay_config(&db, &kafka);
     cfg.partitions = 3;
     cfg.delivery_timeout = std::time::Duration::from_secs(2);
@@ -163,7 +163,7 @@ fn the_relay_creates_its_topic_with_the_configured_partitions() {
 
     // Act 2: what the relay does at start-up, then a round.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(ackbox_shared::kafka::ensure_topic(&kafka, &kafka.topic, cfg.partitions, 1)).expect("ensure topic");
+    rt.block_on(ackbox_runtime::kafka::ensure_topic(&kafka, &kafka.topic, cfg.partitions, 1)).expect("ensure topic");
     let ids = submit(&db, &kafka.topic, 6);
     let relay = relay(&db, cfg);
     let round = relay.round().expect("round");

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use ackbox_shared::testing::{kafka_config, unique_topic, TestDb};
+use ackbox_testing::{kafka_config, unique_topic, TestDb};
 use diesel::prelude::*;
 
 use crate::helpers::{relay, relay_config, submit};
@@ -43,14 +43,14 @@ fn the_claim_query_reads_only_unpublished_rows_while_a_million_published_rows_aw
 
     // Act: the relay's exact claim statement, as diesel renders it.
     let claim = diesel::debug_query::<diesel::pg::Pg, _>(
-        &ackbox_shared::schema::outbox::table
-            .filter(ackbox_shared::schema::outbox::published_at.is_null())
-            .filter(ackbox_shared::schema::outbox::available_at.le(diesel::dsl::now))
-            .order(ackbox_shared::schema::outbox::id)
+        &ackbox_db::schema::outbox::table
+            .filter(ackbox_db::schema::outbox::published_at.is_null())
+            .filter(ackbox_db::schema::outbox::available_at.le(diesel::dsl::now))
+            .order(ackbox_db::schema::outbox::id)
             .limit(500)
             .for_update()
             .skip_locked()
-            .select(ackbox_shared::schema::outbox::id),
+            .select(ackbox_db::schema::outbox::id),
     )
     .to_string();
     let sql = claim.split(" -- binds").next().expect("sql").replace("$1", "500");
@@ -95,7 +95,7 @@ fn retention_deletes_only_rows_published_before_the_horizon_in_bounded_batches()
     let pass = ackbox_relay::maintenance::pass(&relay).expect("pass");
 
     assert_eq!(pass.deleted, 25, "25 old rows, in batches of 10, 10, 5");
-    let left: i64 = ackbox_shared::schema::outbox::table.count().get_result(&mut conn).expect("count");
+    let left: i64 = ackbox_db::schema::outbox::table.count().get_result(&mut conn).expect("count");
     assert_eq!(left, 10, "7 recent published rows stay for inspection, 3 unpublished stay to be sent");
     assert_eq!(relay.metrics().retention_deleted.get(), 25);
 }
@@ -116,6 +116,6 @@ fn expired_idempotency_keys_are_deleted_and_live_ones_kept() {
     cfg.retention_batch = 5;
     let pass = ackbox_relay::maintenance::pass(&relay(&db, cfg)).expect("pass");
     assert_eq!(pass.expired_keys, 12);
-    let left: i64 = ackbox_shared::schema::idempotency_keys::table.count().get_result(&mut conn).expect("count");
+    let left: i64 = ackbox_db::schema::idempotency_keys::table.count().get_result(&mut conn).expect("count");
     assert_eq!(left, 3);
 }

@@ -113,7 +113,7 @@ impl Handler for EffectKind {
             }
         }
         let (job_id, attempt) = (ctx.job_id, ctx.attempt);
-        ctx.on_commit(move |conn| ackbox_shared::models::job::record_effect(conn, job_id, attempt));
+        ctx.on_commit(move |conn| ackbox_db::models::job::record_effect(conn, job_id, attempt));
         Ok(serde_json::json!({ "attempt": attempt }))
     }
 }

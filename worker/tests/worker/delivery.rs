@@ -1,5 +1,5 @@
-use ackbox_shared::models::JobStatus;
-use ackbox_shared::testing::{dispatch, produce};
+use ackbox_db::models::JobStatus;
+use ackbox_testing::{dispatch, produce};
 
 use crate::helpers::start;
 
@@ -59,7 +59,7 @@ fn a_message_for_a_job_that_does_not_exist_changes_nothing() {
     assert_eq!(w.wait_terminal(id).status, JobStatus::Succeeded);
     let mut conn = w.db.conn();
     let count: i64 =
-        diesel::RunQueryDsl::get_result(diesel::QueryDsl::count(ackbox_shared::schema::jobs::table), &mut conn)
+        diesel::RunQueryDsl::get_result(diesel::QueryDsl::count(ackbox_db::schema::jobs::table), &mut conn)
             .expect("count");
     assert_eq!(count, 1, "no row was invented for the unknown id");
     assert_eq!(w.stop_and_committed_offset(), 2);

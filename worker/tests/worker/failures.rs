@@ -1,5 +1,5 @@
-use ackbox_shared::models::JobStatus;
-use ackbox_shared::testing::dispatch;
+use ackbox_db::models::JobStatus;
+use ackbox_testing::dispatch;
 use ackbox_worker::{async_trait, Handler, HandlerError, JobContext};
 
 use crate::helpers::start;
@@ -49,13 +49,13 @@ fn a_failed_attempt_below_max_goes_back_to_queued_with_a_due_outbox_row() {
     let id = w.submit("fail", serde_json::json!({"times": 5}), 3);
     dispatch(&w.kafka, id, "fail", 1);
 
-    let job = ackbox_shared::testing::wait_for("attempt 1 recorded as a retry", crate::helpers::DEADLINE, || {
+    let job = ackbox_testing::wait_for("attempt 1 recorded as a retry", crate::helpers::DEADLINE, || {
         let j = w.job(id);
         (j.attempts == 1 && j.status == JobStatus::Queued).then_some(j)
     });
     assert_eq!(job.error.expect("error kept")["code"], "deliberate_failure");
     assert!(job.not_before.is_some(), "retry backoff set");
-    let rows = ackbox_shared::outbox::for_job(&mut w.db.conn(), id).expect("rows");
+    let rows = ackbox_db::outbox::for_job(&mut w.db.conn(), id).expect("rows");
     assert_eq!(rows.len(), 2, "the retry wrote a new outbox row in the same transaction");
     assert_eq!(rows[1].payload["attempt"], 2);
     assert_eq!(Some(rows[1].available_at), job.not_before, "the row is due exactly when the job is");

@@ -1,8 +1,9 @@
 use std::time::Duration;
 
-use ackbox_shared::config::{DbConfig, KafkaConfig};
-use ackbox_shared::models::{Job, JobStatus, NewJob};
-use ackbox_shared::testing::{fresh_topic, unique_topic, wait_for, TestDb};
+use ackbox_db::config::DbConfig;
+use ackbox_db::models::{Job, JobStatus, NewJob};
+use ackbox_runtime::kafka::KafkaConfig;
+use ackbox_testing::{fresh_topic, unique_topic, wait_for, TestDb};
 use ackbox_worker::config::WorkerConfig;
 use ackbox_worker::Registry;
 use uuid::Uuid;
@@ -74,7 +75,7 @@ fn start_with(registry: Registry, config: WorkerConfig, db: TestDb, kafka: Kafka
 impl TestWorker {
     /// Inserts a queued job (with its outbox row, which these tests leave unpublished) and returns its id.
     pub fn submit(&self, kind: &str, payload: serde_json::Value, max_attempts: i32) -> Uuid {
-        ackbox_shared::state::submit(&mut self.db.conn(), &NewJob::new(kind, payload, max_attempts), &self.kafka.topic)
+        ackbox_db::state::submit(&mut self.db.conn(), &NewJob::new(kind, payload, max_attempts), &self.kafka.topic)
             .expect("submit")
             .id
     }
@@ -92,7 +93,7 @@ impl TestWorker {
 
     /// Rows in `job_effects` for a job: the number of executions that took effect.
     pub fn effects(&self, id: Uuid) -> i64 {
-        use ackbox_shared::schema::job_effects;
+        use ackbox_db::schema::job_effects;
         use diesel::prelude::*;
         job_effects::table
             .filter(job_effects::job_id.eq(id))

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use ackbox_shared::models::JobStatus;
-use ackbox_shared::testing::{dispatch, wait_for};
+use ackbox_db::models::JobStatus;
+use ackbox_testing::{dispatch, wait_for};
 
 use crate::helpers::{start, start_with_config, DEADLINE};
 
@@ -53,7 +53,7 @@ fn an_attempt_that_lost_its_lease_is_cancelled_and_takes_no_effect() {
         &mut conn,
     )
     .expect("expire lease");
-    let report = ackbox_shared::state::rescue(&mut conn, Duration::from_secs(300), 10, &w.kafka.topic)
+    let report = ackbox_db::state::rescue(&mut conn, Duration::from_secs(300), 10, &w.kafka.topic)
         .expect("rescue")
         .expect("lock");
     assert_eq!(report.requeued, 1);
@@ -91,7 +91,7 @@ fn the_worker_serves_metrics_and_health() {
     dispatch(&w.kafka, id, "noop", 1);
     w.wait_terminal(id);
     let addr =
-        w.rt.block_on(async { ackbox_shared::ops::spawn("127.0.0.1:0", w.metrics.registry.clone(), w.db.pool(1)) })
+        w.rt.block_on(async { ackbox_runtime::ops::spawn("127.0.0.1:0", w.metrics.registry.clone(), w.db.pool(1)) })
             .expect("ops");
     let body = wait_for("outcome and lag metrics", DEADLINE, || {
         let body = reqwest::blocking::get(format!("http://{addr}/metrics")).ok()?.text().ok()?;

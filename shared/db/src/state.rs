@@ -24,10 +24,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Int4, Jsonb, Uuid as SqlUuid};
 use uuid::Uuid;
 
-use crate::envelope::Envelope;
 use crate::models::{Job, JobError, JobStatus, NewJob};
 use crate::outbox;
 use crate::schema::jobs;
+use ackbox_types::envelope::Envelope;
 
 /// Inserts a new `queued` job and its first dispatch message in ONE transaction and returns the committed row.
 /// When this returns `Ok`, the id is durable and may be handed to the client.

@@ -1,3 +1,5 @@
+#![doc = include_str!("../README.md")]
+
 //! Test support (feature `testing`): a fresh database per test, cloned from a migrated template, and a fresh topic
 //! and consumer group per test, so integration tests run in parallel and never see each other's rows or messages.
 //!
@@ -11,8 +13,8 @@ use std::sync::OnceLock;
 use diesel::pg::PgConnection;
 use diesel::{Connection, RunQueryDsl};
 
-use crate::config::{KafkaConfig, DEFAULT_KAFKA_BROKERS};
-use crate::db::{build_pool, PgPool};
+use ackbox_db::db::{build_pool, PgPool};
+use ackbox_runtime::kafka::{KafkaConfig, DEFAULT_KAFKA_BROKERS};
 
 /// Admin URL used when `ACKBOX_TEST_ADMIN_URL` is unset (the machine's trust-auth Postgres).
 ///
@@ -26,7 +28,7 @@ const TEMPLATE_LOCK_KEY: i64 = 0x61636b5f746d70;
 
 /// The admin URL for creating and dropping databases.
 pub fn admin_url() -> String {
-    crate::config::optional("ACKBOX_TEST_ADMIN_URL").unwrap_or_else(|| DEFAULT_ADMIN_URL.to_string())
+    ackbox_db::config::optional("ACKBOX_TEST_ADMIN_URL").unwrap_or_else(|| DEFAULT_ADMIN_URL.to_string())
 }
 
 /// `url` with its database name replaced by `db`.
@@ -80,7 +82,7 @@ fn ensure_template() -> &'static str {
             let building = format!("{name}_building");
             exec(&mut conn, &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"));
             exec(&mut conn, &format!("CREATE DATABASE {building}"));
-            crate::migrate::run_pending(&with_database(&admin_url(), &building)).expect("migrate test template");
+            ackbox_db::migrate::run_pending(&with_database(&admin_url(), &building)).expect("migrate test template");
             exec(&mut conn, &format!("ALTER DATABASE {building} RENAME TO {name}"));
         }
         exec(&mut conn, &format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"));
@@ -131,7 +133,7 @@ impl TestDb {
 
     /// A small pool on the test database (tests run in parallel against one Postgres with ~100 connections).
     pub fn pool(&self, size: u32) -> PgPool {
-        build_pool(&crate::config::DbConfig {
+        build_pool(&ackbox_db::config::DbConfig {
             url: self.url.clone(),
             pool_size: size,
             connect_timeout: std::time::Duration::from_secs(10),
@@ -202,7 +204,7 @@ pub fn unique_topic(prefix: &str) -> String {
 /// Kafka config for a test: the broker from `KAFKA_BROKERS`, the given topic, no extras.
 pub fn kafka_config(topic: &str) -> KafkaConfig {
     KafkaConfig {
-        brokers: crate::config::optional("KAFKA_BROKERS").unwrap_or_else(|| DEFAULT_KAFKA_BROKERS.to_string()),
+        brokers: ackbox_db::config::optional("KAFKA_BROKERS").unwrap_or_else(|| DEFAULT_KAFKA_BROKERS.to_string()),
         topic: topic.to_string(),
         extra: Vec::new(),
     }
@@ -322,7 +324,7 @@ pub fn consume(cfg: &KafkaConfig, topic: &str, count: usize, deadline: std::time
 pub fn fresh_topic(prefix: &str, partitions: i32) -> KafkaConfig {
     let cfg = kafka_config(&unique_topic(prefix));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(crate::kafka::ensure_topic(&cfg, &cfg.topic, partitions, 1))
+    rt.block_on(ackbox_runtime::kafka::ensure_topic(&cfg, &cfg.topic, partitions, 1))
         .unwrap_or_else(|e| panic!("create test topic {} on {}: {e}", cfg.topic, cfg.brokers));
     cfg
 }
@@ -338,7 +340,7 @@ pub fn produce(cfg: &KafkaConfig, key: &str, payload: &[u8]) {
 
 /// Produces the dispatch envelope for `attempt` of a job, as the relay would.
 pub fn dispatch(cfg: &KafkaConfig, job_id: uuid::Uuid, kind: &str, attempt: i32) {
-    let env = crate::envelope::Envelope::new(job_id, kind, attempt);
+    let env = ackbox_types::envelope::Envelope::new(job_id, kind, attempt);
     let bytes = serde_json::to_vec(&env.to_json()).expect("serialise envelope");
     produce(cfg, &job_id.to_string(), &bytes);
 }

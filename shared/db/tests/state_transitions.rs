@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use ackbox_shared::models::{Job, JobError, JobStatus, NewJob};
-use ackbox_shared::state::{self, FailOutcome, Success};
-use ackbox_shared::testing::TestDb;
+use ackbox_db::models::{Job, JobError, JobStatus, NewJob};
+use ackbox_db::state::{self, FailOutcome, Success};
+use ackbox_testing::TestDb;
 use diesel::PgConnection;
 use uuid::Uuid;
 
@@ -77,14 +77,14 @@ fn failures_retry_with_a_new_due_outbox_row_until_max_attempts_then_fail() {
     let FailOutcome::Retried { not_before } = retried else { panic!("expected a retry, got {retried:?}") };
     let j = job(&mut conn, id);
     assert_eq!((j.status, j.not_before), (JobStatus::Queued, Some(not_before)));
-    let rows = ackbox_shared::outbox::for_job(&mut conn, id).expect("rows");
+    let rows = ackbox_db::outbox::for_job(&mut conn, id).expect("rows");
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1].available_at, not_before);
     assert_eq!(rows[1].payload["attempt"], 2);
 
     // Not claimable before not_before: an early duplicate message cannot start the retry.
     assert!(state::claim(&mut conn, &[id], LEASE).expect("claim").is_empty());
-    let a2 = ackbox_shared::testing::wait_for("the retry to become due", Duration::from_secs(10), || {
+    let a2 = ackbox_testing::wait_for("the retry to become due", Duration::from_secs(10), || {
         state::claim(&mut conn, &[id], LEASE).expect("claim").pop().map(|c| c.attempt)
     });
     assert_eq!(a2, 2);
@@ -95,7 +95,7 @@ fn failures_retry_with_a_new_due_outbox_row_until_max_attempts_then_fail() {
     assert_eq!(j.status, JobStatus::Failed);
     assert_eq!(j.error, Some(serde_json::json!({"code": "boom", "message": "it broke"})));
     assert!(j.finished_at.is_some());
-    assert_eq!(ackbox_shared::outbox::for_job(&mut conn, id).expect("rows").len(), 2, "no dispatch after the end");
+    assert_eq!(ackbox_db::outbox::for_job(&mut conn, id).expect("rows").len(), 2, "no dispatch after the end");
 }
 
 #[test]
@@ -113,11 +113,11 @@ fn preloaded_jobs_carry_envelopes_the_worker_can_decode() {
     let db = TestDb::new();
     let mut conn = db.conn();
     state::preload(&mut conn, 3, "noop", TOPIC).expect("preload");
-    let rows = ackbox_shared::outbox::claim_batch(&mut conn, 10).expect("rows");
+    let rows = ackbox_db::outbox::claim_batch(&mut conn, 10).expect("rows");
     assert_eq!(rows.len(), 3);
     for row in rows {
         let bytes = serde_json::to_vec(&row.payload).expect("json");
-        let env = ackbox_shared::envelope::Envelope::decode(Some(&bytes)).expect("an envelope the worker decodes");
+        let env = ackbox_types::envelope::Envelope::decode(Some(&bytes)).expect("an envelope the worker decodes");
         assert_eq!((env.job_id, env.kind.as_str(), env.attempt), (row.aggregate_id, "noop", 1));
         let job = Job::find(&mut conn, row.aggregate_id).expect("find").expect("its job");
         assert_eq!(job.status, JobStatus::Queued);

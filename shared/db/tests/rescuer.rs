@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use ackbox_shared::models::{Job, JobStatus, NewJob};
-use ackbox_shared::state::{self, RescueReport};
-use ackbox_shared::testing::TestDb;
+use ackbox_db::models::{Job, JobStatus, NewJob};
+use ackbox_db::state::{self, RescueReport};
+use ackbox_testing::TestDb;
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -151,7 +151,7 @@ fn each_case_is_rescued_or_left_alone_as_specified() {
     for (case, id) in CASES.iter().zip(&ids) {
         let job = Job::find(&mut conn, *id).expect("query").expect("row");
         assert_eq!(job.status, case.expect_status, "{}", case.name);
-        let rows = ackbox_shared::outbox::for_job(&mut conn, *id).expect("rows");
+        let rows = ackbox_db::outbox::for_job(&mut conn, *id).expect("rows");
         assert_eq!(rows.len(), case.expect_outbox_rows, "{}", case.name);
         if case.expect_outbox_rows == 2 {
             assert!(rows[1].published_at.is_none(), "{}: the new dispatch awaits the relay", case.name);
@@ -205,7 +205,7 @@ fn a_zombie_attempt_cannot_write_after_its_job_was_rescued() {
     let mut conn = db.conn();
     let id = state::submit(&mut conn, &NewJob::new("noop", serde_json::json!({}), 3), TOPIC).expect("submit").id;
     let zombie = state::claim(&mut conn, &[id], Duration::from_millis(1)).expect("claim")[0].attempt;
-    ackbox_shared::testing::wait_for("the lease to lapse", Duration::from_secs(5), || {
+    ackbox_testing::wait_for("the lease to lapse", Duration::from_secs(5), || {
         let j = Job::find(&mut conn, id).expect("q").expect("row");
         (j.lease_expires_at.is_some_and(|l| l < chrono::Utc::now())).then_some(())
     });

@@ -1,22 +1,12 @@
 #![doc = include_str!("../README.md")]
 
-pub mod config;
-pub mod db;
-pub mod envelope;
 pub mod kafka;
 pub mod listen;
-pub mod migrate;
-pub mod models;
 pub mod ops;
-pub mod outbox;
 pub mod retry;
-pub mod schema;
-pub mod state;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 
 /// Process-wide helpers for the binaries.
-pub mod runtime {
+pub mod process {
     /// Initialises env_logger with `info` as the default level (`RUST_LOG` overrides).
     pub fn init_logging() {
         let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).try_init();

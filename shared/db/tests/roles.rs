@@ -2,7 +2,7 @@
 //! never does. (That each can do what its service does is shown by the e2e tests, which run every process as its
 //! role.)
 
-use ackbox_shared::testing::TestDb;
+use ackbox_testing::TestDb;
 use diesel::prelude::*;
 
 #[derive(QueryableByName)]

@@ -8,9 +8,9 @@ use diesel::dsl::now;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 
-use crate::envelope::Envelope;
 use crate::models::{NewOutboxMessage, OutboxMessage};
 use crate::schema::outbox;
+use ackbox_types::envelope::Envelope;
 
 /// Longest delivery backoff after repeated failures: 2^6 s.
 pub const MAX_BACKOFF_EXPONENT: i32 = 6;

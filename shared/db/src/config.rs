@@ -6,9 +6,9 @@
 //! | `ACKBOX_DB_POOL_SIZE` | [`DEFAULT_DB_POOL_SIZE`] | connections in the process's r2d2 pool |
 //! | `ACKBOX_DB_CONNECT_TIMEOUT_MS` | [`DEFAULT_DB_CONNECT_TIMEOUT_MS`] | how long to wait for a pool connection |
 //! | `ACKBOX_AUTO_MIGRATE` | `true` | run pending migrations at start-up |
-//! | `KAFKA_BROKERS` | [`DEFAULT_KAFKA_BROKERS`] | `bootstrap.servers` |
+//! | `KAFKA_BROKERS` | `127.0.0.1:9092` | `bootstrap.servers` (read by `ackbox_runtime::kafka::KafkaConfig`) |
 //! | `ACKBOX_TOPIC` | [`DEFAULT_TOPIC`] | topic that carries job dispatch messages |
-//! | `ACKBOX_KAFKA_OPTS` | (empty) | extra librdkafka settings, `key=value` pairs separated by `,` (e.g. SASL/TLS) |
+//! | `ACKBOX_KAFKA_OPTS` | (empty) | (read by `ackbox_runtime::kafka::KafkaConfig`) extra librdkafka settings, `key=value` pairs separated by `,` (e.g. SASL/TLS) |
 //!
 //! Helpers here never fall back silently on a malformed value: the error names the variable.
 
@@ -19,8 +19,6 @@ use std::time::Duration;
 pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
 /// Default wait for a pooled connection before the request fails with 503.
 pub const DEFAULT_DB_CONNECT_TIMEOUT_MS: u64 = 5_000;
-/// Default Kafka bootstrap servers (the local nisshi broker started by `make up`).
-pub const DEFAULT_KAFKA_BROKERS: &str = "127.0.0.1:9092";
 /// Default topic for job dispatch messages.
 pub const DEFAULT_TOPIC: &str = "ackbox.jobs";
 
@@ -122,80 +120,5 @@ impl DbConfig {
             connect_timeout: millis_or("ACKBOX_DB_CONNECT_TIMEOUT_MS", DEFAULT_DB_CONNECT_TIMEOUT_MS)?,
             auto_migrate: bool_or("ACKBOX_AUTO_MIGRATE", true)?,
         })
-    }
-}
-
-/// Kafka settings common to the relay and the worker. Everything broker-specific lives here so the same binaries
-/// run against nisshi locally and Apache Kafka in production.
-#[derive(Clone, Debug)]
-pub struct KafkaConfig {
-    /// `bootstrap.servers`.
-    pub brokers: String,
-    /// Topic carrying job dispatch messages.
-    pub topic: String,
-    /// Extra librdkafka properties applied to every client.
-    pub extra: Vec<(String, String)>,
-}
-
-impl KafkaConfig {
-    /// Reads `KAFKA_BROKERS`, `ACKBOX_TOPIC` and `ACKBOX_KAFKA_OPTS`.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let extra = match optional("ACKBOX_KAFKA_OPTS") {
-            None => Vec::new(),
-            Some(raw) => parse_kafka_opts(&raw).map_err(|reason| ConfigError::Invalid {
-                name: "ACKBOX_KAFKA_OPTS".into(),
-                // The value may hold SASL credentials: never echo it.
-                value: "<redacted>".into(),
-                reason,
-            })?,
-        };
-        Ok(Self {
-            brokers: optional("KAFKA_BROKERS").unwrap_or_else(|| DEFAULT_KAFKA_BROKERS.into()),
-            topic: optional("ACKBOX_TOPIC").unwrap_or_else(|| DEFAULT_TOPIC.into()),
-            extra,
-        })
-    }
-
-    /// A librdkafka client config with the brokers and extra settings applied.
-    pub fn client_config(&self) -> rdkafka::ClientConfig {
-        let mut cfg = rdkafka::ClientConfig::new();
-        cfg.set("bootstrap.servers", &self.brokers);
-        // Topics are created explicitly with the configured partition count (`kafka::ensure_topic`); a producer's
-        // metadata request must not let the broker create one first with its own default count.
-        cfg.set("allow.auto.create.topics", "false");
-        for (k, v) in &self.extra {
-            cfg.set(k, v);
-        }
-        cfg
-    }
-}
-
-fn parse_kafka_opts(raw: &str) -> Result<Vec<(String, String)>, String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-            _ => Err(format!("expected key=value, got an entry without '=' (entry {})", pair.len())),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kafka_opts_parse_pairs_and_reject_garbage() {
-        let opts = parse_kafka_opts("security.protocol=SASL_SSL, sasl.mechanism=PLAIN,").expect("valid");
-        assert_eq!(
-            opts,
-            vec![
-                ("security.protocol".to_string(), "SASL_SSL".to_string()),
-                ("sasl.mechanism".to_string(), "PLAIN".to_string())
-            ]
-        );
-        assert!(parse_kafka_opts("novalue").is_err());
-        assert!(parse_kafka_opts("=x").is_err());
     }
 }

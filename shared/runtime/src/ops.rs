@@ -7,7 +7,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use diesel::RunQueryDsl;
 use prometheus::{Encoder, TextEncoder};
 
-use crate::db::PgPool;
+use ackbox_db::db::PgPool;
 
 /// Builds a service's registry as its metrics are created: each metric goes through [`Registrar::add`] on its way
 /// into the metrics struct, so none can be created and forgotten in a separate list. The process collector (RSS,

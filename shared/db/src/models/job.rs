@@ -1,101 +1,15 @@
-//! The `jobs` table: the row, the insertable, the status type and read queries. Status writes live in
+//! The `jobs` table: the row, the insertable and read queries (the status type is `ackbox_types::status`). Status writes live in
 //! [`crate::state`], nowhere else.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
-use diesel::deserialize::{self, FromSql, FromSqlRow};
-use diesel::expression::AsExpression;
-use diesel::pg::{Pg, PgValue};
+use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::serialize::{self, Output, ToSql};
-use diesel::sql_types::Text;
-use serde::{Deserialize, Serialize};
+
 use uuid::Uuid;
 
 use crate::schema::jobs;
 
-/// Where a job is in its life. Stored as text with a CHECK constraint.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, AsExpression, FromSqlRow, utoipa::ToSchema,
-)]
-#[diesel(sql_type = Text)]
-#[serde(rename_all = "lowercase")]
-pub enum JobStatus {
-    /// Accepted, waiting for a worker.
-    Queued,
-    /// A worker holds it (see `lease_expires_at`).
-    Running,
-    /// Finished with a result.
-    Succeeded,
-    /// Finished without a result after its last attempt.
-    Failed,
-    /// Cancelled before it finished.
-    Cancelled,
-}
-
-impl JobStatus {
-    /// All statuses, in lifecycle order.
-    pub const ALL: [JobStatus; 5] =
-        [JobStatus::Queued, JobStatus::Running, JobStatus::Succeeded, JobStatus::Failed, JobStatus::Cancelled];
-
-    /// The value stored in the database and shown in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Running => "running",
-            JobStatus::Succeeded => "succeeded",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
-        }
-    }
-
-    /// A terminal status never changes again.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
-    }
-}
-
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A string that is not a job status.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown job status {0:?}")]
-pub struct UnknownStatus(pub String);
-
-impl FromStr for JobStatus {
-    type Err = UnknownStatus;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobStatus::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| UnknownStatus(s.to_string()))
-    }
-}
-
-impl ToSql<Text, Pg> for JobStatus {
-    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-        <str as ToSql<Text, Pg>>::to_sql(self.as_str(), out)
-    }
-}
-
-impl FromSql<Text, Pg> for JobStatus {
-    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-        let s = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
-        Ok(s.parse()?)
-    }
-}
-
-/// A failure as stored in `jobs.error` and shown in the status document.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobError {
-    /// Stable machine-readable code, e.g. `handler_failed`, `unknown_kind`, `panicked`, `timeout`.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
+pub use ackbox_types::status::{JobError, JobStatus, UnknownStatus};
 
 /// A row of `jobs`.
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable, serde::Serialize)]

@@ -6,7 +6,7 @@ use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 /// The SQL migrations in `migrations/`, compiled into every binary.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
 /// Advisory lock key held while migrating ("ackbox" in ASCII, so it is recognisable in `pg_locks`).
 pub const MIGRATION_LOCK_KEY: i64 = 0x61636b626f78;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use ackbox_shared::testing::TestDb;
+use ackbox_testing::TestDb;
 use diesel::prelude::*;
 
 #[derive(QueryableByName)]

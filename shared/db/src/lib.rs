@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+pub mod config;
+pub mod db;
+pub mod migrate;
+pub mod models;
+pub mod outbox;
+pub mod schema;
+pub mod state;

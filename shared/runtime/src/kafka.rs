@@ -1,0 +1,134 @@
+//! Kafka helpers shared by the relay, the worker and tests.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use ackbox_db::config::{optional, ConfigError, DEFAULT_TOPIC};
+
+/// Creating a topic failed for a reason other than "it already exists".
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// The admin client could not be built or the request failed.
+    #[error("kafka admin request failed: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The broker refused to create the topic.
+    #[error("cannot create topic {topic}: {code}")]
+    Refused {
+        /// Topic name.
+        topic: String,
+        /// Broker error code.
+        code: RDKafkaErrorCode,
+    },
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists. Apache Kafka's auto-created topics get the
+/// broker-wide default partition count (nisshi's get 4), which caps worker parallelism; so the relay and the worker
+/// create the topic explicitly at start-up, and their clients never ask the broker to auto-create it
+/// (`allow.auto.create.topics=false`).
+pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, partitions: i32, replication: i32) -> Result<(), TopicError> {
+    let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    // A broker that is down answers nothing: give up on this try after 5 s, so the caller says so promptly.
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(5)));
+    let results = admin.create_topics([&new], &opts).await?;
+    for result in results {
+        match result {
+            Ok(_) => log::info!("created topic {topic} with {partitions} partitions"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(TopicError::Refused { topic: name, code }),
+        }
+    }
+    Ok(())
+}
+
+/// [`ensure_topic`], retried with backoff until it succeeds: a service that starts before the broker waits for it
+/// instead of exiting. Each failure names the brokers it tried and the variable that sets them, since a wrong or
+/// unreachable `KAFKA_BROKERS` is the usual cause.
+pub async fn ensure_topic_retrying(cfg: &KafkaConfig, partitions: i32, replication: i32) {
+    let what = format!("creating topic {} at KAFKA_BROKERS={} (Kafka unreachable or refusing)", cfg.topic, cfg.brokers);
+    let backoff = crate::retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    crate::retry::retry_forever(&what, backoff, || ensure_topic(cfg, &cfg.topic, partitions, replication)).await
+}
+
+/// Default Kafka bootstrap servers (the local nisshi broker started by `make up`).
+pub const DEFAULT_KAFKA_BROKERS: &str = "127.0.0.1:9092";
+
+/// Kafka settings common to the relay and the worker. Everything broker-specific lives here so the same binaries
+/// run against nisshi locally and Apache Kafka in production.
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Topic carrying job dispatch messages.
+    pub topic: String,
+    /// Extra librdkafka properties applied to every client.
+    pub extra: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// Reads `KAFKA_BROKERS`, `ACKBOX_TOPIC` and `ACKBOX_KAFKA_OPTS`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let extra = match optional("ACKBOX_KAFKA_OPTS") {
+            None => Vec::new(),
+            Some(raw) => parse_kafka_opts(&raw).map_err(|reason| ConfigError::Invalid {
+                name: "ACKBOX_KAFKA_OPTS".into(),
+                // The value may hold SASL credentials: never echo it.
+                value: "<redacted>".into(),
+                reason,
+            })?,
+        };
+        Ok(Self {
+            brokers: optional("KAFKA_BROKERS").unwrap_or_else(|| DEFAULT_KAFKA_BROKERS.into()),
+            topic: optional("ACKBOX_TOPIC").unwrap_or_else(|| DEFAULT_TOPIC.into()),
+            extra,
+        })
+    }
+
+    /// A librdkafka client config with the brokers and extra settings applied.
+    pub fn client_config(&self) -> rdkafka::ClientConfig {
+        let mut cfg = rdkafka::ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.brokers);
+        // Topics are created explicitly with the configured partition count (`kafka::ensure_topic`); a producer's
+        // metadata request must not let the broker create one first with its own default count.
+        cfg.set("allow.auto.create.topics", "false");
+        for (k, v) in &self.extra {
+            cfg.set(k, v);
+        }
+        cfg
+    }
+}
+
+fn parse_kafka_opts(raw: &str) -> Result<Vec<(String, String)>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+            _ => Err(format!("expected key=value, got an entry without '=' (entry {})", pair.len())),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_opts_parse_pairs_and_reject_garbage() {
+        let opts = parse_kafka_opts("security.protocol=SASL_SSL, sasl.mechanism=PLAIN,").expect("valid");
+        assert_eq!(
+            opts,
+            vec![
+                ("security.protocol".to_string(), "SASL_SSL".to_string()),
+                ("sasl.mechanism".to_string(), "PLAIN".to_string())
+            ]
+        );
+        assert!(parse_kafka_opts("novalue").is_err());
+        assert!(parse_kafka_opts("=x").is_err());
+    }
+}
