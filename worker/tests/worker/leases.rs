@@ -45,17 +45,19 @@ fn an_attempt_that_lost_its_lease_is_cancelled_and_takes_no_effect() {
     dispatch(&w.kafka, id, "effect", 1);
     wait_for("the attempt to run", DEADLINE, || (w.job(id).status == JobStatus::Running).then_some(()));
 
-    // The rescuer takes the job back as if the worker had stalled (its lease forced into the past).
+    // The rescuer takes the job back as if the worker had stalled (its lease forced into the past). Both in one
+    // transaction: the worker's heartbeat (every 200 ms here) would otherwise extend the lease again in between.
     let mut conn = w.db.conn();
-    diesel::RunQueryDsl::execute(
-        diesel::sql_query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
-            .bind::<diesel::sql_types::Uuid, _>(id),
-        &mut conn,
-    )
-    .expect("expire lease");
-    let report = ackbox_db::state::rescue(&mut conn, Duration::from_secs(300), 10, &w.kafka.topic)
-        .expect("rescue")
-        .expect("lock");
+    let report = diesel::Connection::transaction(&mut conn, |c| {
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
+                .bind::<diesel::sql_types::Uuid, _>(id),
+            c,
+        )?;
+        ackbox_db::state::rescue(c, Duration::from_secs(300), 10, &w.kafka.topic)
+    })
+    .expect("expire and rescue")
+    .expect("lock");
     assert_eq!(report.requeued, 1);
 
     // The next heartbeat notices, cancels the handler long before its 20 s, and its failure is refused as stale.
