@@ -76,10 +76,9 @@ pub fn start(
             );
             loop {
                 let p = pool.clone();
-                match tokio::task::spawn_blocking(move || load_estimates(&p)).await {
-                    Ok(Ok(values)) => estimates.set(values),
-                    Ok(Err(e)) => log::debug!("refreshing Retry-After estimates failed: {e}"),
-                    Err(_) => {}
+                match ackbox_runtime::retry::blocking(move || load_estimates(&p)).await {
+                    Ok(values) => estimates.set(values),
+                    Err(e) => log::debug!("refreshing Retry-After estimates failed: {e}"),
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(10)) => {}

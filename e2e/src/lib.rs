@@ -140,13 +140,14 @@ impl Stack {
     /// The static-membership name for a new worker: the lowest-numbered one no running worker holds, so a worker
     /// started after one was killed takes the dead one's name, as a restarted pod or container would.
     fn free_worker_name(&self) -> String {
+        let taken = self.names_of_live_workers();
+        (1..).map(|n| format!("{}-worker-{n}", self.group)).find(|name| !taken.contains(name)).expect("a free name")
+    }
+
+    /// The names of the worker processes still in `children`.
+    fn names_of_live_workers(&self) -> Vec<String> {
         let live: Vec<u32> = self.children.iter().map(|(_, c)| c.id()).collect();
-        let taken: Vec<&str> =
-            self.worker_names.iter().filter(|(pid, _)| live.contains(pid)).map(|(_, n)| n.as_str()).collect();
-        (1..)
-            .map(|n| format!("{}-worker-{n}", self.group))
-            .find(|name| !taken.contains(&name.as_str()))
-            .expect("a free name")
+        self.worker_names.iter().filter(|(pid, _)| live.contains(pid)).map(|(_, n)| n.clone()).collect()
     }
 
     /// The log file of `component` (every instance of it appends there).
@@ -157,8 +158,7 @@ impl Stack {
     /// The static-membership names of the running workers.
     pub fn worker_names(&mut self) -> Vec<String> {
         self.reap_exited();
-        let live: Vec<u32> = self.children.iter().map(|(_, c)| c.id()).collect();
-        self.worker_names.iter().filter(|(pid, _)| live.contains(pid)).map(|(_, n)| n.clone()).collect()
+        self.names_of_live_workers()
     }
 
     /// Starts a component with extra environment on top of the stack's (e.g. its own consumer group).

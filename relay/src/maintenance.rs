@@ -94,12 +94,12 @@ pub async fn run(relay: Arc<Relay>, mut shutdown: watch::Receiver<bool>) {
     let mut last_stats: Option<Instant> = None;
     while !*shutdown.borrow() {
         let r = relay.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || pass(&r)).await {
+        if let Err(e) = ackbox_runtime::retry::blocking(move || pass(&r)).await {
             log::error!("rescuer/retention pass failed (retried next interval): {e}");
         }
         if last_stats.is_none_or(|t| t.elapsed() >= relay.config().stats_interval) {
             let r = relay.clone();
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || refresh_gauges(&r)).await {
+            if let Err(e) = ackbox_runtime::retry::blocking(move || refresh_gauges(&r)).await {
                 log::warn!("refreshing gauges failed: {e}");
             }
             last_stats = Some(Instant::now());

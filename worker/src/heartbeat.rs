@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ackbox_db::db::DbError;
 use ackbox_db::state;
+use ackbox_runtime::retry::blocking;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -30,13 +31,13 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken)
         }
         let s = shared.clone();
         let h = held.clone();
-        let res = tokio::task::spawn_blocking(move || -> Result<Vec<(Uuid, bool)>, DbError> {
+        let res = blocking(move || -> Result<Vec<(Uuid, bool)>, DbError> {
             let mut conn = s.pool.get()?;
             Ok(state::heartbeat(&mut conn, &h, s.config.lease)?)
         })
         .await;
         match res {
-            Ok(Ok(extended)) => {
+            Ok(extended) => {
                 let extended: HashMap<Uuid, bool> = extended.into_iter().collect();
                 let running = shared.running.lock().unwrap_or_else(|p| p.into_inner());
                 for (id, attempt) in held {
@@ -59,8 +60,7 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken)
                     }
                 }
             }
-            Ok(Err(e)) => log::warn!("heartbeat for {} attempts failed (retrying next beat): {e}", held.len()),
-            Err(e) => log::warn!("heartbeat task failed: {e}"),
+            Err(e) => log::warn!("heartbeat for {} attempts failed (retrying next beat): {e}", held.len()),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use ackbox_db::db::DbError;
+use ackbox_runtime::retry::blocking;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::LatestLag;
@@ -18,12 +19,12 @@ pub(crate) async fn lag_report_loop(shared: Arc<Shared>, lag: LatestLag, stop: C
         }
         let Some(rows) = lag.lock().unwrap_or_else(|p| p.into_inner()).take() else { continue };
         let s = shared.clone();
-        let res = tokio::task::spawn_blocking(move || -> Result<usize, DbError> {
+        let res = blocking(move || -> Result<usize, DbError> {
             let mut conn = s.pool.get()?;
             Ok(ackbox_db::models::consumer_lag::report(&mut conn, &s.config.group, &rows)?)
         })
         .await;
-        if let Ok(Err(e)) = res {
+        if let Err(e) = res {
             log::warn!("reporting consumer lag failed (next report replaces it): {e}");
         }
     }

@@ -210,11 +210,16 @@ pub fn kafka_config(topic: &str) -> KafkaConfig {
     }
 }
 
+/// The polling schedule of every wait below: 5 ms at first, doubling up to 100 ms.
+fn polling_backoff() -> ackbox_runtime::retry::Backoff {
+    ackbox_runtime::retry::Backoff::new(std::time::Duration::from_millis(5), std::time::Duration::from_millis(100))
+}
+
 /// Polls `check` (every 5 ms at first, backing off to 100 ms) until it returns `Some`, or `None` once `deadline` has
 /// passed. The one polling loop of the test suites; the helpers below are its faces.
 pub fn poll<T>(deadline: std::time::Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let start = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(5);
+    let mut pause = polling_backoff();
     loop {
         if let Some(v) = check() {
             return Some(v);
@@ -222,8 +227,7 @@ pub fn poll<T>(deadline: std::time::Duration, mut check: impl FnMut() -> Option<
         if start.elapsed() > deadline {
             return None;
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(std::time::Duration::from_millis(100));
+        std::thread::sleep(pause.next_delay());
     }
 }
 
@@ -245,14 +249,13 @@ where
     Fut: std::future::Future<Output = Option<T>>,
 {
     let start = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(5);
+    let mut pause = polling_backoff();
     loop {
         if let Some(v) = check().await {
             return v;
         }
         assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(100));
+        tokio::time::sleep(pause.next_delay()).await;
     }
 }
 
