@@ -27,36 +27,51 @@ use crate::state::AppState;
 pub struct Tenant(pub Uuid);
 
 /// Key hash → (tenant, cached at).
+///
+/// A request that read a key from the database before a revocation must not put it back into the cache after the
+/// revocation's notification cleared it. Every clear bumps a generation counter; a lookup notes the generation
+/// before it reads the database, and its result is cached only if no clear happened meanwhile.
 pub struct KeyCache {
-    entries: Mutex<HashMap<Vec<u8>, (Uuid, Instant)>>,
+    entries: Mutex<(u64, HashMap<Vec<u8>, (Uuid, Instant)>)>,
     ttl: Duration,
     /// True while the listener is connected; otherwise invalidations could be missed, so the cache is not used.
     pub live: AtomicBool,
 }
 
+/// The cache's generation when a database lookup started (see [`KeyCache`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Generation(u64);
+
 impl KeyCache {
     /// An empty cache whose entries live at most `ttl` (a backstop; invalidation is by notification).
     pub fn new(ttl: Duration) -> Self {
-        Self { entries: Mutex::new(HashMap::new()), ttl, live: AtomicBool::new(false) }
+        Self { entries: Mutex::new((0, HashMap::new())), ttl, live: AtomicBool::new(false) }
     }
 
-    fn get(&self, hash: &[u8]) -> Option<Uuid> {
-        if !self.live.load(Ordering::SeqCst) {
-            return None;
-        }
+    /// The cached tenant of a key, or the generation to hand to [`KeyCache::put`] after reading the database.
+    pub fn get(&self, hash: &[u8]) -> Result<Uuid, Generation> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.get(hash).filter(|(_, at)| at.elapsed() < self.ttl).map(|(t, _)| *t)
-    }
-
-    fn put(&self, hash: Vec<u8>, tenant: Uuid) {
-        if self.live.load(Ordering::SeqCst) {
-            self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(hash, (tenant, Instant::now()));
+        let hit = entries.1.get(hash).filter(|(_, at)| at.elapsed() < self.ttl).map(|(t, _)| *t);
+        match hit {
+            Some(t) if self.live.load(Ordering::SeqCst) => Ok(t),
+            _ => Err(Generation(entries.0)),
         }
     }
 
-    /// Forgets every key (a key changed somewhere, or the listener reconnected).
+    /// Caches a key read from the database at `seen`, unless the cache was cleared since (the key may have been
+    /// revoked after the read) or invalidations cannot be heard right now.
+    pub fn put(&self, hash: Vec<u8>, tenant: Uuid, seen: Generation) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if self.live.load(Ordering::SeqCst) && entries.0 == seen.0 {
+            entries.1.insert(hash, (tenant, Instant::now()));
+        }
+    }
+
+    /// Forgets every key (a key changed somewhere, or the listener reconnected) and starts a new generation.
     pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.0 += 1;
+        entries.1.clear();
     }
 }
 
@@ -108,11 +123,11 @@ async fn authenticate(req: HttpRequest) -> Result<Tenant, ApiError> {
     }
     let hash = ackbox_db::models::tenant::hash_key(&key);
     let tenant = match state.keys.get(&hash) {
-        Some(t) => t,
-        None => {
+        Ok(t) => t,
+        Err(generation) => {
             let found = state.with_conn(move |c| Ok(ackbox_db::models::tenant::authenticate(c, &key)?)).await?;
             let t = found.ok_or(ApiError::Unauthorized("unknown or revoked API key"))?;
-            state.keys.put(hash, t);
+            state.keys.put(hash, t, generation);
             t
         }
     };
@@ -155,3 +170,41 @@ impl FromRequest for Admin {
 
 /// Shared handle, so the listener thread can flip liveness and clear the cache.
 pub type SharedKeys = Arc<KeyCache>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live_cache() -> KeyCache {
+        let cache = KeyCache::new(Duration::from_secs(60));
+        cache.live.store(true, Ordering::SeqCst);
+        cache
+    }
+
+    /// The interleaving that used to re-cache a revoked key: request A misses and reads the key (still valid) from
+    /// the database; the key is revoked and the notification clears the cache; A then caches what it read.
+    #[test]
+    fn a_key_read_before_a_revocation_is_not_cached_after_it() {
+        let cache = live_cache();
+        let (hash, tenant) = (b"key-hash".to_vec(), Uuid::now_v7());
+        let seen = cache.get(&hash).expect_err("a miss");
+        cache.clear(); // the revocation's notification arrives while A reads the database
+        cache.put(hash.clone(), tenant, seen);
+        assert!(cache.get(&hash).is_err(), "the revoked key must not be served from the cache");
+
+        // A lookup that started after the clear is cached as usual.
+        let seen = cache.get(&hash).expect_err("a miss");
+        cache.put(hash.clone(), tenant, seen);
+        assert_eq!(cache.get(&hash), Ok(tenant));
+    }
+
+    #[test]
+    fn nothing_is_cached_or_served_while_invalidations_cannot_be_heard() {
+        let cache = live_cache();
+        let hash = b"h".to_vec();
+        let seen = cache.get(&hash).expect_err("miss");
+        cache.put(hash.clone(), Uuid::now_v7(), seen);
+        cache.live.store(false, Ordering::SeqCst);
+        assert!(cache.get(&hash).is_err());
+    }
+}

@@ -51,10 +51,11 @@ pub struct StatusDocument {
     /// True once a cancel was requested for a running job.
     pub cancel_requested: bool,
     /// Seconds a client should wait before polling again (null once terminal). Computed from the observed
-    /// time-to-start (queued) or run time (running) of recent jobs of this kind, clamped to [1, 60].
+    /// time-to-start (queued) or run time (running) of recent jobs of this kind, clamped to [1, 60]; never shorter
+    /// than a retry backoff the job still has to wait.
     pub retry_after_seconds: Option<u64>,
-    /// True when the job has waited in `queued` longer than the configured bound: this is no longer "be patient",
-    /// it is "something is wrong".
+    /// True when the job has waited in `queued` longer than the configured bound since it became due (submitted,
+    /// requeued, or its retry backoff over): this is no longer "be patient", it is "something is wrong".
     pub overdue: bool,
     /// What to do about an overdue job (null otherwise).
     pub overdue_message: Option<String>,
@@ -67,25 +68,35 @@ pub fn job_path(id: Uuid) -> String {
     format!("/v1/jobs/{id}")
 }
 
-/// The honest polling hint for a job: null when terminal, else the median wait of recent similar jobs, in [1, 60].
+/// The honest polling hint for a job: null when terminal; else the median wait of recent similar jobs, in [1, 60],
+/// but never shorter than a retry backoff still to wait (`not_before`), however long that is.
 pub fn retry_after(job: &Job, estimates: &Estimates) -> Option<u64> {
     if job.status.is_terminal() {
         return None;
     }
     let (to_start, run) = estimates.get(&job.kind).unwrap_or((1.0, 1.0));
     let secs = if job.status == JobStatus::Queued { to_start } else { run };
-    Some((secs.ceil() as u64).clamp(1, 60))
+    let hint = (secs.ceil() as u64).clamp(1, 60);
+    let backoff_left = match job.not_before {
+        Some(at) if job.status == JobStatus::Queued => (at - Utc::now()).num_milliseconds().max(0) as u64,
+        _ => 0,
+    };
+    Some(hint.max(backoff_left.div_ceil(1000)))
 }
 
-/// An entity tag that changes whenever anything in the document can change.
-pub fn etag(job: &Job) -> String {
+/// When a queued job became due: its submission, its requeue after a lost lease or an operator retry (`updated_at`),
+/// or the end of its retry backoff (`not_before`), whichever is last. `overdue` counts from here, so a job waiting
+/// out a normal backoff is never called overdue.
+pub fn due_since(job: &Job) -> DateTime<Utc> {
+    job.not_before.map_or(job.updated_at, |nb| nb.max(job.updated_at))
+}
+
+/// An entity tag of the document exactly as served: it changes whenever any field does (status, progress, but also
+/// `overdue`, its message and `retry_after_seconds`, which change with time alone).
+pub fn etag(doc: &StatusDocument) -> String {
     let mut h = Sha256::new();
-    h.update(job.id.as_bytes());
-    h.update(job.status.as_str());
-    h.update(job.attempts.to_le_bytes());
-    h.update(job.updated_at.timestamp_micros().to_le_bytes());
-    h.update(job.progress.as_ref().map(|p| p.to_string()).unwrap_or_default());
-    h.update([u8::from(job.cancel_requested_at.is_some())]);
+    // Serialising the document cannot fail: it holds only strings, numbers, timestamps and JSON values.
+    h.update(serde_json::to_vec(doc).unwrap_or_default());
     format!("\"{}\"", hex::encode(&h.finalize()[..12]))
 }
 
@@ -93,7 +104,7 @@ impl StatusDocument {
     /// Builds the document; `overdue_after` is the configured bound for queued jobs.
     pub fn new(job: Job, estimates: &Estimates, overdue_after: std::time::Duration) -> Self {
         let retry_after_seconds = retry_after(&job, estimates);
-        let waited = (Utc::now() - job.created_at).to_std().unwrap_or_default();
+        let waited = (Utc::now() - due_since(&job)).to_std().unwrap_or_default();
         let overdue = job.status == JobStatus::Queued && waited > overdue_after;
         let self_ = job_path(job.id);
         Self {
@@ -115,7 +126,7 @@ impl StatusDocument {
             overdue,
             overdue_message: overdue.then(|| {
                 format!(
-                    "This job has waited in the queue for {} s, longer than the expected {} s. It is safe in the \
+                    "This job has waited in the queue for {} s since it became due, longer than the expected {} s. It is safe in the \
                      database and will run, but the workers are behind or stopped: contact support with its id.",
                     waited.as_secs(),
                     overdue_after.as_secs()

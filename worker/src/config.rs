@@ -15,6 +15,8 @@
 //! | `ACKBOX_SHUTDOWN_GRACE_MS` | [`DEFAULT_SHUTDOWN_GRACE_MS`] | on SIGTERM, how long in-flight jobs may run before they are cancelled |
 //! | `ACKBOX_WORKER_INSTANCE_ID` | unset (dynamic membership) | librdkafka `group.instance.id` (Kafka static membership, KIP-345): a name unique to this replica and stable across its restarts (the pod name, say). A worker restarted under the same name takes its partitions back at once instead of after the session timeout. Letters, digits, `.`, `_`, `-`; at most 249 |
 //! | `ACKBOX_STATS_INTERVAL_MS` | [`DEFAULT_STATS_INTERVAL_MS`] | librdkafka statistics (consumer lag) interval |
+//! | `ACKBOX_MAX_RESULT_BYTES` | [`DEFAULT_MAX_RESULT_BYTES`] | largest result (or error) a handler may return, as JSON; a larger one fails its job with `result_unstorable` |
+//! | `ACKBOX_OUTCOME_WRITE_TRIES` | [`DEFAULT_OUTCOME_WRITE_TRIES`] | times Postgres may refuse a batch of outcomes (a query error, not an outage) before its jobs are released: their leases lapse and the rescuer takes over |
 //! | `ACKBOX_WORKER_OPS_BIND` | [`DEFAULT_OPS_BIND`] | address of `/metrics`, `/healthz`, `/readyz` |
 //! | `ACKBOX_TOPIC_PARTITIONS`, `ACKBOX_TOPIC_REPLICATION` | 6, 1 | used if the worker has to create the topic |
 //!
@@ -52,6 +54,10 @@ pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 45_000;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 25_000;
 /// Default statistics interval.
 pub const DEFAULT_STATS_INTERVAL_MS: u64 = 5_000;
+/// Default result size limit: 1 MiB.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 1024 * 1024;
+/// Default tries of a batch write that Postgres refuses.
+pub const DEFAULT_OUTCOME_WRITE_TRIES: u32 = 5;
 /// Default ops address.
 pub const DEFAULT_OPS_BIND: &str = "127.0.0.1:9102";
 
@@ -94,6 +100,10 @@ pub struct WorkerConfig {
     pub stats_interval: Duration,
     /// Ops endpoint address.
     pub ops_bind: String,
+    /// Largest result or error, in bytes of JSON.
+    pub max_result_bytes: usize,
+    /// Refusals of a batch write before its jobs are released.
+    pub outcome_write_tries: u32,
 }
 
 impl WorkerConfig {
@@ -129,6 +139,11 @@ impl WorkerConfig {
             shutdown_grace: config::millis_or("ACKBOX_SHUTDOWN_GRACE_MS", DEFAULT_SHUTDOWN_GRACE_MS)?,
             stats_interval: config::millis_or("ACKBOX_STATS_INTERVAL_MS", DEFAULT_STATS_INTERVAL_MS)?,
             ops_bind: config::optional("ACKBOX_WORKER_OPS_BIND").unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),
+            max_result_bytes: positive(
+                "ACKBOX_MAX_RESULT_BYTES",
+                config::parse_or("ACKBOX_MAX_RESULT_BYTES", DEFAULT_MAX_RESULT_BYTES)?,
+            )?,
+            outcome_write_tries: config::parse_or("ACKBOX_OUTCOME_WRITE_TRIES", DEFAULT_OUTCOME_WRITE_TRIES)?.max(1),
         })
     }
 

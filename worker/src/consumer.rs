@@ -27,6 +27,7 @@ use rdkafka::message::Message;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::cancels::spawn_cancel_listener;
 use crate::completer::complete_loop;
 use crate::config::WorkerConfig;
 use crate::dispatch::dispatch;
@@ -83,7 +84,9 @@ pub async fn run(
         metrics,
         tracker: Mutex::new(OffsetTracker::new()),
         running: Mutex::new(HashMap::new()),
+        beat_now: tokio::sync::Notify::new(),
     });
+    let cancels = spawn_cancel_listener(shared.clone());
     let semaphore = Arc::new(Semaphore::new(concurrency));
     let (done_tx, done_rx) = mpsc::unbounded_channel::<Outcome>();
     let completer = tokio::spawn(complete_loop(shared.clone(), done_rx));
@@ -171,7 +174,7 @@ pub async fn run(
     if drain.is_err() {
         // Past the grace period: tell handlers to stop. Unrecorded attempts keep their leases until they lapse, and
         // the rescuer retries them; nothing is lost.
-        for r in shared.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
+        for r in shared.running().values() {
             r.cancel.cancel();
         }
         log::warn!(
@@ -179,6 +182,7 @@ pub async fn run(
         );
     }
     heartbeat_stop.cancel();
+    cancels.abort();
     let _ = heartbeat.await;
     let _ = lag_reporter.await;
     match shared.consumer.commit_consumer_state(CommitMode::Sync) {

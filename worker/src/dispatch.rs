@@ -87,10 +87,9 @@ async fn run_job(
 ) {
     let timeout = shared.config.job_timeout;
     let cancel = CancellationToken::new();
-    let cancel_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    shared.running.lock().unwrap_or_else(|p| p.into_inner()).insert(
-        job.id,
-        Running { attempt: job.attempt, cancel: cancel.clone(), cancel_requested: cancel_requested.clone() },
+    shared.running().insert(
+        (job.id, job.attempt),
+        Running { cancel: cancel.clone(), finishing: false },
     );
     shared.metrics.in_flight.inc();
     let to_start = (job.started_at - job.created_at).to_std().unwrap_or_default();
@@ -121,7 +120,9 @@ async fn run_job(
     shared.metrics.job_duration.with_label_values(&[&job.kind]).observe(started.elapsed().as_secs_f64());
     // Effects only ride along with a success.
     let effects = if result.is_ok() { ctx.take_effects() } else { Vec::new() };
+    if let Some(r) = shared.running().get_mut(&(job.id, job.attempt)) {
+        r.finishing = true;
+    }
     // The completer only goes away after every sender is dropped, so this cannot fail while we hold one.
-    let cancel_requested = cancel_requested.load(std::sync::atomic::Ordering::SeqCst);
-    let _ = done_tx.send(Outcome { job, partition, offset, result, effects, cancel_requested, _permit: permit });
+    let _ = done_tx.send(Outcome { job, partition, offset, result, effects, _permit: permit });
 }

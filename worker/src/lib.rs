@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod cancels;
 mod completer;
 pub mod config;
 pub mod consumer;
@@ -10,6 +11,7 @@ pub mod handlers;
 mod heartbeat;
 mod lag;
 mod membership;
+mod outcome;
 pub mod metrics;
 pub mod offsets;
 mod shared;

@@ -1,7 +1,7 @@
 //! State shared by the receive loop, the job tasks, the heartbeat and the completer.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use ackbox_db::db::PgPool;
 use ackbox_db::state::ClaimedJob;
@@ -25,17 +25,28 @@ pub(crate) struct Outcome {
     pub(crate) offset: i64,
     pub(crate) result: Result<serde_json::Value, HandlerError>,
     pub(crate) effects: Vec<Effect>,
-    /// A cancel was requested for this attempt (seen by the heartbeat); a failure then ends the job `cancelled`.
-    pub(crate) cancel_requested: bool,
     pub(crate) _permit: OwnedSemaphorePermit,
 }
 
 /// An attempt this process runs.
 pub(crate) struct Running {
-    pub(crate) attempt: i32,
     pub(crate) cancel: CancellationToken,
-    pub(crate) cancel_requested: Arc<std::sync::atomic::AtomicBool>,
+    /// The handler returned and its outcome is on its way to the completer: the heartbeat leaves the row alone (the
+    /// completer holds its lock next), and a batch Postgres keeps refusing is released by letting the lease lapse.
+    pub(crate) finishing: bool,
 }
+
+impl Running {
+    /// Tells the handler to stop because a cancel was requested. The database decides the outcome: a job whose
+    /// cancel was accepted ends `cancelled` whatever the attempt reports.
+    pub(crate) fn request_cancel(&self) {
+        self.cancel.cancel();
+    }
+}
+
+/// An attempt: the job and its attempt number. Two attempts of one job can run in one process (a stalled attempt
+/// and the one that replaced it), so everything is keyed by both.
+pub(crate) type AttemptKey = (Uuid, i32);
 
 /// State shared by the loop, the job tasks, the heartbeat and the completer.
 pub(crate) struct Shared {
@@ -46,10 +57,17 @@ pub(crate) struct Shared {
     pub(crate) metrics: WorkerMetrics,
     pub(crate) tracker: Mutex<OffsetTracker>,
     /// Attempts this process runs. The heartbeat extends their leases and relays cancel requests to them.
-    pub(crate) running: Mutex<HashMap<Uuid, Running>>,
+    pub(crate) running: Mutex<HashMap<AttemptKey, Running>>,
+    /// Wakes the heartbeat early (the cancel listener reconnected and may have missed requests).
+    pub(crate) beat_now: tokio::sync::Notify,
 }
 
 impl Shared {
+    /// The running-attempts map (a panicked holder cannot leave it inconsistent: every change is one insert or remove).
+    pub(crate) fn running(&self) -> std::sync::MutexGuard<'_, HashMap<AttemptKey, Running>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Marks messages done and stores whatever offsets that made storable, in one call.
     pub(crate) fn finish(&self, done: impl IntoIterator<Item = (i32, i64)>) {
         let mut tpl = TopicPartitionList::new();

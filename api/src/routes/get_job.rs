@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::auth::Tenant;
 use crate::document::{etag, StatusDocument};
 use crate::error::{ApiError, Problem};
-use crate::routes::{document_response, load_job, parse_job_id};
+use crate::routes::{load_job, parse_job_id, respond_with};
 use crate::state::AppState;
 
 /// `wait=N` from a `Prefer` header, if any (other preferences are ignored).
@@ -63,7 +63,7 @@ pub async fn get_job(
     // Wait for the status to change (a new attempt counts as a change); progress alone does not end the wait. With
     // If-None-Match, a client whose copy is already stale is answered at once.
     let baseline = (first.status, first.attempts);
-    let stale_copy = if_none_match.as_deref().is_some_and(|v| v != etag(&first));
+    let stale_copy = if_none_match.as_deref().is_some_and(|v| v != etag(&document(&state, first.clone())));
     let mut job = first;
     let deadline = tokio::time::Instant::now() + wait;
     while !stale_copy && !job.status.is_terminal() && (job.status, job.attempts) == baseline {
@@ -81,8 +81,13 @@ pub async fn get_job(
     Ok(respond(&state, job, if_none_match.as_deref(), Some(wait)))
 }
 
+fn document(state: &AppState, job: Job) -> StatusDocument {
+    StatusDocument::new(job, &state.estimates, state.config.overdue_after)
+}
+
 fn respond(state: &AppState, job: Job, if_none_match: Option<&str>, waited: Option<Duration>) -> HttpResponse {
-    let tag = etag(&job);
+    let doc = document(state, job);
+    let tag = etag(&doc);
     let matches = if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
     let mut builder = if matches { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     if let Some(w) = waited {
@@ -90,10 +95,10 @@ fn respond(state: &AppState, job: Job, if_none_match: Option<&str>, waited: Opti
     }
     if matches {
         builder.insert_header((header::ETAG, tag));
-        if let Some(secs) = crate::document::retry_after(&job, &state.estimates) {
+        if let Some(secs) = doc.retry_after_seconds {
             builder.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         return builder.finish();
     }
-    document_response(builder, job, state)
+    respond_with(builder, doc)
 }

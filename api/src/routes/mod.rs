@@ -81,9 +81,13 @@ pub(crate) async fn load_job(state: &AppState, tenant: uuid::Uuid, id: uuid::Uui
 }
 
 /// A status-document response: the body plus `ETag`, and `Retry-After` while the job is not terminal.
-pub(crate) fn document_response(mut builder: HttpResponseBuilder, job: Job, state: &AppState) -> HttpResponse {
-    builder.insert_header((header::ETAG, etag(&job)));
-    let doc = StatusDocument::new(job, &state.estimates, state.config.overdue_after);
+pub(crate) fn document_response(builder: HttpResponseBuilder, job: Job, state: &AppState) -> HttpResponse {
+    respond_with(builder, StatusDocument::new(job, &state.estimates, state.config.overdue_after))
+}
+
+/// [`document_response`] for a document already built.
+pub(crate) fn respond_with(mut builder: HttpResponseBuilder, doc: StatusDocument) -> HttpResponse {
+    builder.insert_header((header::ETAG, etag(&doc)));
     if let Some(secs) = doc.retry_after_seconds {
         builder.insert_header((header::RETRY_AFTER, secs.to_string()));
     }

@@ -26,12 +26,18 @@ async fn cancel_a_queued_job_at_once_a_running_one_by_request_and_refuse_a_finis
     assert_eq!(resp.status().as_u16(), 202);
     let doc: serde_json::Value = resp.json().await.expect("json");
     assert_eq!((doc["status"].as_str(), doc["cancel_requested"].as_bool()), (Some("running"), Some(true)));
-    // the worker's heartbeat sees the request; its stopped attempt ends cancelled
+    // the worker's heartbeat sees the request; its stopped attempt ends cancelled (never retried)
     let beat = app
         .with_db(move |c| ackbox_db::state::heartbeat(c, &[(running, attempt)], Duration::from_secs(30)).expect("hb"))
         .await;
-    assert_eq!(beat, vec![(running, true)]);
-    assert!(app.with_db(move |c| ackbox_db::state::cancel_running(c, running, attempt).expect("cancel_running")).await);
+    assert_eq!(beat, vec![(running, attempt, true)]);
+    let stopped = ackbox_db::models::JobError { code: "cancelled".into(), message: "stopped on request".into() };
+    let ended = app
+        .with_db(move |c| {
+            ackbox_db::state::fail(c, running, attempt, &stopped, true, Duration::ZERO, "t").expect("fail")
+        })
+        .await;
+    assert_eq!(ended, ackbox_db::state::FailOutcome::Cancelled);
     let doc: serde_json::Value =
         app.get(&format!("/v1/jobs/{running}")).send().await.expect("GET").json().await.expect("json");
     assert_eq!(doc["status"], "cancelled");

@@ -39,7 +39,7 @@ async fn a_succeeded_job_has_no_retry_after_and_serves_its_result() {
         &[ackbox_db::state::Success { id, attempt: claimed[0].attempt, result: claimed[0].payload.clone() }],
     )
     .expect("complete");
-    assert_eq!(done, vec![id]);
+    assert_eq!(done, vec![(id, ackbox_db::models::JobStatus::Succeeded)]);
 
     let resp = app.get(&(format!("/v1/jobs/{id}"))).send().await.expect("GET");
     assert_eq!(resp.status().as_u16(), 200);

@@ -6,6 +6,7 @@ mod cancel_and_list;
 mod contract;
 mod get_job;
 mod helpers;
+mod honest_headers;
 mod idempotency;
 mod submit_job;
 mod waiting;

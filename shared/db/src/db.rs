@@ -26,20 +26,29 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             DbError::Unavailable(_) => true,
-            DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
-                matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
-                    || [
-                        "terminating connection",
-                        "server closed the connection",
-                        "no connection to the server",
-                        "could not receive data from server",
-                        "the database system is",
-                    ]
-                    .iter()
-                    .any(|m| info.message().contains(m))
-            }
-            DbError::Query(_) => false,
+            DbError::Query(e) => is_outage(e),
         }
+    }
+}
+
+/// True when a query failed because Postgres went away (closed or terminated connection, shutting down), not because
+/// it refused the query: the first is worth retrying as is, the second will fail the same way again.
+pub fn is_outage(e: &diesel::result::Error) -> bool {
+    match e {
+        diesel::result::Error::DatabaseError(kind, info) => {
+            matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
+                || [
+                    "terminating connection",
+                    "server closed the connection",
+                    "no connection to the server",
+                    "could not receive data from server",
+                    "the database system is",
+                ]
+                .iter()
+                .any(|m| info.message().contains(m))
+        }
+        diesel::result::Error::BrokenTransactionManager => true,
+        _ => false,
     }
 }
 

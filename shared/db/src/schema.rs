@@ -21,6 +21,9 @@ diesel::table! {
         progress -> Nullable<Jsonb>,
         tenant_id -> Uuid,
         cancel_requested_at -> Nullable<Timestamptz>,
+        last_dispatched_at -> Nullable<Timestamptz>,
+        redispatches -> Int4,
+        dispatch_skipped_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -37,6 +40,7 @@ diesel::table! {
         published_at -> Nullable<Timestamptz>,
         attempts -> Int4,
         last_error -> Nullable<Text>,
+        dead_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -74,6 +78,7 @@ diesel::table! {
         kind -> Text,
         first_seen_at -> Timestamptz,
         last_seen_at -> Timestamptz,
+        registered_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -97,58 +97,53 @@ pub enum CancelOutcome {
     NotFound,
 }
 
-/// Cancels a tenant's job: a queued one at once, a running one by request (its worker's heartbeat sees the request
-/// and cancels the attempt, which then ends `cancelled`).
-pub fn cancel(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> QueryResult<CancelOutcome> {
-    let mine = jobs::table.filter(jobs::id.eq(id)).filter(jobs::tenant_id.eq(tenant_id));
-    let cancelled: Option<Job> = diesel::update(mine.filter(jobs::status.eq(JobStatus::Queued)))
-        .set((
-            jobs::status.eq(JobStatus::Cancelled),
-            jobs::finished_at.eq(now),
-            jobs::updated_at.eq(now),
-            jobs::not_before.eq(None::<DateTime<Utc>>),
-        ))
-        .returning(Job::as_returning())
-        .get_result(conn)
-        .optional()?;
-    if let Some(job) = cancelled {
-        return Ok(CancelOutcome::Cancelled(job));
-    }
-    let requested: Option<Job> = diesel::update(mine.filter(jobs::status.eq(JobStatus::Running)))
-        .set((jobs::cancel_requested_at.eq(diesel::dsl::sql::<
-            diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-        >("coalesce(cancel_requested_at, now())")),))
-        .returning(Job::as_returning())
-        .get_result(conn)
-        .optional()?;
-    if let Some(job) = requested {
-        return Ok(CancelOutcome::Requested(job));
-    }
-    Ok(match Job::find_for_tenant(conn, tenant_id, id)? {
-        Some(job) => CancelOutcome::AlreadyFinished(job),
-        None => CancelOutcome::NotFound,
-    })
+/// The statement [`cancel`] runs. The CTE locks the row and keeps its status *before* the update, so the decision
+/// (cancel now, request a stop, or refuse) is taken once, on one locked version of the row: a job moving between
+/// `running` and `queued` cannot slip between two statements and be called finished.
+const CANCEL_SQL: &str = "
+    WITH before AS (
+        SELECT id, status FROM jobs WHERE id = $1 AND tenant_id = $2 FOR UPDATE),
+    changed AS (
+        UPDATE jobs j
+           SET status = CASE WHEN b.status = 'queued' THEN 'cancelled' ELSE j.status END,
+               finished_at = CASE WHEN b.status = 'queued' THEN now() ELSE j.finished_at END,
+               not_before = CASE WHEN b.status = 'queued' THEN NULL ELSE j.not_before END,
+               error = CASE WHEN b.status = 'queued'
+                            THEN jsonb_build_object('code', 'cancelled', 'message', 'cancelled on request before it ran')
+                            ELSE j.error END,
+               updated_at = CASE WHEN b.status = 'queued' THEN now() ELSE j.updated_at END,
+               cancel_requested_at = CASE WHEN b.status = 'running' THEN coalesce(j.cancel_requested_at, now())
+                                          ELSE j.cancel_requested_at END
+          FROM before b
+         WHERE j.id = b.id AND b.status IN ('queued', 'running')
+     RETURNING j.id)
+    SELECT b.status FROM before b";
+
+#[derive(QueryableByName)]
+struct StatusRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
 }
 
-/// `running → cancelled` for an attempt that stopped after a cancel request (fenced by attempt). Returns whether it
-/// applied.
-pub fn cancel_running(conn: &mut PgConnection, id: Uuid, attempt: i32) -> QueryResult<bool> {
-    let n = diesel::update(
-        jobs::table
-            .filter(jobs::id.eq(id))
-            .filter(jobs::status.eq(JobStatus::Running))
-            .filter(jobs::attempts.eq(attempt))
-            .filter(jobs::cancel_requested_at.is_not_null()),
-    )
-    .set((
-        jobs::status.eq(JobStatus::Cancelled),
-        jobs::error.eq(Some(serde_json::json!({"code": "cancelled", "message": "cancelled on request while running"}))),
-        jobs::finished_at.eq(now),
-        jobs::lease_expires_at.eq(None::<DateTime<Utc>>),
-        jobs::updated_at.eq(now),
-    ))
-    .execute(conn)?;
-    Ok(n == 1)
+/// Cancels a tenant's job in one atomic statement: a queued one at once (`cancelled`), a running one by request
+/// (its worker hears of it through `LISTEN ackbox_job_cancel` within milliseconds, its heartbeat as a backstop; from
+/// then on whatever the attempt reports, success or failure, the job ends `cancelled`, and it never starts again).
+pub fn cancel(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> QueryResult<CancelOutcome> {
+    conn.transaction(|conn| {
+        let before: Option<StatusRow> = diesel::sql_query(CANCEL_SQL)
+            .bind::<SqlUuid, _>(id)
+            .bind::<SqlUuid, _>(tenant_id)
+            .get_result(conn)
+            .optional()?;
+        let Some(before) = before else { return Ok(CancelOutcome::NotFound) };
+        // The row is locked by this transaction until it commits: this read sees exactly what the statement left.
+        let job = Job::find(conn, id)?.ok_or(diesel::result::Error::NotFound)?;
+        Ok(match before.status.as_str() {
+            "queued" => CancelOutcome::Cancelled(job),
+            "running" => CancelOutcome::Requested(job),
+            _ => CancelOutcome::AlreadyFinished(job),
+        })
+    })
 }
 
 /// A job a worker now owns for one attempt.
@@ -187,10 +182,12 @@ pub fn claim(conn: &mut PgConnection, ids: &[Uuid], lease: Duration) -> QueryRes
         return Ok(Vec::new());
     }
     diesel::sql_query(
-        "UPDATE jobs
+        "WITH locked AS (SELECT id FROM jobs WHERE id = ANY($1) AND status = 'queued' ORDER BY id FOR UPDATE)
+         UPDATE jobs
             SET status = 'running', attempts = attempts + 1, started_at = now(), updated_at = now(),
                 lease_expires_at = now() + $2 * interval '1 millisecond'
-          WHERE id = ANY($1) AND status = 'queued' AND (not_before IS NULL OR not_before <= now())
+          WHERE id IN (SELECT id FROM locked) AND status = 'queued' AND (not_before IS NULL OR not_before <= now())
+            AND cancel_requested_at IS NULL
       RETURNING id, kind, payload, attempts AS attempt, max_attempts, lease_expires_at, created_at, started_at",
     )
     .bind::<Array<SqlUuid>, _>(ids)
@@ -218,33 +215,44 @@ struct RetryRow {
 }
 
 #[derive(QueryableByName)]
-struct IdRow {
+struct CompletedRow {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
 }
 
-/// `running → succeeded` for a batch, in one statement. Returns the ids whose write applied; the others belonged to a
-/// stale attempt (lease lost, duplicate) and were left alone.
-pub fn complete(conn: &mut PgConnection, successes: &[Success]) -> QueryResult<Vec<Uuid>> {
+/// `running → succeeded` for a batch, in one statement; a job whose cancel was accepted meanwhile ends `cancelled`
+/// instead (the client was promised that). Returns the ids whose write applied, with the status each ended in; the
+/// others belonged to a stale attempt (lease lost, duplicate) and were left alone.
+pub fn complete(conn: &mut PgConnection, successes: &[Success]) -> QueryResult<Vec<(Uuid, JobStatus)>> {
     if successes.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = successes.iter().map(|s| s.id).collect();
     let attempts: Vec<i32> = successes.iter().map(|s| s.attempt).collect();
     let results: Vec<serde_json::Value> = successes.iter().map(|s| s.result.clone()).collect();
-    let rows: Vec<IdRow> = diesel::sql_query(
-        "UPDATE jobs j
-            SET status = 'succeeded', result = s.result, error = NULL, finished_at = now(), updated_at = now(),
-                lease_expires_at = NULL
+    let rows: Vec<CompletedRow> = diesel::sql_query(
+        "WITH locked AS (SELECT id FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE)
+         UPDATE jobs j
+            SET status = CASE WHEN j.cancel_requested_at IS NULL THEN 'succeeded' ELSE 'cancelled' END,
+                result = CASE WHEN j.cancel_requested_at IS NULL THEN s.result END,
+                error = CASE WHEN j.cancel_requested_at IS NULL THEN NULL
+                             ELSE jsonb_build_object('code', 'cancelled', 'message',
+                                  'cancelled on request while running; the attempt finished after the request') END,
+                finished_at = now(), updated_at = now(), lease_expires_at = NULL
            FROM unnest($1::uuid[], $2::int4[], $3::jsonb[]) AS s(id, attempt, result)
-          WHERE j.id = s.id AND j.status = 'running' AND j.attempts = s.attempt
-      RETURNING j.id",
+          WHERE j.id = s.id AND j.status = 'running' AND j.attempts = s.attempt AND j.id IN (SELECT id FROM locked)
+      RETURNING j.id, j.status",
     )
     .bind::<Array<SqlUuid>, _>(ids)
     .bind::<Array<Int4>, _>(attempts)
     .bind::<Array<Jsonb>, _>(results)
     .load(conn)?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.id, if r.status == "cancelled" { JobStatus::Cancelled } else { JobStatus::Succeeded }))
+        .collect())
 }
 
 /// What [`fail`] did.
@@ -257,13 +265,15 @@ pub enum FailOutcome {
     },
     /// `failed` for good.
     Failed,
+    /// A cancel had been accepted: the job ended `cancelled`, whatever the failure.
+    Cancelled,
     /// The attempt was stale (another attempt or a terminal status won); nothing changed.
     Stale,
 }
 
 /// Records a failed attempt. Below `max_attempts` (and when `retryable`), the job goes back to `queued` with
 /// `not_before = now() + backoff` and a new outbox row due at the same time; otherwise it ends `failed`. Either way
-/// `error` keeps the failure. Call inside a transaction: the outbox row must commit with the status change.
+/// `error` keeps the failure. A job whose cancel was accepted ends `cancelled` instead, and is never retried. Call inside a transaction: the outbox row must commit with the status change.
 pub fn fail(
     conn: &mut PgConnection,
     id: Uuid,
@@ -274,16 +284,13 @@ pub fn fail(
     topic: &str,
 ) -> QueryResult<FailOutcome> {
     let error_json = serde_json::to_value(err).unwrap_or(serde_json::Value::Null);
-    let fenced = jobs::table
-        .filter(jobs::id.eq(id))
-        .filter(jobs::status.eq(JobStatus::Running))
-        .filter(jobs::attempts.eq(attempt));
     if retryable {
         let retried: Option<RetryRow> = diesel::sql_query(
             "UPDATE jobs
                 SET status = 'queued', error = $3, lease_expires_at = NULL, updated_at = now(),
                     not_before = now() + $4 * interval '1 millisecond'
               WHERE id = $1 AND status = 'running' AND attempts = $2 AND attempts < max_attempts
+                AND cancel_requested_at IS NULL
           RETURNING kind, not_before",
         )
         .bind::<SqlUuid, _>(id)
@@ -297,22 +304,34 @@ pub fn fail(
             return Ok(FailOutcome::Retried { not_before: row.not_before });
         }
     }
-    let n = diesel::update(fenced)
-        .set((
-            jobs::status.eq(JobStatus::Failed),
-            jobs::error.eq(Some(&error_json)),
-            jobs::finished_at.eq(now),
-            jobs::lease_expires_at.eq(None::<DateTime<Utc>>),
-            jobs::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(if n == 1 { FailOutcome::Failed } else { FailOutcome::Stale })
+    let ended: Option<StatusRow> = diesel::sql_query(
+        "UPDATE jobs
+            SET status = CASE WHEN cancel_requested_at IS NULL THEN 'failed' ELSE 'cancelled' END,
+                error = CASE WHEN cancel_requested_at IS NULL THEN $3
+                             ELSE jsonb_build_object('code', 'cancelled', 'message',
+                                  'cancelled on request while running; the attempt stopped with ' || ($3->>'code')) END,
+                finished_at = now(), lease_expires_at = NULL, updated_at = now()
+          WHERE id = $1 AND status = 'running' AND attempts = $2
+      RETURNING status",
+    )
+    .bind::<SqlUuid, _>(id)
+    .bind::<Int4, _>(attempt)
+    .bind::<Jsonb, _>(&error_json)
+    .get_result(conn)
+    .optional()?;
+    Ok(match ended {
+        Some(row) if row.status == "cancelled" => FailOutcome::Cancelled,
+        Some(_) => FailOutcome::Failed,
+        None => FailOutcome::Stale,
+    })
 }
 
 #[derive(QueryableByName)]
 struct BeatRow {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
+    #[diesel(sql_type = Int4)]
+    attempt: i32,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     cancel_requested: bool,
 }
@@ -365,25 +384,30 @@ pub fn retry_failed(conn: &mut PgConnection, id: Uuid, topic: &str) -> QueryResu
     })
 }
 
-/// Extends the leases of running attempts in one statement. Returns, for each attempt that still holds its lease,
-/// whether a cancel was requested; an id missing from the result has lost its lease (rescued, or finished
-/// elsewhere), and its handler should stop.
-pub fn heartbeat(conn: &mut PgConnection, held: &[(Uuid, i32)], lease: Duration) -> QueryResult<Vec<(Uuid, bool)>> {
+/// Extends the leases of running attempts in one statement, locking rows in id order (as [`complete`] and [`claim`]
+/// do, so they never deadlock). Returns `(id, attempt, cancel requested)` for each attempt that still holds its
+/// lease; an attempt missing from the result has lost it (rescued, or finished elsewhere), and its handler should stop.
+pub fn heartbeat(
+    conn: &mut PgConnection,
+    held: &[(Uuid, i32)],
+    lease: Duration,
+) -> QueryResult<Vec<(Uuid, i32, bool)>> {
     if held.is_empty() {
         return Ok(Vec::new());
     }
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
     let rows: Vec<BeatRow> = diesel::sql_query(
-        "UPDATE jobs j SET lease_expires_at = now() + $3 * interval '1 millisecond'
+        "WITH locked AS (SELECT id FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE)
+         UPDATE jobs j SET lease_expires_at = now() + $3 * interval '1 millisecond'
            FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt)
-          WHERE j.id = h.id AND j.status = 'running' AND j.attempts = h.attempt
-      RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested",
+          WHERE j.id = h.id AND j.status = 'running' AND j.attempts = h.attempt AND j.id IN (SELECT id FROM locked)
+      RETURNING j.id, j.attempts AS attempt, j.cancel_requested_at IS NOT NULL AS cancel_requested",
     )
     .bind::<Array<SqlUuid>, _>(ids)
     .bind::<Array<Int4>, _>(attempts)
     .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)
     .load(conn)?;
-    Ok(rows.into_iter().map(|r| (r.id, r.cancel_requested)).collect())
+    Ok(rows.into_iter().map(|r| (r.id, r.attempt, r.cancel_requested)).collect())
 }
 
 /// Records a progress report of a running attempt (fenced like every other write). Returns whether it applied.

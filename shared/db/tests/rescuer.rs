@@ -222,6 +222,6 @@ fn a_zombie_attempt_cannot_write_after_its_job_was_rescued() {
     let applied =
         state::complete(&mut conn, &[state::Success { id, attempt: fresh, result: serde_json::json!("fresh") }])
             .expect("complete");
-    assert_eq!(applied, vec![id]);
+    assert_eq!(applied, vec![(id, JobStatus::Succeeded)]);
     assert_eq!(Job::find(&mut conn, id).expect("q").expect("row").result, Some(serde_json::json!("fresh")));
 }

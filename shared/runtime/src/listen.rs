@@ -16,6 +16,8 @@ use tokio_postgres::AsyncMessage;
 pub const OUTBOX_CHANNEL: &str = "ackbox_outbox";
 /// Channel the jobs trigger notifies on every status or progress change, with the job id as payload.
 pub const JOB_STATUS_CHANNEL: &str = "ackbox_job_status";
+/// Channel the jobs trigger notifies when a cancel is accepted for a running job, with the job id as payload.
+pub const JOB_CANCEL_CHANNEL: &str = "ackbox_job_cancel";
 /// Channel the api_keys trigger notifies on every key change.
 pub const KEYS_CHANNEL: &str = "ackbox_keys";
 

@@ -59,6 +59,8 @@ fn start_config() -> (WorkerConfig, TestDb, KafkaConfig) {
         shutdown_grace: Duration::from_secs(10),
         stats_interval: Duration::from_millis(200),
         ops_bind: "127.0.0.1:0".into(),
+        max_result_bytes: ackbox_worker::config::DEFAULT_MAX_RESULT_BYTES,
+        outcome_write_tries: ackbox_worker::config::DEFAULT_OUTCOME_WRITE_TRIES,
     };
     (config, db, kafka)
 }

@@ -106,3 +106,55 @@ fn the_worker_serves_metrics_and_health() {
     let ready = reqwest::blocking::get(format!("http://{addr}/readyz")).expect("readyz");
     assert_eq!(ready.status().as_u16(), 200);
 }
+
+/// Records which attempts saw their cancellation.
+struct Records(std::sync::Arc<std::sync::Mutex<Vec<i32>>>);
+
+#[ackbox_worker::async_trait]
+impl ackbox_worker::Handler for Records {
+    async fn run(
+        &self,
+        ctx: &ackbox_worker::JobContext,
+        _payload: serde_json::Value,
+    ) -> Result<serde_json::Value, ackbox_worker::HandlerError> {
+        tokio::select! {
+            _ = ctx.cancelled() => {
+                self.0.lock().expect("lock").push(ctx.attempt);
+                Err(ackbox_worker::HandlerError::retryable("stopped", "cancelled"))
+            }
+            _ = tokio::time::sleep(Duration::from_secs(60)) => Ok(serde_json::json!(ctx.attempt)),
+        }
+    }
+}
+
+#[test]
+fn a_stale_attempt_is_cancelled_even_when_its_successor_runs_on_the_same_worker() {
+    let cancelled = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut registry = ackbox_worker::handlers::builtin();
+    registry.register("records", Records(cancelled.clone()));
+    let w = start(registry);
+    let id = w.submit("records", serde_json::json!({}), 3);
+    dispatch(&w.kafka, id, "records", 1);
+    wait_for("attempt 1 to run", DEADLINE, || (w.job(id).status == JobStatus::Running).then_some(()));
+
+    // The rescuer takes the job back (lease forced into the past, in one transaction with the pass), and attempt 2
+    // is dispatched to this same worker while attempt 1 still runs here.
+    let mut conn = w.db.conn();
+    diesel::Connection::transaction(&mut conn, |c| {
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
+                .bind::<diesel::sql_types::Uuid, _>(id),
+            c,
+        )?;
+        ackbox_db::state::rescue(c, Duration::from_secs(300), 10, &w.kafka.topic)
+    })
+    .expect("expire and rescue")
+    .expect("lock");
+    dispatch(&w.kafka, id, "records", 2);
+    wait_for("attempt 2 to run", DEADLINE, || (w.job(id).attempts == 2).then_some(()));
+
+    wait_for("attempt 1 to be told to stop", DEADLINE, || cancelled.lock().expect("lock").contains(&1).then_some(()));
+    assert!(!cancelled.lock().expect("lock").contains(&2), "the live attempt keeps running");
+    let job = w.job(id);
+    assert_eq!((job.status, job.attempts), (JobStatus::Running, 2));
+}
