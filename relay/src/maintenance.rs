@@ -21,16 +21,15 @@ pub struct Pass {
     pub expired_keys: usize,
 }
 
-/// One pass, blocking: rescuer passes until they come back short, then retention batches until they come back short.
+/// One pass, blocking: one rescuer pass (at most `ACKBOX_RESCUE_BATCH` jobs for each part: a backlog is worked off
+/// over several intervals, never resent at once), then retention batches until they come back short.
 pub fn pass(relay: &Relay) -> Result<Pass, DbError> {
     let cfg = relay.config();
     let metrics = relay.metrics();
     let mut conn = relay.pool().get()?;
     let mut out = Pass::default();
-    loop {
-        let Some(r) = state::rescue(&mut conn, cfg.dispatch_timeout, cfg.rescue_batch, &cfg.kafka.topic)? else {
-            break; // another relay's rescuer is running this pass
-        };
+    // `None`: another relay's rescuer is running this pass.
+    if let Some(r) = state::rescue(&mut conn, cfg.dispatch_timeout, cfg.rescue_batch, &cfg.kafka.topic)? {
         metrics.rescued.with_label_values(&["requeued"]).inc_by(r.requeued as u64);
         metrics.rescued.with_label_values(&["failed"]).inc_by(r.failed as u64);
         metrics.rescued.with_label_values(&["cancelled"]).inc_by(r.cancelled as u64);
@@ -44,14 +43,7 @@ pub fn pass(relay: &Relay) -> Result<Pass, DbError> {
                 r.redispatched
             );
         }
-        out.rescue.requeued += r.requeued;
-        out.rescue.failed += r.failed;
-        out.rescue.cancelled += r.cancelled;
-        out.rescue.redispatched += r.redispatched;
-        let limit = usize::try_from(cfg.rescue_batch).unwrap_or(usize::MAX);
-        if r.requeued + r.failed + r.cancelled < limit && r.redispatched < limit {
-            break;
-        }
+        out.rescue = r;
     }
     loop {
         let n = ackbox_db::models::idempotency::delete_expired(&mut conn, cfg.retention_batch)?;

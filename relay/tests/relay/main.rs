@@ -6,4 +6,5 @@ mod long_transaction;
 mod no_skip;
 mod ops;
 mod publish;
+mod rescue_load;
 mod retention;

@@ -436,8 +436,13 @@ pub struct RescueReport {
     pub redispatched: usize,
 }
 
-/// Advisory lock key that makes rescuer passes mutually exclusive across processes.
+/// Advisory lock key that makes lease-rescue passes mutually exclusive across processes.
 pub const RESCUER_LOCK_KEY: i64 = 0x61636b5f726573;
+/// Advisory lock key of the stale-dispatch part, taken in its own transaction.
+pub const REDISPATCH_LOCK_KEY: i64 = 0x61636b5f726564;
+
+/// Longest redispatch wait: `dispatch_timeout * 2^6`.
+pub const MAX_REDISPATCH_EXPONENT: i32 = 6;
 
 #[derive(QueryableByName)]
 struct RescuedRow {
@@ -451,29 +456,42 @@ struct RescuedRow {
     attempts: i32,
 }
 
-/// One rescuer pass, in one transaction, if no other pass holds the lock (returns `None` then). The database, not
-/// Kafka, decides what still needs doing:
-/// - a `running` job whose lease expired (its worker died or stalled) goes back to `queued` with a new outbox row, or
-///   to `failed` (`lease_expired`) when it has no attempts left;
-/// - a `queued`, due job whose latest dispatch was published more than `dispatch_timeout` ago (or whose outbox rows
-///   are gone) and that never started gets a new outbox row: this covers a broker that lost the message.
-///
-/// Each part handles at most `limit` jobs per pass; the caller runs passes until they come back short.
+fn try_lock(conn: &mut PgConnection, key: i64) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    let lock: Locked =
+        diesel::sql_query(format!("SELECT pg_try_advisory_xact_lock({key}) AS locked")).get_result(conn)?;
+    Ok(lock.locked)
+}
+
+/// One rescuer pass: [`rescue_leases`], then [`rescue_dispatches`], each in its own transaction (a slow or failing
+/// one never rolls the other back). Returns `None` when another process held both locks.
 pub fn rescue(
     conn: &mut PgConnection,
     dispatch_timeout: Duration,
     limit: i64,
     topic: &str,
 ) -> QueryResult<Option<RescueReport>> {
+    let leases = rescue_leases(conn, limit, topic)?;
+    let dispatches = rescue_dispatches(conn, dispatch_timeout, limit, topic)?;
+    if leases.is_none() && dispatches.is_none() {
+        return Ok(None);
+    }
+    let mut report = leases.unwrap_or_default();
+    report.redispatched = dispatches.unwrap_or(0);
+    Ok(Some(report))
+}
+
+/// Lease rescue, in one transaction, if no other process holds its lock (`None` then): a `running` job whose lease
+/// expired (its worker died or stalled) goes back to `queued` with a new outbox row, or to `failed`
+/// (`lease_expired`) when it has no attempts left, or to `cancelled` when a cancel was accepted. At most `limit`
+/// jobs.
+pub fn rescue_leases(conn: &mut PgConnection, limit: i64, topic: &str) -> QueryResult<Option<RescueReport>> {
     conn.transaction(|conn| {
-        #[derive(QueryableByName)]
-        struct Locked {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            locked: bool,
-        }
-        let lock: Locked = diesel::sql_query(format!("SELECT pg_try_advisory_xact_lock({RESCUER_LOCK_KEY}) AS locked"))
-            .get_result(conn)?;
-        if !lock.locked {
+        if !try_lock(conn, RESCUER_LOCK_KEY)? {
             return Ok(None);
         }
         let mut report = RescueReport::default();
@@ -487,7 +505,8 @@ pub fn rescue(
              UPDATE jobs j
                 SET status = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
                                   WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,
-                    error = jsonb_build_object('code', 'lease_expired',
+                    error = jsonb_build_object('code', CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                                                            ELSE 'lease_expired' END,
                         'message', format('attempt %s stopped renewing its lease (worker died or stalled)', j.attempts)),
                     finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL OR j.attempts >= j.max_attempts
                                        THEN now() END,
@@ -509,28 +528,52 @@ pub fn rescue(
                 report.failed += 1;
             }
         }
-        let stale: Vec<RescuedRow> = diesel::sql_query(
-            "SELECT j.id, j.kind, j.status, j.attempts
-               FROM jobs j
-              WHERE j.status = 'queued'
-                AND (j.not_before IS NULL OR j.not_before <= now())
-                AND j.updated_at < now() - $1 * interval '1 millisecond'
-                AND NOT EXISTS (
-                    SELECT 1 FROM outbox o
-                     WHERE o.aggregate_id = j.id
-                       AND (o.published_at IS NULL OR o.published_at > now() - $1 * interval '1 millisecond'))
-              ORDER BY j.created_at
-              LIMIT $2
-                FOR UPDATE OF j SKIP LOCKED",
-        )
+        Ok(Some(report))
+    })
+}
+
+/// Stale-dispatch rescue, in one transaction, if no other process holds its lock (`None` then): a `queued`, due job
+/// whose latest dispatch was published more than `dispatch_timeout` ago (or whose outbox rows are gone) and that
+/// never started gets a new outbox row; this covers a broker that lost the message. Each job's waits double
+/// (`dispatch_timeout * 2^redispatches`, up to 2^[`MAX_REDISPATCH_EXPONENT`]), and at most `limit` jobs are sent per
+/// pass, so consumers that lag by more than the timeout get a bounded trickle of extra messages, not the whole
+/// backlog again on every pass. Returns how many were sent.
+pub fn rescue_dispatches(
+    conn: &mut PgConnection,
+    dispatch_timeout: Duration,
+    limit: i64,
+    topic: &str,
+) -> QueryResult<Option<usize>> {
+    conn.transaction(|conn| {
+        if !try_lock(conn, REDISPATCH_LOCK_KEY)? {
+            return Ok(None);
+        }
+        let stale: Vec<RescuedRow> = diesel::sql_query(format!(
+            "WITH stale AS (
+                 SELECT j.id FROM jobs j
+                  WHERE j.status = 'queued' AND j.cancel_requested_at IS NULL
+                    AND (j.not_before IS NULL OR j.not_before <= now())
+                    AND j.updated_at < now() - $1 * interval '1 millisecond'
+                    AND (j.last_dispatched_at IS NULL OR j.last_dispatched_at < now()
+                         - $1 * interval '1 millisecond' * power(2, least(j.redispatches, {MAX_REDISPATCH_EXPONENT})))
+                    AND NOT EXISTS (
+                        SELECT 1 FROM outbox o
+                         WHERE o.aggregate_id = j.id
+                           AND (o.published_at IS NULL OR o.published_at > now() - $1 * interval '1 millisecond'))
+                  ORDER BY j.created_at
+                  LIMIT $2
+                    FOR UPDATE OF j SKIP LOCKED)
+             UPDATE jobs j SET last_dispatched_at = now(), redispatches = j.redispatches + 1
+               FROM stale WHERE j.id = stale.id
+          RETURNING j.id, j.kind, j.status, j.attempts"
+        ))
         .bind::<diesel::sql_types::Double, _>(dispatch_timeout.as_secs_f64() * 1000.0)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load(conn)?;
         for row in &stale {
             outbox::enqueue(conn, topic, &Envelope::new(row.id, &row.kind, row.attempts + 1), None)?;
-            report.redispatched += 1;
         }
-        Ok(Some(report))
+        Ok(Some(stale.len()))
     })
 }
 

@@ -1,11 +1,22 @@
 //! The message that travels through Kafka. It carries ids only: the job row in Postgres is the truth, the message
 //! just says "look at job X now". Payloads never leave the database this way.
+//!
+//! ## Versions: forward compatible within a version
+//!
+//! During a rolling deploy old and new workers read the same topic, so an envelope written by a newer release must
+//! still work for an older worker:
+//! - **Adding a field** is allowed within a version. Consumers ignore fields they do not know, and a new field must
+//!   be optional for them (the job row holds the truth; an envelope field can only be a hint).
+//! - **Removing a field, renaming it, or changing its meaning** requires a new version `v`. A consumer skips (and
+//!   counts in `ackbox_worker_decode_failures_total`) a version it does not know, and the rescuer dispatches the job
+//!   again later, so the upgrade order is: deploy workers that understand the new `v` first, then the writers.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Current envelope version. A consumer rejects versions it does not know instead of guessing.
+/// Current envelope version. A consumer rejects versions it does not know instead of guessing; fields added within a
+/// version are ignored by older consumers (see the module documentation).
 pub const ENVELOPE_VERSION: u32 = 1;
 
 /// Largest envelope a consumer will try to parse; anything bigger is not ours.
@@ -13,7 +24,6 @@ pub const MAX_ENVELOPE_BYTES: usize = 16 * 1024;
 
 /// A dispatch message: "job `job_id` of `kind` is ready for attempt `attempt`".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Envelope {
     /// Envelope format version ([`ENVELOPE_VERSION`]).
     pub v: u32,
@@ -79,6 +89,16 @@ mod tests {
         let env = Envelope::new(Uuid::now_v7(), "echo", 2);
         let bytes = serde_json::to_vec(&env.to_json()).expect("serialise");
         assert_eq!(Envelope::decode(Some(&bytes)).expect("decode"), env);
+    }
+
+    #[test]
+    fn an_envelope_from_a_newer_release_with_an_added_field_still_decodes() {
+        let env = Envelope::new(Uuid::now_v7(), "echo", 3);
+        let mut newer = env.to_json();
+        newer["priority"] = 7.into();
+        newer["trace"] = serde_json::json!({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"});
+        let bytes = serde_json::to_vec(&newer).expect("serialise");
+        assert_eq!(Envelope::decode(Some(&bytes)).expect("an old worker reads it"), env);
     }
 
     #[test]
