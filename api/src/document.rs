@@ -59,6 +59,10 @@ pub struct StatusDocument {
     pub overdue: bool,
     /// What to do about an overdue job (null otherwise).
     pub overdue_message: Option<String>,
+    /// Why a queued job is not running yet, when Ackbox knows (null otherwise): no live worker runs its kind (as of
+    /// the last 10 s), or a worker without a handler for its kind received it. The job stays safely queued either way
+    /// and runs once a worker with the kind is up.
+    pub waiting_reason: Option<String>,
     /// Where to look next.
     pub links: Links,
 }
@@ -91,6 +95,28 @@ pub fn due_since(job: &Job) -> DateTime<Utc> {
     job.not_before.map_or(job.updated_at, |nb| nb.max(job.updated_at))
 }
 
+/// Why a queued job waits, if something other than its turn holds it up.
+fn waiting_reason(job: &Job, estimates: &Estimates) -> Option<String> {
+    if job.status != JobStatus::Queued {
+        return None;
+    }
+    if estimates.kind_is_live(&job.kind) == Some(false) {
+        return Some(format!(
+            "no live worker runs kind {:?}: the job waits safely in the queue and runs when a worker with this kind \
+             starts",
+            job.kind
+        ));
+    }
+    job.dispatch_skipped_at.map(|at| {
+        format!(
+            "a worker without a handler for kind {:?} received it at {}: it is dispatched again when a worker that \
+             runs this kind starts (fleets with different kinds belong on different topics: ACKBOX_KIND_TOPICS)",
+            job.kind,
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        )
+    })
+}
+
 /// An entity tag of the document exactly as served: it changes whenever any field does (status, progress, but also
 /// `overdue`, its message and `retry_after_seconds`, which change with time alone).
 pub fn etag(doc: &StatusDocument) -> String {
@@ -106,6 +132,7 @@ impl StatusDocument {
         let retry_after_seconds = retry_after(&job, estimates);
         let waited = (Utc::now() - due_since(&job)).to_std().unwrap_or_default();
         let overdue = job.status == JobStatus::Queued && waited > overdue_after;
+        let waiting_reason = waiting_reason(&job, estimates);
         let self_ = job_path(job.id);
         Self {
             links: Links { result: format!("{self_}/result"), cancel: format!("{self_}/cancel"), self_ },
@@ -124,6 +151,7 @@ impl StatusDocument {
             cancel_requested: job.cancel_requested_at.is_some(),
             retry_after_seconds,
             overdue,
+            waiting_reason,
             overdue_message: overdue.then(|| {
                 format!(
                     "This job has waited in the queue for {} s since it became due, longer than the expected {} s. It is safe in the \

@@ -1,7 +1,8 @@
 //! Retry-After estimates: the observed medians per kind, refreshed by the background thread (`live.rs`) from
-//! `ackbox_db::models::job::recent_medians`.
+//! `ackbox_db::models::job::recent_medians`, and which kinds some live worker runs (`job_kind::live`), for the status
+//! document's `waiting_reason`. Both are at most one refresh (10 s) old.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use ackbox_db::db::PgPool;
@@ -10,6 +11,8 @@ use ackbox_db::db::PgPool;
 #[derive(Default)]
 pub struct Estimates {
     by_kind: RwLock<HashMap<String, (f64, f64)>>,
+    /// `None` until first loaded: nothing is claimed about liveness before anything is known.
+    live_kinds: RwLock<Option<HashSet<String>>>,
 }
 
 impl Estimates {
@@ -22,6 +25,22 @@ impl Estimates {
     pub fn set(&self, values: HashMap<String, (f64, f64)>) {
         *self.by_kind.write().unwrap_or_else(|p| p.into_inner()) = values;
     }
+
+    /// `Some(false)` when no live worker runs `kind` (as of the last refresh), `None` when not yet known.
+    pub fn kind_is_live(&self, kind: &str) -> Option<bool> {
+        self.live_kinds.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|k| k.contains(kind))
+    }
+
+    /// Replaces the set of kinds some live worker runs.
+    pub fn set_live_kinds(&self, kinds: HashSet<String>) {
+        *self.live_kinds.write().unwrap_or_else(|p| p.into_inner()) = Some(kinds);
+    }
+}
+
+/// Reads the kinds some live worker runs.
+pub fn load_live_kinds(pool: &PgPool) -> Result<HashSet<String>, ackbox_db::db::DbError> {
+    let mut conn = pool.get()?;
+    Ok(ackbox_db::models::job_kind::live(&mut conn)?.into_iter().collect())
 }
 
 /// Reads the medians of jobs started in the last 10 minutes, by kind: `(to start, run)` in seconds.

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::auth::SharedKeys;
-use crate::estimates::{load_estimates, Estimates};
+use crate::estimates::{load_estimates, load_live_kinds, Estimates};
 use crate::waiters::Waiters;
 
 /// The running background thread. Dropping the handle stops it: the listener's connection closes and the estimates
@@ -79,6 +79,11 @@ pub fn start(
                 match ackbox_runtime::retry::blocking(move || load_estimates(&p)).await {
                     Ok(values) => estimates.set(values),
                     Err(e) => log::debug!("refreshing Retry-After estimates failed: {e}"),
+                }
+                let p = pool.clone();
+                match ackbox_runtime::retry::blocking(move || load_live_kinds(&p)).await {
+                    Ok(kinds) => estimates.set_live_kinds(kinds),
+                    Err(e) => log::debug!("refreshing the live kinds failed: {e}"),
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(10)) => {}

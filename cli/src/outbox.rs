@@ -23,6 +23,10 @@ pub enum Outbox {
         /// Only undelivered rows whose last delivery failed.
         #[arg(long)]
         failed: bool,
+        /// Only dead rows: refused by the broker for good (too large, invalid), never retried; their jobs failed
+        /// with `undeliverable`.
+        #[arg(long, conflicts_with_all = ["unpublished", "failed"])]
+        dead: bool,
         /// Only rows of this job.
         #[arg(long, value_name = "JOB_ID")]
         job: Option<Uuid>,
@@ -85,8 +89,8 @@ pub fn run(conn: &mut PgConnection, cmd: Outbox, json: bool) -> anyhow::Result<(
                 println!("\n{t}");
             }
         }
-        Outbox::Ls { unpublished, failed, job, limit } => {
-            let rows = outbox::list(conn, &ListFilter { unpublished, failed, job, limit })
+        Outbox::Ls { unpublished, failed, dead, job, limit } => {
+            let rows = outbox::list(conn, &ListFilter { unpublished, failed, dead, job, limit })
                 .context("failed to list outbox rows")?;
             if json {
                 return print_json(&rows.iter().map(row_json).collect::<Vec<_>>());
@@ -95,6 +99,9 @@ pub fn run(conn: &mut PgConnection, cmd: Outbox, json: bool) -> anyhow::Result<(
             for r in &rows {
                 let state = match (&r.published_at, &r.last_error) {
                     (Some(p), _) => format!("published {}", time(Some(*p))),
+                    (None, e) if r.dead_at.is_some() => {
+                        format!("dead since {}: {}", time(r.dead_at), e.as_deref().unwrap_or("refused"))
+                    }
                     (None, Some(e)) => format!("failing, next try {}: {e}", time(Some(r.available_at))),
                     (None, None) if r.available_at > chrono::Utc::now() => {
                         format!("due {}", time(Some(r.available_at)))
@@ -157,7 +164,7 @@ fn row_json(r: &ackbox_db::models::OutboxMessage) -> serde_json::Value {
     serde_json::json!({
         "id": r.id, "job_id": r.aggregate_id, "topic": r.topic, "key": r.key, "payload": r.payload,
         "headers": r.headers, "created_at": r.created_at, "available_at": r.available_at,
-        "published_at": r.published_at, "attempts": r.attempts, "last_error": r.last_error,
+        "published_at": r.published_at, "attempts": r.attempts, "last_error": r.last_error, "dead_at": r.dead_at,
     })
 }
 

@@ -17,7 +17,12 @@
 //! | `ACKBOX_OUTBOX_RETENTION_SECS` | [`DEFAULT_RETENTION_SECS`] | published rows are kept this long for inspection, then deleted |
 //! | `ACKBOX_RETENTION_BATCH` | [`DEFAULT_RETENTION_BATCH`] | rows deleted per retention statement |
 //! | `ACKBOX_STATS_INTERVAL_MS` | [`DEFAULT_STATS_INTERVAL_MS`] | how often backlog and jobs-by-status gauges are refreshed |
+//! | `ACKBOX_KIND_TOPICS` | unset | `kind=topic,kind=topic`: jobs of these kinds are produced to their own topic instead of the row's (`ACKBOX_TOPIC`), so a worker fleet that runs them consumes that topic (its own `ACKBOX_TOPIC` and `ACKBOX_WORKER_GROUP`) and other fleets never see them. The relay creates these topics too |
 //! | `ACKBOX_RELAY_OPS_BIND` | [`DEFAULT_OPS_BIND`] | address of `/metrics`, `/healthz`, `/readyz` |
+//!
+//! The delivery timeout must stay below the relay role's `idle_in_transaction_session_timeout` (60 s, migration 5):
+//! the claiming transaction is idle while it awaits the broker's reports, and Postgres would cut it off. A setting at
+//! or above it is refused at start-up, naming both.
 //!
 //! Plus `DATABASE_URL` & co. ([`DbConfig`]) and `KAFKA_BROKERS`, `ACKBOX_TOPIC`, `ACKBOX_KAFKA_OPTS` ([`KafkaConfig`]).
 
@@ -55,6 +60,8 @@ pub const DEFAULT_RETENTION_SECS: u64 = 3_600;
 pub const DEFAULT_RETENTION_BATCH: i64 = 5_000;
 /// Default stats refresh.
 pub const DEFAULT_STATS_INTERVAL_MS: u64 = 10_000;
+/// The relay role's `idle_in_transaction_session_timeout` (migration 5): the delivery timeout must stay below it.
+pub const RELAY_ROLE_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(60);
 /// Default ops address.
 pub const DEFAULT_OPS_BIND: &str = "127.0.0.1:9101";
 
@@ -97,6 +104,8 @@ pub struct RelayConfig {
     pub stats_interval: Duration,
     /// Ops endpoint address.
     pub ops_bind: String,
+    /// `kind → topic` routes applied at produce time.
+    pub kind_topics: std::collections::BTreeMap<String, String>,
 }
 
 impl RelayConfig {
@@ -110,6 +119,8 @@ impl RelayConfig {
                 reason: "must be between 1 and 100000".into(),
             });
         }
+        let delivery_timeout = config::millis_or("ACKBOX_RELAY_DELIVERY_TIMEOUT_MS", DEFAULT_DELIVERY_TIMEOUT_MS)?;
+        check_delivery_timeout(delivery_timeout)?;
         Ok(Self {
             db: DbConfig::from_env()?,
             kafka: KafkaConfig::from_env()?,
@@ -119,7 +130,7 @@ impl RelayConfig {
             max_in_flight: config::parse_or("ACKBOX_RELAY_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)?.clamp(1, 5),
             poll_interval: config::millis_or("ACKBOX_RELAY_POLL_MS", DEFAULT_POLL_MS)?,
             linger: config::millis_or("ACKBOX_RELAY_LINGER_MS", DEFAULT_LINGER_MS)?,
-            delivery_timeout: config::millis_or("ACKBOX_RELAY_DELIVERY_TIMEOUT_MS", DEFAULT_DELIVERY_TIMEOUT_MS)?,
+            delivery_timeout,
             partitions: config::parse_or("ACKBOX_TOPIC_PARTITIONS", DEFAULT_PARTITIONS)?,
             replication: config::parse_or("ACKBOX_TOPIC_REPLICATION", DEFAULT_REPLICATION)?,
             rescue_interval: config::millis_or("ACKBOX_RESCUE_INTERVAL_MS", DEFAULT_RESCUE_INTERVAL_MS)?,
@@ -129,6 +140,80 @@ impl RelayConfig {
             retention_batch: config::parse_or("ACKBOX_RETENTION_BATCH", DEFAULT_RETENTION_BATCH)?.max(1),
             stats_interval: config::millis_or("ACKBOX_STATS_INTERVAL_MS", DEFAULT_STATS_INTERVAL_MS)?,
             ops_bind: config::optional("ACKBOX_RELAY_OPS_BIND").unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),
+            kind_topics: parse_kind_topics(config::optional("ACKBOX_KIND_TOPICS").as_deref().unwrap_or(""))?,
         })
+    }
+
+    /// The topic a row of `kind` is produced to: its route, if any, else the row's own topic.
+    pub fn topic_for<'a>(&'a self, kind: Option<&str>, row_topic: &'a str) -> &'a str {
+        kind.and_then(|k| self.kind_topics.get(k)).map_or(row_topic, String::as_str)
+    }
+}
+
+/// Refuses a delivery timeout the relay role's idle-in-transaction timeout would cut short.
+pub fn check_delivery_timeout(timeout: Duration) -> Result<(), ConfigError> {
+    if timeout >= RELAY_ROLE_IDLE_IN_TRANSACTION {
+        return Err(ConfigError::Invalid {
+            name: "ACKBOX_RELAY_DELIVERY_TIMEOUT_MS".into(),
+            value: timeout.as_millis().to_string(),
+            reason: format!(
+                "must be below the ackbox_relay role's idle_in_transaction_session_timeout ({} s, migration 5): the \
+                 relay's transaction waits idle for the broker that long, and Postgres would end it",
+                RELAY_ROLE_IDLE_IN_TRANSACTION.as_secs()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Parses `kind=topic,kind=topic` (spaces allowed around items).
+pub fn parse_kind_topics(raw: &str) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "ACKBOX_KIND_TOPICS".into(),
+        value: raw.chars().take(200).collect(),
+        reason,
+    };
+    let mut routes = std::collections::BTreeMap::new();
+    for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (kind, topic) =
+            item.split_once('=').ok_or_else(|| invalid(format!("{item:?} is not kind=topic")))?;
+        let (kind, topic) = (kind.trim(), topic.trim());
+        if !ackbox_db::models::job_kind::valid_kind(kind) {
+            return Err(invalid(format!("{kind:?} is not a valid kind")));
+        }
+        let topic_ok = !topic.is_empty()
+            && topic.len() <= 249
+            && topic.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !topic_ok {
+            return Err(invalid(format!("{topic:?} is not a valid Kafka topic name")));
+        }
+        if routes.insert(kind.to_string(), topic.to_string()).is_some() {
+            return Err(invalid(format!("kind {kind:?} is routed twice")));
+        }
+    }
+    Ok(routes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_routes_parse_and_bad_ones_are_named() {
+        let routes = parse_kind_topics(" video=ackbox.video , report=ackbox.reports").expect("valid");
+        assert_eq!(routes.get("video").map(String::as_str), Some("ackbox.video"));
+        assert_eq!(routes.len(), 2);
+        assert!(parse_kind_topics("").expect("empty").is_empty());
+        for bad in ["video", "video=", "=t", "video=a b", "a=t,a=u", "bad kind=t"] {
+            let err = parse_kind_topics(bad).expect_err(bad).to_string();
+            assert!(err.contains("ACKBOX_KIND_TOPICS"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_delivery_timeout_the_role_would_cut_short_is_refused_naming_both() {
+        assert!(check_delivery_timeout(Duration::from_secs(10)).is_ok());
+        let err = check_delivery_timeout(Duration::from_secs(60)).expect_err("too long").to_string();
+        assert!(err.contains("ACKBOX_RELAY_DELIVERY_TIMEOUT_MS") && err.contains("idle_in_transaction"), "{err}");
     }
 }

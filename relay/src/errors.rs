@@ -1,6 +1,7 @@
-//! Which producer errors are worth retrying and which mean the producer itself is broken. Modelled on Vector's Kafka
-//! sink: every code we expect is listed; anything unlisted is treated as retriable, because a row that keeps failing
-//! only backs off (it never blocks others), while a needless producer rebuild costs little either.
+//! Which producer errors are worth retrying, which mean the producer itself is broken, and which mean this one row
+//! can never be delivered. Modelled on Vector's Kafka sink: every code we expect is listed; anything unlisted is
+//! treated as retriable, because a row that keeps failing only backs off (it never blocks others), while a needless
+//! producer rebuild costs little either.
 
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode as C;
@@ -12,6 +13,8 @@ pub enum ErrorClass {
     Retriable,
     /// The producer is unusable (idempotence state lost, fenced, not authorised): back the row off and rebuild it.
     Fatal,
+    /// This row can never be delivered as it is (too large, invalid): mark it dead and fail its job `undeliverable`.
+    Undeliverable,
 }
 
 impl ErrorClass {
@@ -20,6 +23,7 @@ impl ErrorClass {
         match self {
             ErrorClass::Retriable => "retriable",
             ErrorClass::Fatal => "fatal",
+            ErrorClass::Undeliverable => "undeliverable",
         }
     }
 }
@@ -64,10 +68,15 @@ pub const RETRIABLE: &[C] = &[
     C::BrokerDestroy,
 ];
 
+/// Codes about the message itself: the same bytes will be refused again, by this broker or any other with the same
+/// limits. (librdkafka reports a message over `message.max.bytes` locally with `MessageSizeTooLarge` too.)
+pub const UNDELIVERABLE: &[C] = &[C::MessageSizeTooLarge, C::InvalidMessageSize, C::InvalidRecord, C::InvalidTopic];
+
 /// Classifies a producer error.
 pub fn classify(err: &KafkaError) -> ErrorClass {
     match err.rdkafka_error_code() {
         Some(code) if FATAL.contains(&code) => ErrorClass::Fatal,
+        Some(code) if UNDELIVERABLE.contains(&code) => ErrorClass::Undeliverable,
         _ => ErrorClass::Retriable,
     }
 }
@@ -81,7 +90,9 @@ mod tests {
         assert_eq!(classify(&KafkaError::MessageProduction(C::Fatal)), ErrorClass::Fatal);
         assert_eq!(classify(&KafkaError::MessageProduction(C::ProducerFenced)), ErrorClass::Fatal);
         assert_eq!(classify(&KafkaError::MessageProduction(C::MessageTimedOut)), ErrorClass::Retriable);
-        assert_eq!(classify(&KafkaError::MessageProduction(C::MessageSizeTooLarge)), ErrorClass::Retriable);
+        assert_eq!(classify(&KafkaError::MessageProduction(C::MessageSizeTooLarge)), ErrorClass::Undeliverable);
+        assert_eq!(classify(&KafkaError::MessageProduction(C::NotEnoughReplicas)), ErrorClass::Retriable);
         assert!(FATAL.iter().all(|c| !RETRIABLE.contains(c)), "a code is in both lists");
+        assert!(UNDELIVERABLE.iter().all(|c| !RETRIABLE.contains(c) && !FATAL.contains(c)), "a code is in two lists");
     }
 }

@@ -112,27 +112,33 @@ impl Relay {
                 return Ok((Round::default(), false));
             }
             let started = Instant::now();
-            let (published, failed) = produce_all(&producer, &rows);
+            let (published, failed) = produce_all(&producer, &self.config, &rows);
             self.metrics.delivery_seconds.observe(started.elapsed().as_secs_f64());
             outbox::mark_published(conn, &published)?;
             let mut fatal = false;
-            let failures: Vec<(i64, String)> = failed
-                .into_iter()
-                .map(|(id, err)| {
-                    let class = classify(&err);
-                    fatal |= class == ErrorClass::Fatal;
-                    self.metrics.delivery_failures.with_label_values(&[class.as_str()]).inc();
+            let (mut failures, mut dead) = (Vec::new(), Vec::new());
+            for (id, err) in failed {
+                let class = classify(&err);
+                fatal |= class == ErrorClass::Fatal;
+                self.metrics.delivery_failures.with_label_values(&[class.as_str()]).inc();
+                if class == ErrorClass::Undeliverable {
+                    log::error!("outbox row {id} can never be delivered ({err}); marking it dead and failing its job");
+                    dead.push((id, err.to_string()));
+                } else {
                     log::warn!("outbox row {id} delivery failed ({}), will retry: {err}", class.as_str());
-                    (id, err.to_string())
-                })
-                .collect();
+                    failures.push((id, err.to_string()));
+                }
+            }
             outbox::mark_failed(conn, &failures)?;
+            // A dead row's job can never be dispatched by that message: fail it now, with the broker's reason.
+            let dead_jobs = outbox::mark_dead(conn, &dead)?;
+            ackbox_db::state::fail_undeliverable(conn, &dead_jobs)?;
             self.metrics.batch_size.observe(rows.len() as f64);
             self.metrics.published.inc_by(published.len() as u64);
             let round = Round {
                 claimed: rows.len(),
                 published: published.len(),
-                failed: failures.len(),
+                failed: failures.len() + dead.len(),
                 rebuilt_producer: false,
                 next_due: None,
             };
@@ -171,13 +177,20 @@ fn build_producer(config: &RelayConfig) -> Result<FutureProducer, KafkaError> {
 
 /// Sends every row, then waits for all reports at once: awaiting each send before the next would cost a broker
 /// round trip per message. `send_result` enqueues immediately, unlike `send`, which does nothing until polled.
-fn produce_all(producer: &FutureProducer, rows: &[OutboxMessage]) -> (Vec<i64>, Vec<(i64, KafkaError)>) {
+/// Rows of a kind routed to its own topic (`ACKBOX_KIND_TOPICS`) go there, the rest to the row's topic.
+fn produce_all(
+    producer: &FutureProducer,
+    config: &RelayConfig,
+    rows: &[OutboxMessage],
+) -> (Vec<i64>, Vec<(i64, KafkaError)>) {
     let payloads: Vec<Vec<u8>> = rows.iter().map(|r| serde_json::to_vec(&r.payload).unwrap_or_default()).collect();
     let pending: Vec<_> = rows
         .iter()
         .zip(&payloads)
         .map(|(row, payload)| {
-            let record = FutureRecord::to(&row.topic).key(&row.key).payload(payload).headers(headers(row));
+            let kind = row.payload.get("kind").and_then(|k| k.as_str());
+            let topic = config.topic_for(kind, &row.topic);
+            let record = FutureRecord::to(topic).key(&row.key).payload(payload).headers(headers(row));
             match producer.send_result(record) {
                 Ok(delivery) => Either::Left(async move {
                     match delivery.await {

@@ -33,6 +33,7 @@ use crate::config::WorkerConfig;
 use crate::dispatch::dispatch;
 use crate::handler::Registry;
 use crate::heartbeat::heartbeat_loop;
+use crate::kinds::kinds_loop;
 use crate::lag::lag_report_loop;
 use crate::membership::{build_consumer, leave_group};
 use crate::metrics::WorkerMetrics;
@@ -93,6 +94,7 @@ pub async fn run(
     let heartbeat_stop = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat_loop(shared.clone(), heartbeat_stop.clone()));
     let lag_reporter = tokio::spawn(lag_report_loop(shared.clone(), lag, heartbeat_stop.clone()));
+    let kinds = tokio::spawn(kinds_loop(shared.clone(), heartbeat_stop.clone()));
 
     log::info!(
         "worker consuming {} as group {} (concurrency {}, {})",
@@ -185,6 +187,7 @@ pub async fn run(
     cancels.abort();
     let _ = heartbeat.await;
     let _ = lag_reporter.await;
+    let _ = kinds.await;
     match shared.consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => {}
         // Nothing stored since the last auto-commit: there is nothing to commit.

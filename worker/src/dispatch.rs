@@ -31,8 +31,26 @@ pub(crate) async fn dispatch(
             tracker.begin(d.partition, d.offset);
         }
     }
-    let ids: Vec<Uuid> = batch.iter().filter_map(|d| d.envelope.as_ref().map(|e| e.job_id)).collect();
-    let mut claimed = claim_until_done(shared, ids).await;
+    // A job of a kind this worker has no handler for is not claimed: it stays queued for a worker that has one.
+    let (mut ids, mut skipped_kinds) = (Vec::new(), Vec::new());
+    for env in batch.iter().filter_map(|d| d.envelope.as_ref()) {
+        if shared.registry.get(&env.kind).is_some() {
+            ids.push(env.job_id);
+        } else {
+            skipped_kinds.push((env.job_id, env.kind.clone()));
+        }
+    }
+    if !skipped_kinds.is_empty() {
+        shared.metrics.skipped_kinds.inc_by(skipped_kinds.len() as u64);
+        let kinds: std::collections::BTreeSet<&str> = skipped_kinds.iter().map(|(_, k)| k.as_str()).collect();
+        log::warn!(
+            "{} dispatches of kinds this worker has no handler for ({}): left queued for a worker that runs them",
+            skipped_kinds.len(),
+            kinds.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    let skipped_ids: Vec<Uuid> = skipped_kinds.into_iter().map(|(id, _)| id).collect();
+    let mut claimed = claim_until_done(shared, ids, skipped_ids).await;
     shared.metrics.attempts.inc_by(claimed.len() as u64);
     let mut skipped = Vec::new();
     for d in batch {
@@ -59,17 +77,25 @@ pub(crate) async fn dispatch(
 }
 
 /// The claim must not be lost to a passing database outage: retry with backoff until it goes through. Until then
-/// no offset moves, so nothing is skipped.
-async fn claim_until_done(shared: &Arc<Shared>, ids: Vec<Uuid>) -> std::collections::HashMap<Uuid, ClaimedJob> {
-    if ids.is_empty() {
+/// no offset moves, so nothing is skipped. The jobs of kinds this worker lacks are marked in the same transaction.
+async fn claim_until_done(
+    shared: &Arc<Shared>,
+    ids: Vec<Uuid>,
+    skipped: Vec<Uuid>,
+) -> std::collections::HashMap<Uuid, ClaimedJob> {
+    if ids.is_empty() && skipped.is_empty() {
         return Default::default();
     }
     let what = format!("claiming {} jobs", ids.len());
     let jobs = retry_forever(&what, Backoff::new(Duration::from_millis(50), Duration::from_secs(5)), || {
-        let (s, batch_ids) = (shared.clone(), ids.clone());
+        let (s, batch_ids, skipped) = (shared.clone(), ids.clone(), skipped.clone());
         blocking(move || -> Result<Vec<ClaimedJob>, DbError> {
             let mut conn = s.pool.get()?;
-            Ok(state::claim(&mut conn, &batch_ids, s.config.lease)?)
+            let kinds = s.registry.kinds();
+            Ok(diesel::Connection::transaction(&mut conn, |c| {
+                state::mark_skipped(c, &skipped)?;
+                state::claim_kinds(c, &batch_ids, s.config.lease, Some(&kinds))
+            })?)
         })
     })
     .await;
@@ -105,9 +131,8 @@ async fn run_job(
     );
     let started = Instant::now();
     let result = match shared.registry.get(&job.kind) {
-        None => {
-            Err(HandlerError::permanent("unknown_kind", format!("no handler is registered for kind {:?}", job.kind)))
-        }
+        // Cannot happen (the claim names this worker's kinds), but never fail a job for it: another worker can run it.
+        None => Err(HandlerError::retryable("unknown_kind", format!("no handler is registered for kind {:?}", job.kind))),
         Some(handler) => {
             let run = AssertUnwindSafe(handler.run(&ctx, job.payload.clone())).catch_unwind();
             match tokio::time::timeout(timeout, run).await {

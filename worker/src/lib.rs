@@ -9,6 +9,7 @@ mod dispatch;
 pub mod handler;
 pub mod handlers;
 mod heartbeat;
+mod kinds;
 mod lag;
 mod membership;
 mod outcome;

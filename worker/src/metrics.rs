@@ -19,6 +19,8 @@ pub struct WorkerMetrics {
     pub failures: IntCounterVec,
     /// `ackbox_worker_decode_failures_total`: messages that were not valid envelopes.
     pub decode_failures: IntCounter,
+    /// `ackbox_worker_skipped_kinds_total`: dispatches of kinds this worker has no handler for (left queued).
+    pub skipped_kinds: IntCounter,
     /// `ackbox_worker_duplicate_deliveries_total`: messages that claimed nothing (duplicates, finished jobs).
     pub duplicates: IntCounter,
     /// `ackbox_worker_leases_lost_total`: running attempts whose heartbeat found the lease gone.
@@ -69,6 +71,13 @@ impl WorkerMetrics {
                 IntCounter::new(
                     "ackbox_worker_decode_failures_total",
                     "Messages skipped because they were not valid envelopes.",
+                )
+                .expect("valid metric"),
+            ),
+            skipped_kinds: reg.add(
+                IntCounter::new(
+                    "ackbox_worker_skipped_kinds_total",
+                    "Dispatches of kinds this worker has no handler for, left queued for a worker that runs them.",
                 )
                 .expect("valid metric"),
             ),

@@ -99,3 +99,23 @@ async fn readyz_is_503_problem_json_when_postgres_is_unreachable() {
     let post = app.post_job(serde_json::json!({"kind": "noop"})).await;
     assert_problem(post, 503, "/problems/unavailable").await;
 }
+
+#[actix_web::test]
+async fn a_queued_job_whose_kind_no_live_worker_runs_says_why_it_waits() {
+    use diesel::RunQueryDsl;
+    let app = spawn_app().await;
+    let id = app.submit(serde_json::json!({"kind": "echo"})).await;
+    // The workers that ran `echo` stopped a while ago.
+    diesel::sql_query("UPDATE job_kinds SET last_seen_at = now() - interval '10 minutes' WHERE kind = 'echo'")
+        .execute(&mut app.db.conn())
+        .expect("age the kind");
+    let doc = ackbox_testing::wait_for_async("the document to say why", std::time::Duration::from_secs(30), || async {
+        let doc: serde_json::Value =
+            app.get(&format!("/v1/jobs/{id}")).send().await.expect("GET").json().await.expect("json");
+        doc["waiting_reason"].as_str().is_some().then_some(doc)
+    })
+    .await;
+    assert_eq!(doc["status"], "queued");
+    let reason = doc["waiting_reason"].as_str().expect("reason");
+    assert!(reason.contains("echo") && reason.contains("no live worker"), "{reason}");
+}

@@ -34,6 +34,7 @@ pub fn relay_config(db: &TestDb, kafka: &KafkaConfig) -> RelayConfig {
         retention_batch: 5000,
         stats_interval: Duration::from_millis(200),
         ops_bind: "127.0.0.1:0".into(),
+        kind_topics: Default::default(),
     }
 }
 

@@ -8,3 +8,4 @@ mod ops;
 mod publish;
 mod rescue_load;
 mod retention;
+mod undeliverable;

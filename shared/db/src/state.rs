@@ -176,8 +176,19 @@ pub struct ClaimedJob {
 }
 
 /// `queued → running` for every listed job that is queued and due, in one statement. Jobs that are not (duplicates,
-/// already running or terminal, not yet due) are simply absent from the result.
+/// already running or terminal, not yet due, cancelled) are simply absent from the result.
 pub fn claim(conn: &mut PgConnection, ids: &[Uuid], lease: Duration) -> QueryResult<Vec<ClaimedJob>> {
+    claim_kinds(conn, ids, lease, None)
+}
+
+/// [`claim`], restricted to the kinds a worker has handlers for (`None`: any kind). A job of another kind stays
+/// `queued`: a worker never claims what it cannot run (see [`mark_skipped`]).
+pub fn claim_kinds(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    lease: Duration,
+    kinds: Option<&[String]>,
+) -> QueryResult<Vec<ClaimedJob>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -187,12 +198,28 @@ pub fn claim(conn: &mut PgConnection, ids: &[Uuid], lease: Duration) -> QueryRes
             SET status = 'running', attempts = attempts + 1, started_at = now(), updated_at = now(),
                 lease_expires_at = now() + $2 * interval '1 millisecond'
           WHERE id IN (SELECT id FROM locked) AND status = 'queued' AND (not_before IS NULL OR not_before <= now())
-            AND cancel_requested_at IS NULL
+            AND cancel_requested_at IS NULL AND ($3::text[] IS NULL OR kind = ANY($3))
       RETURNING id, kind, payload, attempts AS attempt, max_attempts, lease_expires_at, created_at, started_at",
     )
     .bind::<Array<SqlUuid>, _>(ids)
     .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)
+    .bind::<diesel::sql_types::Nullable<Array<diesel::sql_types::Text>>, _>(kinds)
     .load(conn)
+}
+
+/// Records that a worker without a handler for their kind received these jobs' dispatches: they stay `queued`, the
+/// status document says why, and the rescuer dispatches them again as soon as a worker that runs the kind registers
+/// (a rolling deploy that adds a kind, or fleets split by kind on one topic).
+pub fn mark_skipped(conn: &mut PgConnection, ids: &[Uuid]) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::sql_query(
+        "UPDATE jobs SET dispatch_skipped_at = now()
+          WHERE id IN (SELECT id FROM jobs WHERE id = ANY($1) AND status = 'queued' ORDER BY id FOR UPDATE)",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .execute(conn)
 }
 
 /// A successful attempt to record.
@@ -423,6 +450,27 @@ pub fn progress(conn: &mut PgConnection, id: Uuid, attempt: i32, report: &serde_
     Ok(n == 1)
 }
 
+/// `queued → failed` (`undeliverable`) for jobs whose dispatch the broker refused for good (the relay marked the
+/// row dead): no retry of the same message can succeed, so the client is told now instead of never. A job that
+/// moved on meanwhile (running, finished) is left alone. Returns how many failed.
+pub fn fail_undeliverable(conn: &mut PgConnection, failures: &[(Uuid, String)]) -> QueryResult<usize> {
+    if failures.is_empty() {
+        return Ok(0);
+    }
+    let (ids, errors): (Vec<Uuid>, Vec<String>) = failures.iter().cloned().unzip();
+    diesel::sql_query(
+        "UPDATE jobs j
+            SET status = 'failed', finished_at = now(), updated_at = now(), not_before = NULL,
+                error = jsonb_build_object('code', 'undeliverable',
+                    'message', 'the broker refused the job''s dispatch message for good: ' || f.err)
+           FROM unnest($1::uuid[], $2::text[]) AS f(id, err)
+          WHERE j.id = f.id AND j.status = 'queued'",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<diesel::sql_types::Text>, _>(errors)
+    .execute(conn)
+}
+
 /// What one rescuer pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RescueReport {
@@ -534,7 +582,8 @@ pub fn rescue_leases(conn: &mut PgConnection, limit: i64, topic: &str) -> QueryR
 
 /// Stale-dispatch rescue, in one transaction, if no other process holds its lock (`None` then): a `queued`, due job
 /// whose latest dispatch was published more than `dispatch_timeout` ago (or whose outbox rows are gone) and that
-/// never started gets a new outbox row; this covers a broker that lost the message. Each job's waits double
+/// never started gets a new outbox row; this covers a broker that lost the message. So does a job a worker skipped
+/// for lack of a handler ([`mark_skipped`]), at once, once a worker that runs its kind has registered since. Each job's waits double
 /// (`dispatch_timeout * 2^redispatches`, up to 2^[`MAX_REDISPATCH_EXPONENT`]), and at most `limit` jobs are sent per
 /// pass, so consumers that lag by more than the timeout get a bounded trickle of extra messages, not the whole
 /// backlog again on every pass. Returns how many were sent.
@@ -553,17 +602,22 @@ pub fn rescue_dispatches(
                  SELECT j.id FROM jobs j
                   WHERE j.status = 'queued' AND j.cancel_requested_at IS NULL
                     AND (j.not_before IS NULL OR j.not_before <= now())
-                    AND j.updated_at < now() - $1 * interval '1 millisecond'
-                    AND (j.last_dispatched_at IS NULL OR j.last_dispatched_at < now()
-                         - $1 * interval '1 millisecond' * power(2, least(j.redispatches, {MAX_REDISPATCH_EXPONENT})))
-                    AND NOT EXISTS (
-                        SELECT 1 FROM outbox o
-                         WHERE o.aggregate_id = j.id
-                           AND (o.published_at IS NULL OR o.published_at > now() - $1 * interval '1 millisecond'))
+                    AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.aggregate_id = j.id AND o.published_at IS NULL)
+                    AND (
+                        -- skipped by a worker without the kind, and a worker with it registered since: at once
+                        (j.dispatch_skipped_at IS NOT NULL AND EXISTS (
+                            SELECT 1 FROM job_kinds k WHERE k.kind = j.kind AND k.registered_at > j.dispatch_skipped_at))
+                        -- or lost: published long ago and never started, with doubling waits per job
+                     OR (j.updated_at < now() - $1 * interval '1 millisecond'
+                         AND (j.last_dispatched_at IS NULL OR j.last_dispatched_at < now()
+                              - $1 * interval '1 millisecond' * power(2, least(j.redispatches, {MAX_REDISPATCH_EXPONENT})))
+                         AND NOT EXISTS (
+                             SELECT 1 FROM outbox o
+                              WHERE o.aggregate_id = j.id AND o.published_at > now() - $1 * interval '1 millisecond')))
                   ORDER BY j.created_at
                   LIMIT $2
                     FOR UPDATE OF j SKIP LOCKED)
-             UPDATE jobs j SET last_dispatched_at = now(), redispatches = j.redispatches + 1
+             UPDATE jobs j SET last_dispatched_at = now(), redispatches = j.redispatches + 1, dispatch_skipped_at = NULL
                FROM stale WHERE j.id = stale.id
           RETURNING j.id, j.kind, j.status, j.attempts"
         ))

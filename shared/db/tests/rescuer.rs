@@ -227,3 +227,21 @@ fn a_zombie_attempt_cannot_write_after_its_job_was_rescued() {
     assert_eq!(applied, vec![(id, JobStatus::Succeeded)]);
     assert_eq!(Job::find(&mut conn, id).expect("q").expect("row").result, Some(serde_json::json!("fresh")));
 }
+
+#[test]
+fn a_job_skipped_for_lack_of_its_kind_is_dispatched_again_once_a_worker_with_the_kind_registers() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let id = state::submit(&mut conn, &NewJob::new("new-kind", serde_json::json!({}), 3), TOPIC).expect("submit").id;
+    diesel::sql_query("UPDATE outbox SET published_at = now()").execute(&mut conn).expect("publish");
+    // An old worker received it and had no handler.
+    state::mark_skipped(&mut conn, &[id]).expect("skip");
+    let pass = |c: &mut PgConnection| state::rescue(c, DISPATCH_TIMEOUT, 10, TOPIC).expect("pass").expect("lock");
+    assert_eq!(pass(&mut conn).redispatched, 0, "no worker with the kind yet: nothing to gain from sending it again");
+
+    ackbox_db::models::job_kind::register(&mut conn, &["new-kind".to_string()]).expect("register");
+    assert_eq!(pass(&mut conn).redispatched, 1, "a worker with the kind started: send it again at once");
+    assert_eq!(ackbox_db::outbox::for_job(&mut conn, id).expect("rows").len(), 2);
+    assert!(Job::find(&mut conn, id).expect("q").expect("row").dispatch_skipped_at.is_none());
+    assert_eq!(pass(&mut conn).redispatched, 0, "once");
+}

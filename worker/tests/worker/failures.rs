@@ -4,18 +4,24 @@ use ackbox_worker::{async_trait, Handler, HandlerError, JobContext};
 
 use crate::helpers::start;
 
+/// A rolling deploy that adds a kind, or two fleets running different kinds: a worker without the kind must leave
+/// the job alone (queued, marked), never fail it.
 #[test]
-fn an_unknown_kind_fails_at_once_with_a_clear_code() {
+fn a_worker_without_the_kind_leaves_the_job_queued_and_marks_it_for_a_worker_that_has_it() {
     let w = start(ackbox_worker::handlers::builtin());
-    let id = w.submit("no-such-kind", serde_json::json!({}), 3);
-    dispatch(&w.kafka, id, "no-such-kind", 1);
+    let id = w.submit("added-in-the-next-release", serde_json::json!({}), 3);
+    dispatch(&w.kafka, id, "added-in-the-next-release", 1);
+    // A known kind dispatched after it: once it is done, the first message was handled too (one partition, in order).
+    let after = w.submit("echo", serde_json::json!({}), 1);
+    dispatch(&w.kafka, after, "echo", 1);
+    assert_eq!(w.wait_terminal(after).status, JobStatus::Succeeded);
 
-    let job = w.wait_terminal(id);
-    assert_eq!(job.status, JobStatus::Failed);
-    assert_eq!(job.attempts, 1, "not retried: no attempt could help");
-    let error = job.error.expect("error kept");
-    assert_eq!(error["code"], "unknown_kind");
-    assert!(error["message"].as_str().is_some_and(|m| m.contains("no-such-kind")));
+    let skipped = ackbox_testing::wait_for("the skip to be recorded", crate::helpers::DEADLINE, || {
+        let j = w.job(id);
+        j.dispatch_skipped_at.map(|_| j)
+    });
+    assert_eq!((skipped.status, skipped.attempts), (JobStatus::Queued, 0), "not claimed, not failed");
+    assert_eq!(skipped.error, None);
 }
 
 struct Panics;

@@ -49,6 +49,8 @@ pub struct Job {
     pub tenant_id: Uuid,
     /// When a cancel was requested while running.
     pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// When a worker without a handler for the kind received its dispatch (cleared when dispatched again).
+    pub dispatch_skipped_at: Option<DateTime<Utc>>,
 }
 
 /// A job to insert; the database fills status (`queued`), counters and timestamps.

@@ -16,7 +16,13 @@ pub fn valid_kind(kind: &str) -> bool {
         && kind.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
 }
 
-/// Upserts `kinds` with a fresh last-seen time (a worker calls this at start-up).
+/// How often a running worker refreshes `last_seen_at` of its kinds.
+pub const SEEN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// A kind counts as run by a live worker if one refreshed it this recently (three refreshes).
+pub const LIVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Upserts `kinds` with a fresh last-seen time and marks them registered now (a worker calls this when it starts;
+/// the rescuer then dispatches again the jobs of these kinds that a worker without them had to skip).
 pub fn register(conn: &mut PgConnection, kinds: &[String]) -> QueryResult<usize> {
     let rows: Vec<_> = kinds.iter().map(|k| job_kinds::kind.eq(k)).collect();
     diesel::insert_into(job_kinds::table)
@@ -27,8 +33,19 @@ pub fn register(conn: &mut PgConnection, kinds: &[String]) -> QueryResult<usize>
         .execute(conn)?;
     // The excluded value is the column default (now()); make it explicit for rows that already existed.
     diesel::update(job_kinds::table.filter(job_kinds::kind.eq_any(kinds)))
-        .set(job_kinds::last_seen_at.eq(now))
+        .set((job_kinds::last_seen_at.eq(now), job_kinds::registered_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>("now()"))))
         .execute(conn)
+}
+
+/// Refreshes `last_seen_at` of `kinds` (a running worker, every [`SEEN_EVERY`]).
+pub fn seen(conn: &mut PgConnection, kinds: &[String]) -> QueryResult<usize> {
+    diesel::update(job_kinds::table.filter(job_kinds::kind.eq_any(kinds))).set(job_kinds::last_seen_at.eq(now)).execute(conn)
+}
+
+/// Kinds some live worker runs (seen within [`LIVE_WITHIN`]).
+pub fn live(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+    let horizon = chrono::Utc::now() - chrono::Duration::from_std(LIVE_WITHIN).unwrap_or_default();
+    job_kinds::table.filter(job_kinds::last_seen_at.gt(horizon)).select(job_kinds::kind).load(conn)
 }
 
 /// Every registered kind.

@@ -32,6 +32,8 @@ pub struct OutboxMessage {
     pub attempts: i32,
     /// Last delivery error.
     pub last_error: Option<String>,
+    /// Set when the broker refused the row for good; the relay no longer claims it.
+    pub dead_at: Option<DateTime<Utc>>,
 }
 
 /// An outbox row to insert.

@@ -18,9 +18,9 @@ pub fn for_job(conn: &mut PgConnection, job_id: Uuid) -> QueryResult<Vec<OutboxM
         .load(conn)
 }
 
-/// Number of rows not yet delivered.
+/// Number of rows not yet delivered (dead rows, which never will be, are not counted).
 pub fn unpublished_count(conn: &mut PgConnection) -> QueryResult<i64> {
-    outbox::table.filter(outbox::published_at.is_null()).count().get_result(conn)
+    outbox::table.filter(outbox::published_at.is_null()).filter(outbox::dead_at.is_null()).count().get_result(conn)
 }
 
 /// The backlog as operators see it.
@@ -43,9 +43,10 @@ struct BacklogRow {
 /// Reads [`BacklogStats`]; both parts come from the small partial index of unpublished rows.
 pub fn backlog(conn: &mut PgConnection) -> QueryResult<BacklogStats> {
     let row: BacklogRow = diesel::sql_query(
-        "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS unpublished,
+        "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL AND dead_at IS NULL) AS unpublished,
                 COALESCE((SELECT extract(epoch FROM clock_timestamp() - created_at)::float8
-                            FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1), 0) AS oldest_age",
+                            FROM outbox WHERE published_at IS NULL AND dead_at IS NULL ORDER BY id LIMIT 1), 0)
+                    AS oldest_age",
     )
     .get_result(conn)?;
     Ok(BacklogStats { unpublished: row.unpublished, oldest_unpublished_age_secs: row.oldest_age })
@@ -58,6 +59,8 @@ pub struct ListFilter {
     pub unpublished: bool,
     /// Only undelivered rows whose last delivery failed.
     pub failed: bool,
+    /// Only dead rows: refused by the broker for good, never retried (their jobs failed `undeliverable`).
+    pub dead: bool,
     /// Only rows of this job.
     pub job: Option<Uuid>,
     /// At most this many (newest first).
@@ -69,7 +72,10 @@ pub fn list(conn: &mut PgConnection, filter: &ListFilter) -> QueryResult<Vec<Out
     let mut q =
         outbox::table.select(OutboxMessage::as_select()).order(outbox::id.desc()).limit(filter.limit).into_boxed();
     if filter.unpublished || filter.failed {
-        q = q.filter(outbox::published_at.is_null());
+        q = q.filter(outbox::published_at.is_null()).filter(outbox::dead_at.is_null());
+    }
+    if filter.dead {
+        q = q.filter(outbox::dead_at.is_not_null());
     }
     if filter.failed {
         q = q.filter(outbox::last_error.is_not_null());
@@ -143,6 +149,8 @@ impl ReplayedRow {
             published_at: self.published_at,
             attempts: self.attempts,
             last_error: self.last_error,
+            // A replay is a new row: never dead.
+            dead_at: None,
         }
     }
 }
@@ -181,11 +189,12 @@ struct RateRow {
 pub fn stats(conn: &mut PgConnection) -> QueryResult<OutboxStats> {
     let backlog = backlog(conn)?;
     let by_attempts: Vec<AttemptsRow> = diesel::sql_query(
-        "SELECT attempts, count(*) AS rows FROM outbox WHERE published_at IS NULL GROUP BY attempts ORDER BY attempts",
+        "SELECT attempts, count(*) AS rows FROM outbox WHERE published_at IS NULL AND dead_at IS NULL
+          GROUP BY attempts ORDER BY attempts",
     )
     .load(conn)?;
     let failing: RateRow =
-        diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL AND last_error IS NOT NULL")
+        diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL AND dead_at IS NULL AND last_error IS NOT NULL")
             .get_result(conn)?;
     let rate: RateRow = diesel::sql_query(
         "SELECT count(*) AS n FROM outbox WHERE published_at > clock_timestamp() - interval '60 seconds'",

@@ -42,6 +42,7 @@ pub fn enqueue(
 pub fn claim_batch(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<OutboxMessage>> {
     outbox::table
         .filter(outbox::published_at.is_null())
+        .filter(outbox::dead_at.is_null())
         .filter(outbox::available_at.le(now))
         .order(outbox::id)
         .limit(limit)
@@ -91,10 +92,41 @@ pub fn mark_failed(conn: &mut PgConnection, failures: &[(i64, String)]) -> Query
     .execute(conn)
 }
 
+/// Marks rows the broker refused for good (an error no retry can fix, such as a message over the size limit) as
+/// dead, in one statement: never claimed again, kept with their error for `ackbox outbox ls --dead`. Returns the
+/// jobs they dispatched, each with its row's error.
+pub fn mark_dead(conn: &mut PgConnection, dead: &[(i64, String)]) -> QueryResult<Vec<(uuid::Uuid, String)>> {
+    if dead.is_empty() {
+        return Ok(Vec::new());
+    }
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        aggregate_id: uuid::Uuid,
+        #[diesel(sql_type = Text)]
+        err: String,
+    }
+    let (ids, errors): (Vec<i64>, Vec<String>) = dead.iter().cloned().unzip();
+    let rows: Vec<Row> = diesel::sql_query(
+        "UPDATE outbox o SET attempts = o.attempts + 1, last_error = d.err, dead_at = clock_timestamp()
+           FROM unnest($1::bigint[], $2::text[]) AS d(id, err)
+          WHERE o.id = d.id
+      RETURNING o.aggregate_id, d.err",
+    )
+    .bind::<Array<BigInt>, _>(ids)
+    .bind::<Array<Text>, _>(errors)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.aggregate_id, r.err)).collect())
+}
+
 /// When the earliest unpublished row becomes due, if any: an idle relay sleeps until then (or until notified), so a
 /// retry backoff ends on time without a NOTIFY.
 pub fn next_due(conn: &mut PgConnection) -> QueryResult<Option<DateTime<Utc>>> {
-    outbox::table.filter(outbox::published_at.is_null()).select(diesel::dsl::min(outbox::available_at)).get_result(conn)
+    outbox::table
+        .filter(outbox::published_at.is_null())
+        .filter(outbox::dead_at.is_null())
+        .select(diesel::dsl::min(outbox::available_at))
+        .get_result(conn)
 }
 
 /// Deletes up to `limit` rows published more than `retention` ago, oldest first, and returns how many. Bounded so a
