@@ -161,8 +161,9 @@ build() {
   say "building api, relay and worker ($PROFILE)"
   local flag=()
   [ "$PROFILE" = release ] && flag=(--release)
-  # --workspace --bins, exactly as `make test` builds, so both share one set of artifacts.
-  (cd "$ROOT" && cargo build "${flag[@]}" --workspace --bins)
+  # --workspace --bins, as `make test` builds, so both share one set of artifacts; --examples for the worker
+  # example the end-to-end tests run as a second fleet (e2e/tests/e2e/fleets.rs).
+  (cd "$ROOT" && cargo build "${flag[@]}" --workspace --bins --examples)
 }
 
 # The broker's install (a cargo build of its own, minutes on a new machine) and the workspace build overlap: the

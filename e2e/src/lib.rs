@@ -163,9 +163,19 @@ impl Stack {
 
     /// Starts a component with extra environment on top of the stack's (e.g. its own consumer group).
     pub fn spawn_with(&mut self, component: Component, extra: &[(&str, &str)]) {
+        self.spawn_program(component, bin_path(component.binary()), extra);
+    }
+
+    /// Starts the worker binary of `examples/<example>.rs` of the worker crate (built by `cargo test`), as a worker
+    /// of this stack with extra environment (its own topic and group, say). Its log goes to the worker log.
+    pub fn spawn_example_worker(&mut self, example: &str, extra: &[(&str, &str)]) {
+        self.spawn_program(Component::Worker, bin_path(&format!("examples/{example}")), extra);
+    }
+
+    fn spawn_program(&mut self, component: Component, program: PathBuf, extra: &[(&str, &str)]) {
         let log_path = self.log_path(component);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log file");
-        let mut cmd = Command::new(bin_path(component.binary()));
+        let mut cmd = Command::new(program);
         let name = (component == Component::Worker).then(|| self.free_worker_name());
         if let Some(name) = &name {
             cmd.env("ACKBOX_WORKER_INSTANCE_ID", name);

@@ -175,8 +175,7 @@ pub fn parse_kind_topics(raw: &str) -> Result<std::collections::BTreeMap<String,
     };
     let mut routes = std::collections::BTreeMap::new();
     for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (kind, topic) =
-            item.split_once('=').ok_or_else(|| invalid(format!("{item:?} is not kind=topic")))?;
+        let (kind, topic) = item.split_once('=').ok_or_else(|| invalid(format!("{item:?} is not kind=topic")))?;
         let (kind, topic) = (kind.trim(), topic.trim());
         if !ackbox_db::models::job_kind::valid_kind(kind) {
             return Err(invalid(format!("{kind:?} is not a valid kind")));

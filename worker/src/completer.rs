@@ -126,7 +126,9 @@ fn write_outcomes(shared: &Shared, batch: &[Outcome]) -> Result<Vec<Recorded>, D
         .iter()
         .zip(&checked)
         .filter(|(o, _)| o.effects.is_empty())
-        .filter_map(|(o, c)| c.as_ref().ok().map(|r| Success { id: o.job.id, attempt: o.job.attempt, result: (*r).clone() }))
+        .filter_map(|(o, c)| {
+            c.as_ref().ok().map(|r| Success { id: o.job.id, attempt: o.job.attempt, result: (*r).clone() })
+        })
         .collect();
     let mut conn = shared.pool.get()?;
     let recorded = conn.transaction(|conn| {

@@ -14,7 +14,7 @@
 //! run), `heartbeat.rs` (leases and cancel requests), `completer.rs` (status writes, then offsets), `lag.rs`
 //! (consumer lag reports) and `shared.rs` (the state they share).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -64,6 +64,86 @@ pub(crate) struct Delivered {
     pub(crate) envelope: Option<Envelope>,
 }
 
+/// What one polled result turned out to be.
+enum Accepted {
+    Message(Delivered),
+    /// A consumer error worth logging and going on.
+    Error,
+    /// librdkafka raised a fatal error.
+    Fatal(WorkerError),
+}
+
+fn accept(shared: &Shared, m: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>) -> Accepted {
+    match m {
+        Ok(m) => Accepted::Message(Delivered {
+            partition: m.partition(),
+            offset: m.offset(),
+            envelope: match Envelope::decode(m.payload()) {
+                Ok(env) => Some(env),
+                Err(e) => {
+                    shared.metrics.decode_failures.inc();
+                    log::warn!(
+                        "skipping undecodable message at partition {} offset {}: {e}",
+                        m.partition(),
+                        m.offset()
+                    );
+                    None
+                }
+            },
+        }),
+        Err(e) => {
+            if let Some((code, reason)) = shared.consumer.client().fatal_error() {
+                return Accepted::Fatal(WorkerError::Fatal { code, reason });
+            }
+            log::warn!("kafka consumer error: {e}");
+            Accepted::Error
+        }
+    }
+}
+
+/// Waits for a free slot with the assigned partitions paused, polling Kafka at least every second meanwhile (a poll
+/// is what keeps a member in its group past `max.poll.interval.ms`; a paused partition fetches nothing, so nothing
+/// piles up). A message that was already fetched is kept in `pending`. Returns `Ok(false)` on shutdown.
+async fn wait_for_slot(
+    shared: &Shared,
+    semaphore: &Semaphore,
+    pending: &mut VecDeque<Delivered>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<bool, WorkerError> {
+    let assignment = shared.consumer.assignment().ok();
+    if let Some(tpl) = &assignment {
+        if let Err(e) = shared.consumer.pause(tpl) {
+            log::debug!("pausing partitions: {e}");
+        }
+    }
+    let started = std::time::Instant::now();
+    let outcome = loop {
+        if semaphore.available_permits() > 0 {
+            break Ok(true);
+        }
+        tokio::select! {
+            // Released at once: this only waits for one to be free.
+            _ = semaphore.acquire() => {}
+            m = tokio::time::timeout(Duration::from_secs(1), shared.consumer.recv()) => {
+                if let Ok(m) = m {
+                    match accept(shared, m) {
+                        Accepted::Message(d) => pending.push_back(d),
+                        Accepted::Error => {}
+                        Accepted::Fatal(e) => break Err(e),
+                    }
+                }
+            }
+            _ = shutdown.changed() => break Ok(false),
+        }
+    };
+    // Partitions revoked meanwhile cannot be resumed; the new assignment was never paused.
+    if let Some(tpl) = &assignment {
+        let _ = shared.consumer.resume(tpl);
+    }
+    shared.metrics.paused_seconds.inc_by(started.elapsed().as_secs_f64());
+    outcome
+}
+
 /// Runs until `shutdown` turns true, then stops taking messages, lets in-flight jobs finish (bounded by the job
 /// timeout), writes their outcomes, and commits the stored offsets synchronously.
 pub async fn run(
@@ -107,54 +187,49 @@ pub async fn run(
         }
     );
     let mut fatal = None;
+    // Messages that arrived while the partitions were paused, taken before any new one.
+    let mut pending: VecDeque<Delivered> = VecDeque::new();
     while !*shutdown.borrow() {
-        let first = tokio::select! {
-            m = shared.consumer.recv() => m,
-            _ = shutdown.changed() => break,
-        };
-        let mut batch = Vec::with_capacity(shared.config.batch);
-        let mut next = Some(first);
-        // Take what is already buffered, without waiting: one claim UPDATE for all of it.
-        while let Some(m) = next.take() {
-            match m {
-                Ok(m) => batch.push(Delivered {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    envelope: match Envelope::decode(m.payload()) {
-                        Ok(env) => Some(env),
-                        Err(e) => {
-                            shared.metrics.decode_failures.inc();
-                            log::warn!(
-                                "skipping undecodable message at partition {} offset {}: {e}",
-                                m.partition(),
-                                m.offset()
-                            );
-                            None
-                        }
-                    },
-                }),
+        // Every slot busy: pause the partitions and keep polling (the group must not think we are stuck) until one
+        // frees up. Slots are taken per message, so a batch never waits for room it does not need.
+        if semaphore.available_permits() == 0 {
+            match wait_for_slot(&shared, &semaphore, &mut pending, &mut shutdown).await {
+                Ok(true) => {}
+                Ok(false) => break,
                 Err(e) => {
-                    if let Some((code, reason)) = shared.consumer.client().fatal_error() {
-                        fatal = Some(WorkerError::Fatal { code, reason });
-                        break;
-                    }
-                    log::warn!("kafka consumer error: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    fatal = Some(e);
+                    break;
                 }
             }
-            if batch.len() < shared.config.batch {
-                next = shared.consumer.recv().now_or_never();
-            }
         }
+        let room = semaphore.available_permits().clamp(1, shared.config.batch);
+        let mut batch: Vec<Delivered> = pending.drain(..room.min(pending.len())).collect();
         if batch.is_empty() {
-            if fatal.is_some() {
-                break;
+            let first = tokio::select! {
+                m = shared.consumer.recv() => m,
+                _ = shutdown.changed() => break,
+            };
+            match accept(&shared, first) {
+                Accepted::Message(d) => batch.push(d),
+                Accepted::Error => tokio::time::sleep(Duration::from_millis(100)).await,
+                Accepted::Fatal(e) => fatal = Some(e),
             }
-            continue;
         }
-        // Reserve the in-flight slots before claiming, so a claimed job always has a slot to run in.
-        let Ok(mut permits) = semaphore.clone().acquire_many_owned(batch.len() as u32).await else { break };
-        dispatch(&shared, batch, &mut permits, &done_tx).await;
+        // Take what is already buffered, without waiting: one claim UPDATE for all of it.
+        while fatal.is_none() && batch.len() < room {
+            let Some(m) = shared.consumer.recv().now_or_never() else { break };
+            match accept(&shared, m) {
+                Accepted::Message(d) => batch.push(d),
+                Accepted::Error => break,
+                Accepted::Fatal(e) => fatal = Some(e),
+            }
+        }
+        if !batch.is_empty() {
+            // Reserve the in-flight slots before claiming, so a claimed job always has a slot to run in. Only this
+            // loop takes permits and `room` were free, so this does not wait.
+            let Ok(mut permits) = semaphore.clone().acquire_many_owned(batch.len() as u32).await else { break };
+            dispatch(&shared, batch, &mut permits, &done_tx).await;
+        }
         if fatal.is_some() {
             break;
         }

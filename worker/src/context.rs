@@ -51,6 +51,7 @@ impl ConsumerContext for WorkerContext {
                 Err(e) => log::warn!("commit before revoking {} partitions failed: {e}", partitions.count()),
             }
             log::info!("partitions revoked: {}", partitions.count());
+            self.metrics.rebalances.with_label_values(&["revoke"]).inc();
             self.held.store(0, Ordering::SeqCst);
         }
     }
@@ -58,6 +59,7 @@ impl ConsumerContext for WorkerContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             log::info!("partitions assigned: {}", partitions.count());
+            self.metrics.rebalances.with_label_values(&["assign"]).inc();
             self.held.store(partitions.count(), Ordering::SeqCst);
         }
     }

@@ -113,10 +113,7 @@ async fn run_job(
 ) {
     let timeout = shared.config.job_timeout;
     let cancel = CancellationToken::new();
-    shared.running().insert(
-        (job.id, job.attempt),
-        Running { cancel: cancel.clone(), finishing: false },
-    );
+    shared.running().insert((job.id, job.attempt), Running { cancel: cancel.clone(), finishing: false });
     shared.metrics.in_flight.inc();
     let to_start = (job.started_at - job.created_at).to_std().unwrap_or_default();
     shared.metrics.time_to_start.observe(to_start.as_secs_f64());
@@ -132,7 +129,9 @@ async fn run_job(
     let started = Instant::now();
     let result = match shared.registry.get(&job.kind) {
         // Cannot happen (the claim names this worker's kinds), but never fail a job for it: another worker can run it.
-        None => Err(HandlerError::retryable("unknown_kind", format!("no handler is registered for kind {:?}", job.kind))),
+        None => {
+            Err(HandlerError::retryable("unknown_kind", format!("no handler is registered for kind {:?}", job.kind)))
+        }
         Some(handler) => {
             let run = AssertUnwindSafe(handler.run(&ctx, job.payload.clone())).catch_unwind();
             match tokio::time::timeout(timeout, run).await {

@@ -12,9 +12,9 @@ mod heartbeat;
 mod kinds;
 mod lag;
 mod membership;
-mod outcome;
 pub mod metrics;
 pub mod offsets;
+mod outcome;
 mod shared;
 
 pub use async_trait::async_trait;

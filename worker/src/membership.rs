@@ -24,6 +24,12 @@ pub(crate) fn build_consumer(
     held: Arc<AtomicUsize>,
 ) -> Result<Kafka, WorkerError> {
     let mut client = config.kafka.client_config();
+    // A member that does not poll for max.poll.interval.ms is put out of its group. The receive loop polls even
+    // while every slot is busy, but never let the limit sit below the job timeout (ACKBOX_KAFKA_OPTS may set it).
+    if !config.kafka.extra.iter().any(|(k, _)| k == "max.poll.interval.ms") {
+        let at_least = (config.job_timeout + Duration::from_secs(60)).max(Duration::from_secs(300));
+        client.set("max.poll.interval.ms", at_least.as_millis().to_string());
+    }
     if let Some(instance) = &config.instance_id {
         // Static membership: a restart under the same name takes the partitions back without a rebalance, instead
         // of leaving them unconsumed until the session of the killed process runs out.

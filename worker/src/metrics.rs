@@ -21,6 +21,10 @@ pub struct WorkerMetrics {
     pub decode_failures: IntCounter,
     /// `ackbox_worker_skipped_kinds_total`: dispatches of kinds this worker has no handler for (left queued).
     pub skipped_kinds: IntCounter,
+    /// `ackbox_worker_rebalances_total{kind}`: partition assignments and revocations this worker went through.
+    pub rebalances: IntCounterVec,
+    /// `ackbox_worker_paused_seconds_total`: time the partitions were paused because every slot was busy.
+    pub paused_seconds: prometheus::Counter,
     /// `ackbox_worker_duplicate_deliveries_total`: messages that claimed nothing (duplicates, finished jobs).
     pub duplicates: IntCounter,
     /// `ackbox_worker_leases_lost_total`: running attempts whose heartbeat found the lease gone.
@@ -71,6 +75,20 @@ impl WorkerMetrics {
                 IntCounter::new(
                     "ackbox_worker_decode_failures_total",
                     "Messages skipped because they were not valid envelopes.",
+                )
+                .expect("valid metric"),
+            ),
+            rebalances: reg.add(
+                IntCounterVec::new(
+                    Opts::new("ackbox_worker_rebalances_total", "Partition assignments and revocations (kind)."),
+                    &["kind"],
+                )
+                .expect("valid metric"),
+            ),
+            paused_seconds: reg.add(
+                prometheus::Counter::new(
+                    "ackbox_worker_paused_seconds_total",
+                    "Seconds the worker's partitions were paused because every slot was busy.",
                 )
                 .expect("valid metric"),
             ),

@@ -28,9 +28,8 @@ pub(crate) fn check_value(value: &Value, max_bytes: usize) -> Result<(), String>
 
 /// The result as it may be written, or the permanent failure that replaces it.
 pub(crate) fn check_result(result: &Value, max_bytes: usize) -> Result<(), HandlerError> {
-    check_value(result, max_bytes).map_err(|why| {
-        HandlerError::permanent(UNSTORABLE, format!("the handler's result cannot be stored: {why}"))
-    })
+    check_value(result, max_bytes)
+        .map_err(|why| HandlerError::permanent(UNSTORABLE, format!("the handler's result cannot be stored: {why}")))
 }
 
 /// The error as it may be written, or the permanent failure that replaces it.

@@ -57,12 +57,14 @@ async fn a_job_in_a_normal_retry_backoff_is_not_overdue_however_old_it_is() {
                          not_before = now() + interval '30 seconds' WHERE id = $1",
         id,
     );
-    let doc: serde_json::Value = app.get(&format!("/v1/jobs/{id}")).send().await.expect("GET").json().await.expect("json");
+    let doc: serde_json::Value =
+        app.get(&format!("/v1/jobs/{id}")).send().await.expect("GET").json().await.expect("json");
     assert_eq!(doc["status"], "queued");
     assert_eq!(doc["overdue"], false, "{doc}");
 
     // Due for 2 minutes and still not started: that is overdue.
     sql(&app, "UPDATE jobs SET not_before = now() - interval '2 minutes', updated_at = now() - interval '3 minutes' WHERE id = $1", id);
-    let doc: serde_json::Value = app.get(&format!("/v1/jobs/{id}")).send().await.expect("GET").json().await.expect("json");
+    let doc: serde_json::Value =
+        app.get(&format!("/v1/jobs/{id}")).send().await.expect("GET").json().await.expect("json");
     assert_eq!(doc["overdue"], true, "{doc}");
 }

@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod crash;
 mod dashboard;
+mod fleets;
 mod hostile;
 mod lifecycle;
 mod membership;

@@ -61,6 +61,7 @@ fn ten_thousand_queued_jobs_behind_a_stalled_consumer_get_a_bounded_number_of_ex
     assert!(extra > 0, "lost dispatches are still sent again");
     assert!(extra <= CAP * PASSES, "{extra} extra dispatches in {PASSES} passes: more than {CAP} per pass");
     // Per job, the waits double: after 8 timeouts a job was sent again at most 1 + log2(8) = 4 times.
-    let most = count(&mut conn, "SELECT max(n) AS n FROM (SELECT count(*) - 1 AS n FROM outbox GROUP BY aggregate_id) c");
+    let most =
+        count(&mut conn, "SELECT max(n) AS n FROM (SELECT count(*) - 1 AS n FROM outbox GROUP BY aggregate_id) c");
     assert!(most <= 4, "a job was dispatched again {most} times in {PASSES} dispatch timeouts");
 }

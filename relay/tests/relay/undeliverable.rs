@@ -14,10 +14,12 @@ fn a_message_too_large_for_kafka_is_dead_and_fails_its_job_while_the_others_go_o
     let kafka = fresh_topic("relay-dead", 1);
     let ids = submit(&db, &kafka.topic, 3);
     // Headers of 2 MB: over librdkafka's and Kafka's default message.max.bytes (1 MB), whatever retries do.
-    diesel::sql_query("UPDATE outbox SET headers = jsonb_build_object('padding', repeat('x', 2000000)) WHERE aggregate_id = $1")
-        .bind::<diesel::sql_types::Uuid, _>(ids[1])
-        .execute(&mut db.conn())
-        .expect("oversize one row");
+    diesel::sql_query(
+        "UPDATE outbox SET headers = jsonb_build_object('padding', repeat('x', 2000000)) WHERE aggregate_id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(ids[1])
+    .execute(&mut db.conn())
+    .expect("oversize one row");
     let relay = relay(&db, relay_config(&db, &kafka));
 
     let round = relay.round().expect("round");

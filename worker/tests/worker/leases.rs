@@ -132,7 +132,8 @@ fn a_stale_attempt_is_cancelled_even_when_its_successor_runs_on_the_same_worker(
     let cancelled = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut registry = ackbox_worker::handlers::builtin();
     registry.register("records", Records(cancelled.clone()));
-    let w = start(registry);
+    // Heartbeats 5 s apart, so attempt 2 usually replaces attempt 1 here before any heartbeat runs in between.
+    let w = start_with_config(registry, |c| c.heartbeat = Duration::from_secs(5));
     let id = w.submit("records", serde_json::json!({}), 3);
     dispatch(&w.kafka, id, "records", 1);
     wait_for("attempt 1 to run", DEADLINE, || (w.job(id).status == JobStatus::Running).then_some(()));

@@ -7,3 +7,4 @@ mod failures;
 mod helpers;
 mod leases;
 mod poison;
+mod slots;

@@ -33,13 +33,19 @@ pub fn register(conn: &mut PgConnection, kinds: &[String]) -> QueryResult<usize>
         .execute(conn)?;
     // The excluded value is the column default (now()); make it explicit for rows that already existed.
     diesel::update(job_kinds::table.filter(job_kinds::kind.eq_any(kinds)))
-        .set((job_kinds::last_seen_at.eq(now), job_kinds::registered_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>("now()"))))
+        .set((
+            job_kinds::last_seen_at.eq(now),
+            job_kinds::registered_at
+                .eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>("now()")),
+        ))
         .execute(conn)
 }
 
 /// Refreshes `last_seen_at` of `kinds` (a running worker, every [`SEEN_EVERY`]).
 pub fn seen(conn: &mut PgConnection, kinds: &[String]) -> QueryResult<usize> {
-    diesel::update(job_kinds::table.filter(job_kinds::kind.eq_any(kinds))).set(job_kinds::last_seen_at.eq(now)).execute(conn)
+    diesel::update(job_kinds::table.filter(job_kinds::kind.eq_any(kinds)))
+        .set(job_kinds::last_seen_at.eq(now))
+        .execute(conn)
 }
 
 /// Kinds some live worker runs (seen within [`LIVE_WITHIN`]).

@@ -193,9 +193,10 @@ pub fn stats(conn: &mut PgConnection) -> QueryResult<OutboxStats> {
           GROUP BY attempts ORDER BY attempts",
     )
     .load(conn)?;
-    let failing: RateRow =
-        diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL AND dead_at IS NULL AND last_error IS NOT NULL")
-            .get_result(conn)?;
+    let failing: RateRow = diesel::sql_query(
+        "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL AND dead_at IS NULL AND last_error IS NOT NULL",
+    )
+    .get_result(conn)?;
     let rate: RateRow = diesel::sql_query(
         "SELECT count(*) AS n FROM outbox WHERE published_at > clock_timestamp() - interval '60 seconds'",
     )
