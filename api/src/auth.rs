@@ -32,11 +32,14 @@ pub struct Tenant(pub Uuid);
 /// revocation's notification cleared it. Every clear bumps a generation counter; a lookup notes the generation
 /// before it reads the database, and its result is cached only if no clear happened meanwhile.
 pub struct KeyCache {
-    entries: Mutex<(u64, HashMap<Vec<u8>, (Uuid, Instant)>)>,
+    /// The generation, and key hash → (tenant, cached at), under one lock so a clear and a put never interleave.
+    entries: Mutex<(u64, Entries)>,
     ttl: Duration,
     /// True while the listener is connected; otherwise invalidations could be missed, so the cache is not used.
     pub live: AtomicBool,
 }
+
+type Entries = HashMap<Vec<u8>, (Uuid, Instant)>;
 
 /// The cache's generation when a database lookup started (see [`KeyCache`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! | `ACKBOX_WORKER_CONCURRENCY` | [`DEFAULT_CONCURRENCY`] | jobs running at once in this process (the in-flight bound) |
 //! | `ACKBOX_WORKER_BATCH` | [`DEFAULT_BATCH`] | messages claimed with one UPDATE |
 //! | `ACKBOX_LEASE_MS` | [`DEFAULT_LEASE_MS`] | lease of a running attempt |
-//! | `ACKBOX_HEARTBEAT_MS` | [`DEFAULT_HEARTBEAT_MS`] | lease extension and cancel-request check interval (at most a third of the lease) |
+//! | `ACKBOX_HEARTBEAT_MS` | [`DEFAULT_HEARTBEAT_MS`] | lease extension interval (at most a third of the lease); also re-reads cancel requests, which normally arrive by `LISTEN` at once |
 //! | `ACKBOX_JOB_TIMEOUT_MS` | [`DEFAULT_JOB_TIMEOUT_MS`] | a handler running longer fails the attempt with `timeout` |
 //! | `ACKBOX_RETRY_BASE_MS` | [`DEFAULT_RETRY_BASE_MS`] | first retry backoff; doubles per attempt, ±25 % jitter |
 //! | `ACKBOX_RETRY_MAX_MS` | [`DEFAULT_RETRY_MAX_MS`] | longest retry backoff |

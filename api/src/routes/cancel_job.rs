@@ -1,5 +1,6 @@
 //! `POST /v1/jobs/{id}/cancel`: cancel a queued job at once (200), ask a running one to stop (202), refuse a finished
-//! one (409).
+//! one (409). The decision is one atomic statement (`ackbox_db::state::cancel`), so a job moving between `running`
+//! and `queued` is never called finished.
 
 use ackbox_db::state::{self, CancelOutcome};
 use actix_web::{web, HttpResponse};
@@ -15,12 +16,12 @@ use crate::state::AppState;
     post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
     params(("id" = uuid::Uuid, Path, description = "Job id")),
     responses(
-        (status = 200, description = "Was queued; now cancelled", body = StatusDocument),
-        (status = 202, description = "Is running; its worker will stop it and it will end cancelled", body = StatusDocument),
+        (status = 200, description = "Was queued; it is now cancelled and will never start", body = StatusDocument),
+        (status = 202, description = "Is running; the cancel is recorded (`cancel_requested: true`) and the job will end `cancelled`, whatever its attempt reports (even a success that races the request), and will never be retried. Its worker is told within milliseconds and stops the handler; a handler that ignores the request still ends `cancelled`. If the worker dies, the job ends `cancelled` when its lease lapses", body = StatusDocument),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, unknown or revoked key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job for this tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already finished", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already finished (succeeded, failed or cancelled); nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Tenant over its rate limit", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
