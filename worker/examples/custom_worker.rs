@@ -1,13 +1,20 @@
-//! A worker binary with its own job kinds next to the built-in ones.
+//! A worker binary with its own job kind (`word_count`), run as a fleet of its own.
 //!
 //! ```sh
+//! # The relay sends word_count jobs to their own topic (and creates it); everything else stays on ackbox.jobs.
+//! ACKBOX_KIND_TOPICS=word_count=ackbox.jobs.words ackbox-relay
+//! # This fleet consumes that topic in its own group; the built-in workers never see a word_count job.
+//! ACKBOX_TOPIC=ackbox.jobs.words ACKBOX_WORKER_GROUP=ackbox-words \
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/ackbox cargo run -p ackbox-worker --example custom_worker
-//! curl -s -X POST localhost:8080/v1/jobs -H 'content-type: application/json' \
+//! curl -s -X POST localhost:8080/v1/jobs -H "$AUTH" -H 'content-type: application/json' \
 //!      -d '{"kind":"word_count","payload":{"text":"to be or not to be"}}'
 //! ```
 //!
-//! Every variable of `ackbox-worker` applies (see the crate README). Give a worker with different kinds its own
-//! `ACKBOX_WORKER_GROUP` and `ACKBOX_TOPIC` if it must not receive the others' jobs.
+//! Every variable of `ackbox-worker` applies (see the crate README). Without the route, a `word_count` job that
+//! reaches a built-in worker is not failed: that worker leaves it queued and marks it, and the relay dispatches it
+//! again as soon as a worker that runs `word_count` starts. While no worker with the kind runs, the job waits and its
+//! status document says why (`waiting_reason`). `e2e/tests/e2e/fleets.rs` runs this example as a second fleet,
+//! kills it, and checks that a job submitted meanwhile waits and then runs.
 
 use std::collections::BTreeMap;
 
