@@ -121,3 +121,22 @@ fn jobs_ls_show_cancel_and_retry_work_across_tenants() {
     let bad = ackbox(&db, &["jobs", "show", "not-a-uuid"]);
     assert!(!bad.status.success(), "clap refuses a malformed id");
 }
+
+#[test]
+fn outbox_ls_dead_shows_only_rows_the_broker_refused_for_good_with_their_error() {
+    let db = TestDb::new();
+    let dead = submit(&db, "echo");
+    let alive = submit(&db, "echo");
+    let row = outbox::for_job(&mut db.conn(), dead.id).expect("rows")[0].id;
+    outbox::mark_dead(&mut db.conn(), &[(row, "Message size too large".into())]).expect("mark dead");
+
+    let rows = ok_json(&db, &["outbox", "ls", "--dead", "--json"]);
+    let jobs: Vec<&str> = rows.as_array().expect("array").iter().filter_map(|r| r["job_id"].as_str()).collect();
+    assert_eq!(jobs, vec![dead.id.to_string()], "{rows}");
+    assert!(rows[0]["dead_at"].is_string());
+    let human = String::from_utf8(ackbox(&db, &["outbox", "ls", "--dead"]).stdout).expect("utf-8");
+    assert!(human.contains("dead since") && human.contains("Message size too large"), "{human}");
+    assert!(!human.contains(&alive.id.to_string()));
+    let unpublished = ok_json(&db, &["outbox", "ls", "--unpublished", "--json"]);
+    assert_eq!(unpublished.as_array().map(Vec::len), Some(1), "a dead row is not waiting for the relay");
+}

@@ -13,7 +13,7 @@ pub struct WorkerMetrics {
     pub consumer_lag: IntGaugeVec,
     /// `ackbox_worker_attempts_total`: attempts started (claims that applied).
     pub attempts: IntCounter,
-    /// `ackbox_worker_outcomes_total{outcome}`: `succeeded`, `retried`, `failed`, `stale`.
+    /// `ackbox_worker_outcomes_total{outcome}`: `succeeded`, `retried`, `failed`, `cancelled`, `stale`, `released`.
     pub outcomes: IntCounterVec,
     /// `ackbox_worker_failures_total{code}`: failed attempts by error code.
     pub failures: IntCounterVec,

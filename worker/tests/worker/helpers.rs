@@ -104,6 +104,21 @@ impl TestWorker {
             .expect("count effects")
     }
 
+    /// The rescuer takes the job back as if its worker had stalled: its lease forced into the past and a rescuer
+    /// pass, in one transaction (the worker's heartbeat would otherwise extend the lease again in between).
+    pub fn expire_and_rescue(&self, id: Uuid) -> ackbox_db::state::RescueReport {
+        diesel::Connection::transaction(&mut self.db.conn(), |c| {
+            diesel::RunQueryDsl::execute(
+                diesel::sql_query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
+                    .bind::<diesel::sql_types::Uuid, _>(id),
+                c,
+            )?;
+            ackbox_db::state::rescue(c, Duration::from_secs(300), 10, &self.kafka.topic)
+        })
+        .expect("expire and rescue")
+        .expect("lock")
+    }
+
     pub fn wait_status(&self, id: Uuid, status: JobStatus) -> Job {
         wait_for(&format!("job {id} to be {status}"), DEADLINE, || {
             let job = self.job(id);

@@ -45,20 +45,8 @@ fn an_attempt_that_lost_its_lease_is_cancelled_and_takes_no_effect() {
     dispatch(&w.kafka, id, "effect", 1);
     wait_for("the attempt to run", DEADLINE, || (w.job(id).status == JobStatus::Running).then_some(()));
 
-    // The rescuer takes the job back as if the worker had stalled (its lease forced into the past). Both in one
-    // transaction: the worker's heartbeat (every 200 ms here) would otherwise extend the lease again in between.
-    let mut conn = w.db.conn();
-    let report = diesel::Connection::transaction(&mut conn, |c| {
-        diesel::RunQueryDsl::execute(
-            diesel::sql_query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
-                .bind::<diesel::sql_types::Uuid, _>(id),
-            c,
-        )?;
-        ackbox_db::state::rescue(c, Duration::from_secs(300), 10, &w.kafka.topic)
-    })
-    .expect("expire and rescue")
-    .expect("lock");
-    assert_eq!(report.requeued, 1);
+    // The rescuer takes the job back as if the worker had stalled.
+    assert_eq!(w.expire_and_rescue(id).requeued, 1);
 
     // The next heartbeat notices, cancels the handler long before its 20 s, and its failure is refused as stale.
     wait_for("the lost lease to be noticed", DEADLINE, || (w.metrics.leases_lost.get() == 1).then_some(()));
@@ -138,19 +126,8 @@ fn a_stale_attempt_is_cancelled_even_when_its_successor_runs_on_the_same_worker(
     dispatch(&w.kafka, id, "records", 1);
     wait_for("attempt 1 to run", DEADLINE, || (w.job(id).status == JobStatus::Running).then_some(()));
 
-    // The rescuer takes the job back (lease forced into the past, in one transaction with the pass), and attempt 2
-    // is dispatched to this same worker while attempt 1 still runs here.
-    let mut conn = w.db.conn();
-    diesel::Connection::transaction(&mut conn, |c| {
-        diesel::RunQueryDsl::execute(
-            diesel::sql_query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
-                .bind::<diesel::sql_types::Uuid, _>(id),
-            c,
-        )?;
-        ackbox_db::state::rescue(c, Duration::from_secs(300), 10, &w.kafka.topic)
-    })
-    .expect("expire and rescue")
-    .expect("lock");
+    // The rescuer takes the job back, and attempt 2 is dispatched to this same worker while attempt 1 still runs.
+    assert_eq!(w.expire_and_rescue(id).requeued, 1);
     dispatch(&w.kafka, id, "records", 2);
     wait_for("attempt 2 to run", DEADLINE, || (w.job(id).attempts == 2).then_some(()));
 
