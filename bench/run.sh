@@ -111,6 +111,28 @@ SQL
     PGTPS[$c]=$tps
     row "| pgbench: job insert + outbox insert (+ NOTIFY trigger), one transaction | $c | $tps tx/s |"
   done
+  # The NOTIFY's cost (#14): Postgres serialises committing transactions that NOTIFY on one lock. The same
+  # transaction with the trigger disabled, and 50 jobs per transaction (one NOTIFY per statement, as the trigger is
+  # FOR EACH STATEMENT), show how much of the ceiling that lock takes.
+  sql "ALTER TABLE outbox DISABLE TRIGGER outbox_notify" >/dev/null
+  for c in 8 32 64; do
+    tps=$(pgbench -n -f "$WORK/submit.sql" -c "$c" -j 2 -T "$DURATION" "$DB_URL" 2>/dev/null | awk '/^tps/ {print int($3); exit}')
+    row "| pgbench: the same transaction without the NOTIFY trigger | $c | $tps tx/s |"
+  done
+  sql "ALTER TABLE outbox ENABLE TRIGGER outbox_notify" >/dev/null
+  cat >"$WORK/submit50.sql" <<SQL
+BEGIN;
+INSERT INTO jobs (id, tenant_id, kind, payload, max_attempts)
+  SELECT gen_random_uuid(), '$TENANT', 'noop', '{}', 3 FROM generate_series(1, 50);
+INSERT INTO outbox (aggregate_id, topic, key, payload, headers)
+  SELECT gen_random_uuid(), '$TOPIC', 'k', '{"v":1,"job_id":"x","kind":"noop","attempt":1}', '{"ackbox-kind":"noop"}'
+    FROM generate_series(1, 50);
+COMMIT;
+SQL
+  for c in 8 64; do
+    tps=$(pgbench -n -f "$WORK/submit50.sql" -c "$c" -j 2 -T "$DURATION" "$DB_URL" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+    row "| pgbench: 50 jobs + 50 outbox rows per transaction (+ NOTIFY trigger) | $c | $(python3 -c "print(int($tps * 50))") jobs/s ($(python3 -c "print(int($tps))") tx/s) |"
+  done
   # A topic of its own, so the later parts start from an empty one.
   prod=$("$BIN/ackbox-bench" produce --brokers "$BROKERS" --topic "$TOPIC.ceiling" --messages 50000 --batch 500)
   row "| rdkafka producer, relay settings (idempotent, acks=all, linger 1 ms, 500 in flight) | 1 | $(echo "$prod" | json "['per_second']") msg/s |"
