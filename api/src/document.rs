@@ -154,8 +154,9 @@ impl StatusDocument {
             waiting_reason,
             overdue_message: overdue.then(|| {
                 format!(
-                    "This job has waited in the queue for {} s since it became due, longer than the expected {} s. It is safe in the \
-                     database and will run, but the workers are behind or stopped: contact support with its id.",
+                    "This job has waited in the queue for {} s since it became due, longer than the expected {} s. \
+                     It is safe in the database and will run, but the workers are behind or stopped: contact \
+                     support with its id.",
                     waited.as_secs(),
                     overdue_after.as_secs()
                 )

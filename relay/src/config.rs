@@ -180,10 +180,7 @@ pub fn parse_kind_topics(raw: &str) -> Result<std::collections::BTreeMap<String,
         if !ackbox_db::models::job_kind::valid_kind(kind) {
             return Err(invalid(format!("{kind:?} is not a valid kind")));
         }
-        let topic_ok = !topic.is_empty()
-            && topic.len() <= 249
-            && topic.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if !topic_ok {
+        if topic.is_empty() || !ackbox_runtime::kafka::follows_kafka_name_rule(topic) {
             return Err(invalid(format!("{topic:?} is not a valid Kafka topic name")));
         }
         if routes.insert(kind.to_string(), topic.to_string()).is_some() {

@@ -21,11 +21,8 @@ pub(crate) fn spawn_cancel_listener(shared: Arc<Shared>) -> tokio::task::JoinHan
             Event::Disconnected => {}
             Event::Notification { payload, .. } => {
                 let Ok(id) = Uuid::try_parse(&payload) else { return };
-                for ((job, attempt), r) in s.running().iter() {
-                    if *job == id && !r.finishing && !r.cancel.is_cancelled() {
-                        log::info!("job {job} attempt {attempt}: cancel requested; stopping it");
-                        r.request_cancel();
-                    }
+                for (key, r) in s.running().iter().filter(|(key, r)| key.0 == id && !r.finishing) {
+                    r.request_cancel(*key);
                 }
             }
         }),

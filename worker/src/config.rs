@@ -161,7 +161,7 @@ impl WorkerConfig {
 /// `INVALID_GROUP_ID` at every join, so it is refused here, by name, before the worker starts.
 fn validate_instance_id(raw: String) -> Result<String, ConfigError> {
     let id = raw.trim().to_string();
-    let valid = id.len() <= 249 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let valid = ackbox_runtime::kafka::follows_kafka_name_rule(&id);
     if valid {
         Ok(id)
     } else {

@@ -171,6 +171,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         config,
         pool,
+        kinds: registry.kinds(),
         registry,
         consumer,
         metrics,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use ackbox_db::db::DbError;
 use ackbox_db::state::{self, ClaimedJob};
 use ackbox_runtime::retry::{blocking, retry_forever, Backoff};
+use ackbox_types::envelope::Envelope;
 use futures::FutureExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
@@ -32,24 +33,19 @@ pub(crate) async fn dispatch(
         }
     }
     // A job of a kind this worker has no handler for is not claimed: it stays queued for a worker that has one.
-    let (mut ids, mut skipped_kinds) = (Vec::new(), Vec::new());
-    for env in batch.iter().filter_map(|d| d.envelope.as_ref()) {
-        if shared.registry.get(&env.kind).is_some() {
-            ids.push(env.job_id);
-        } else {
-            skipped_kinds.push((env.job_id, env.kind.clone()));
-        }
-    }
-    if !skipped_kinds.is_empty() {
-        shared.metrics.skipped_kinds.inc_by(skipped_kinds.len() as u64);
-        let kinds: std::collections::BTreeSet<&str> = skipped_kinds.iter().map(|(_, k)| k.as_str()).collect();
+    let (known, unknown): (Vec<&Envelope>, Vec<&Envelope>) =
+        batch.iter().filter_map(|d| d.envelope.as_ref()).partition(|env| shared.registry.get(&env.kind).is_some());
+    if !unknown.is_empty() {
+        shared.metrics.skipped_kinds.inc_by(unknown.len() as u64);
+        let kinds: std::collections::BTreeSet<&str> = unknown.iter().map(|env| env.kind.as_str()).collect();
         log::warn!(
             "{} dispatches of kinds this worker has no handler for ({}): left queued for a worker that runs them",
-            skipped_kinds.len(),
+            unknown.len(),
             kinds.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
-    let skipped_ids: Vec<Uuid> = skipped_kinds.into_iter().map(|(id, _)| id).collect();
+    let ids: Vec<Uuid> = known.iter().map(|env| env.job_id).collect();
+    let skipped_ids: Vec<Uuid> = unknown.iter().map(|env| env.job_id).collect();
     let mut claimed = claim_until_done(shared, ids, skipped_ids).await;
     shared.metrics.attempts.inc_by(claimed.len() as u64);
     let mut skipped = Vec::new();
@@ -91,10 +87,9 @@ async fn claim_until_done(
         let (s, batch_ids, skipped) = (shared.clone(), ids.clone(), skipped.clone());
         blocking(move || -> Result<Vec<ClaimedJob>, DbError> {
             let mut conn = s.pool.get()?;
-            let kinds = s.registry.kinds();
             Ok(diesel::Connection::transaction(&mut conn, |c| {
                 state::mark_skipped(c, &skipped)?;
-                state::claim_kinds(c, &batch_ids, s.config.lease, Some(&kinds))
+                state::claim_kinds(c, &batch_ids, s.config.lease, Some(&s.kinds))
             })?)
         })
     })

@@ -51,10 +51,7 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken)
                     let (id, attempt) = key;
                     match extended.get(&key) {
                         Some(false) => {}
-                        Some(true) => {
-                            log::info!("job {id} attempt {attempt}: cancel requested; stopping it");
-                            r.request_cancel();
-                        }
+                        Some(true) => r.request_cancel(key),
                         None => {
                             shared.metrics.leases_lost.inc();
                             log::warn!("job {id} attempt {attempt} lost its lease; cancelling it");

@@ -18,8 +18,7 @@ pub(crate) async fn kinds_loop(shared: Arc<Shared>, stop: CancellationToken) {
         let (s, first) = (shared.clone(), !registered);
         let res = blocking(move || -> Result<usize, DbError> {
             let mut conn = s.pool.get()?;
-            let kinds = s.registry.kinds();
-            Ok(if first { job_kind::register(&mut conn, &kinds)? } else { job_kind::seen(&mut conn, &kinds)? })
+            Ok(if first { job_kind::register(&mut conn, &s.kinds)? } else { job_kind::seen(&mut conn, &s.kinds)? })
         })
         .await;
         match res {

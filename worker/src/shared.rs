@@ -37,10 +37,14 @@ pub(crate) struct Running {
 }
 
 impl Running {
-    /// Tells the handler to stop because a cancel was requested. The database decides the outcome: a job whose
-    /// cancel was accepted ends `cancelled` whatever the attempt reports.
-    pub(crate) fn request_cancel(&self) {
-        self.cancel.cancel();
+    /// Tells the handler of attempt `key` to stop because a cancel was requested (once, however many times the
+    /// request is heard: by `LISTEN` and by the heartbeat). The database decides the outcome: a job whose cancel was
+    /// accepted ends `cancelled` whatever the attempt reports.
+    pub(crate) fn request_cancel(&self, (id, attempt): AttemptKey) {
+        if !self.cancel.is_cancelled() {
+            log::info!("job {id} attempt {attempt}: cancel requested; stopping it");
+            self.cancel.cancel();
+        }
     }
 }
 
@@ -53,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) config: WorkerConfig,
     pub(crate) pool: PgPool,
     pub(crate) registry: Registry,
+    /// The registry's kinds, sorted: what this worker claims and registers (the registry never changes once running).
+    pub(crate) kinds: Vec<String>,
     pub(crate) consumer: Kafka,
     pub(crate) metrics: WorkerMetrics,
     pub(crate) tracker: Mutex<OffsetTracker>,

@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::auth::Tenant;
 use crate::document::{etag, StatusDocument};
 use crate::error::{ApiError, Problem};
-use crate::routes::{load_job, parse_job_id, respond_with};
+use crate::routes::{document, load_job, parse_job_id, respond_with};
 use crate::state::AppState;
 
 /// `wait=N` from a `Prefer` header, if any (other preferences are ignored).
@@ -79,10 +79,6 @@ pub async fn get_job(
     }
     drop(waiter);
     Ok(respond(&state, job, if_none_match.as_deref(), Some(wait)))
-}
-
-fn document(state: &AppState, job: Job) -> StatusDocument {
-    StatusDocument::new(job, &state.estimates, state.config.overdue_after)
 }
 
 fn respond(state: &AppState, job: Job, if_none_match: Option<&str>, waited: Option<Duration>) -> HttpResponse {

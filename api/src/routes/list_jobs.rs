@@ -110,7 +110,6 @@ pub async fn list_jobs(
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more { rows.last().map(|j| j.id.to_string()) } else { None };
-    let items =
-        rows.into_iter().map(|j| StatusDocument::new(j, &state.estimates, state.config.overdue_after)).collect();
+    let items = rows.into_iter().map(|j| crate::routes::document(&state, j)).collect();
     Ok(HttpResponse::Ok().json(JobList { items, next_cursor }))
 }

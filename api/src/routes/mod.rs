@@ -82,7 +82,12 @@ pub(crate) async fn load_job(state: &AppState, tenant: uuid::Uuid, id: uuid::Uui
 
 /// A status-document response: the body plus `ETag`, and `Retry-After` while the job is not terminal.
 pub(crate) fn document_response(builder: HttpResponseBuilder, job: Job, state: &AppState) -> HttpResponse {
-    respond_with(builder, StatusDocument::new(job, &state.estimates, state.config.overdue_after))
+    respond_with(builder, document(state, job))
+}
+
+/// A job's status document with this process's estimates and overdue bound.
+pub(crate) fn document(state: &AppState, job: Job) -> StatusDocument {
+    StatusDocument::new(job, &state.estimates, state.config.overdue_after)
 }
 
 /// [`document_response`] for a document already built.

@@ -122,7 +122,7 @@ const CANCEL_SQL: &str = "
 #[derive(QueryableByName)]
 struct StatusRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
-    status: String,
+    status: JobStatus,
 }
 
 /// Cancels a tenant's job in one atomic statement: a queued one at once (`cancelled`), a running one by request
@@ -138,9 +138,9 @@ pub fn cancel(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> QueryResult
         let Some(before) = before else { return Ok(CancelOutcome::NotFound) };
         // The row is locked by this transaction until it commits: this read sees exactly what the statement left.
         let job = Job::find(conn, id)?.ok_or(diesel::result::Error::NotFound)?;
-        Ok(match before.status.as_str() {
-            "queued" => CancelOutcome::Cancelled(job),
-            "running" => CancelOutcome::Requested(job),
+        Ok(match before.status {
+            JobStatus::Queued => CancelOutcome::Cancelled(job),
+            JobStatus::Running => CancelOutcome::Requested(job),
             _ => CancelOutcome::AlreadyFinished(job),
         })
     })
@@ -246,7 +246,7 @@ struct CompletedRow {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
     #[diesel(sql_type = diesel::sql_types::Text)]
-    status: String,
+    status: JobStatus,
 }
 
 /// `running → succeeded` for a batch, in one statement; a job whose cancel was accepted meanwhile ends `cancelled`
@@ -276,10 +276,7 @@ pub fn complete(conn: &mut PgConnection, successes: &[Success]) -> QueryResult<V
     .bind::<Array<Int4>, _>(attempts)
     .bind::<Array<Jsonb>, _>(results)
     .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.id, if r.status == "cancelled" { JobStatus::Cancelled } else { JobStatus::Succeeded }))
-        .collect())
+    Ok(rows.into_iter().map(|r| (r.id, r.status)).collect())
 }
 
 /// What [`fail`] did.
@@ -300,7 +297,8 @@ pub enum FailOutcome {
 
 /// Records a failed attempt. Below `max_attempts` (and when `retryable`), the job goes back to `queued` with
 /// `not_before = now() + backoff` and a new outbox row due at the same time; otherwise it ends `failed`. Either way
-/// `error` keeps the failure. A job whose cancel was accepted ends `cancelled` instead, and is never retried. Call inside a transaction: the outbox row must commit with the status change.
+/// `error` keeps the failure. A job whose cancel was accepted ends `cancelled` instead, and is never retried. Call
+/// inside a transaction: the outbox row must commit with the status change.
 pub fn fail(
     conn: &mut PgConnection,
     id: Uuid,
@@ -347,7 +345,7 @@ pub fn fail(
     .get_result(conn)
     .optional()?;
     Ok(match ended {
-        Some(row) if row.status == "cancelled" => FailOutcome::Cancelled,
+        Some(row) if row.status == JobStatus::Cancelled => FailOutcome::Cancelled,
         Some(_) => FailOutcome::Failed,
         None => FailOutcome::Stale,
     })
@@ -499,7 +497,7 @@ struct RescuedRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
     kind: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
-    status: String,
+    status: JobStatus,
     #[diesel(sql_type = Int4)]
     attempts: i32,
 }
@@ -566,10 +564,10 @@ pub fn rescue_leases(conn: &mut PgConnection, limit: i64, topic: &str) -> QueryR
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load(conn)?;
         for row in &expired {
-            if row.status == JobStatus::Queued.as_str() {
+            if row.status == JobStatus::Queued {
                 outbox::enqueue(conn, topic, &Envelope::new(row.id, &row.kind, row.attempts + 1), None)?;
                 report.requeued += 1;
-            } else if row.status == JobStatus::Cancelled.as_str() {
+            } else if row.status == JobStatus::Cancelled {
                 // A cancel was requested and the attempt died: it ends as asked.
                 report.cancelled += 1;
             } else {

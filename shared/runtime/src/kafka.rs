@@ -55,6 +55,12 @@ pub async fn ensure_topic_retrying(cfg: &KafkaConfig, partitions: i32, replicati
     crate::retry::retry_forever(&what, backoff, || ensure_topic(cfg, &cfg.topic, partitions, replication)).await
 }
 
+/// Kafka's rule for a topic name, which it applies to a `group.instance.id` too: at most 249 of letters, digits,
+/// `.`, `_` and `-` (emptiness is the caller's to judge).
+pub fn follows_kafka_name_rule(name: &str) -> bool {
+    name.len() <= 249 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// Default Kafka bootstrap servers (the local nisshi broker started by `make up`).
 pub const DEFAULT_KAFKA_BROKERS: &str = "127.0.0.1:9092";
 
