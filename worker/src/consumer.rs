@@ -11,8 +11,9 @@
 //!
 //! One file per concern, all in `worker/src/`: `context.rs` (librdkafka callbacks and rebalances), `membership.rs`
 //! (building the consumer, joining and leaving the group), this file (the receive loop), `dispatch.rs` (claim and
-//! run), `heartbeat.rs` (leases and cancel requests), `completer.rs` (status writes, then offsets), `lag.rs`
-//! (consumer lag reports) and `shared.rs` (the state they share).
+//! run), `heartbeat.rs` (leases, and cancel requests as a backstop), `cancels.rs` (cancel requests by `LISTEN`),
+//! `outcome.rs` (checks on results and errors), `completer.rs` (status writes, then offsets), `kinds.rs` (this
+//! worker's kinds in `job_kinds`), `lag.rs` (consumer lag reports) and `shared.rs` (the state they share).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicUsize;
