@@ -13,6 +13,9 @@
 //! | `ACKBOX_MAX_WAIT_SECS` | [`DEFAULT_MAX_WAIT_SECS`] | longest `Prefer: wait` honoured |
 //! | `ACKBOX_REQUEST_TIMEOUT_SECS` | [`DEFAULT_REQUEST_TIMEOUT_SECS`] | deadline of a whole request, body included (408); raised to `ACKBOX_MAX_WAIT_SECS` + 5 if lower |
 //! | `ACKBOX_KEY_CACHE_TTL_SECS` | [`DEFAULT_KEY_CACHE_TTL_SECS`] | backstop lifetime of a cached key (revocation is immediate regardless) |
+//! | `ACKBOX_PUBLIC_URL` | unset: each request's own scheme and `Host` | external base URL of every link (`Location`, `Operation-Location`, `links`, `resourceLocation`), e.g. `https://jobs.example.com` or `https://example.com/ackbox` behind a proxy |
+//! | `ACKBOX_LOG_FORMAT` | `text` | `json`: one JSON object per log line (see `ackbox_runtime::logging`) |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | unset: no export | export spans over OTLP/HTTP (see `ackbox_runtime::telemetry`) |
 //!
 //! Plus the database variables of [`ackbox_db::config::DbConfig`].
 
@@ -67,6 +70,8 @@ pub struct ApiConfig {
     pub request_timeout: std::time::Duration,
     /// Key cache lifetime.
     pub key_cache_ttl: std::time::Duration,
+    /// External base URL of links, without a trailing `/` (`None`: each request's scheme and host).
+    pub public_url: Option<String>,
     /// Database settings.
     pub db: DbConfig,
 }
@@ -91,7 +96,47 @@ impl ApiConfig {
             max_wait,
             request_timeout,
             key_cache_ttl: secs("ACKBOX_KEY_CACHE_TTL_SECS", DEFAULT_KEY_CACHE_TTL_SECS)?,
+            public_url: config::optional("ACKBOX_PUBLIC_URL").map(|u| public_url(&u)).transpose()?,
             db: DbConfig::from_env()?,
         })
+    }
+}
+
+/// Checks `ACKBOX_PUBLIC_URL`: an absolute `http` or `https` URL with a host, and no query or fragment (links are
+/// built by appending paths). Returns it without a trailing `/`.
+pub fn public_url(raw: &str) -> Result<String, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name: "ACKBOX_PUBLIC_URL".into(),
+        value: raw.to_string(),
+        reason: reason.to_string(),
+    };
+    let url = raw.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| invalid("must start with http:// or https://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') {
+        return Err(invalid("must name a host (and no user info)"));
+    }
+    if url.contains(['?', '#']) || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("must have no query, fragment or whitespace"));
+    }
+    Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_url;
+
+    #[test]
+    fn a_public_url_is_absolute_http_with_a_host_and_loses_its_trailing_slash() {
+        assert_eq!(public_url("https://jobs.example.com/").ok().as_deref(), Some("https://jobs.example.com"));
+        assert_eq!(public_url("http://10.0.0.1:8080/ackbox").ok().as_deref(), Some("http://10.0.0.1:8080/ackbox"));
+        for bad in
+            ["jobs.example.com", "ftp://x", "https://", "https:///path", "https://a/b?c", "https://a/#f", "https://u@h"]
+        {
+            assert!(public_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use crate::estimates::Estimates;
 
-/// Links a client follows instead of building URLs.
+/// Links a client follows instead of building URLs. All are absolute (`ACKBOX_PUBLIC_URL`, or the request's own
+/// scheme and host).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Links {
     /// This document.
@@ -19,6 +20,24 @@ pub struct Links {
     pub result: String,
     /// Where to POST a cancel.
     pub cancel: String,
+    /// The Azure-style status monitor of this job (the 202's `Operation-Location`).
+    pub monitor: String,
+    /// This job as a `google.longrunning.Operation` (AIP-151).
+    pub operation: String,
+}
+
+impl Links {
+    /// The links of job `id` under the external base URL `base` (no trailing `/`).
+    pub fn new(base: &str, id: Uuid) -> Self {
+        let self_ = format!("{base}{}", job_path(id));
+        Self {
+            result: format!("{self_}/result"),
+            cancel: format!("{self_}/cancel"),
+            monitor: format!("{base}{}", monitor_path(id)),
+            operation: format!("{self_}/operation"),
+            self_,
+        }
+    }
 }
 
 /// A job as the API shows it.
@@ -65,11 +84,21 @@ pub struct StatusDocument {
     pub waiting_reason: Option<String>,
     /// Where to look next.
     pub links: Links,
+    /// Once succeeded: the absolute URL of the result (`links.result`), under the name the Azure REST API guidelines
+    /// give it, so an Azure-style poller handed a 202 for a job that had already finished (an Idempotency-Key replay)
+    /// fetches the result as it would after polling. Absent before.
+    #[serde(rename = "resourceLocation", skip_serializing_if = "Option::is_none")]
+    pub resource_location: Option<String>,
 }
 
 /// Path of a job's status document.
 pub fn job_path(id: Uuid) -> String {
     format!("/v1/jobs/{id}")
+}
+
+/// Path of a job's Azure-style status monitor (`Operation-Location`).
+pub fn monitor_path(id: Uuid) -> String {
+    format!("/v1/operations/{id}")
 }
 
 /// The honest polling hint for a job: null when terminal; else the median wait of recent similar jobs, in [1, 60],
@@ -127,15 +156,17 @@ pub fn etag(doc: &StatusDocument) -> String {
 }
 
 impl StatusDocument {
-    /// Builds the document; `overdue_after` is the configured bound for queued jobs.
-    pub fn new(job: Job, estimates: &Estimates, overdue_after: std::time::Duration) -> Self {
+    /// Builds the document; `overdue_after` is the configured bound for queued jobs, `base` the external base URL
+    /// of its links.
+    pub fn new(job: Job, estimates: &Estimates, overdue_after: std::time::Duration, base: &str) -> Self {
         let retry_after_seconds = retry_after(&job, estimates);
         let waited = (Utc::now() - due_since(&job)).to_std().unwrap_or_default();
         let overdue = job.status == JobStatus::Queued && waited > overdue_after;
         let waiting_reason = waiting_reason(&job, estimates);
-        let self_ = job_path(job.id);
+        let links = Links::new(base, job.id);
         Self {
-            links: Links { result: format!("{self_}/result"), cancel: format!("{self_}/cancel"), self_ },
+            resource_location: (job.status == JobStatus::Succeeded).then(|| links.result.clone()),
+            links,
             id: job.id,
             kind: job.kind,
             status: job.status,

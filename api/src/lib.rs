@@ -8,6 +8,8 @@ pub mod error;
 pub mod estimates;
 pub mod live;
 pub mod metrics;
+pub mod observe;
+pub mod operations;
 pub mod routes;
 pub mod state;
 pub mod waiters;
@@ -74,6 +76,8 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
             .wrap(from_fn(deadline::enforce))
             .wrap(from_fn(deadline::limit_size))
             .wrap(from_fn(metrics::record))
+            // Outermost: the request id, span and access log cover every answer, the other middleware's too.
+            .wrap(from_fn(observe::observe))
             .configure(routes::configure)
     })
     .workers(workers)

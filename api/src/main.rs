@@ -23,7 +23,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    ackbox_runtime::process::init_logging();
+    ackbox_runtime::process::init_logging().context("invalid configuration")?;
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
@@ -42,6 +42,8 @@ fn main() -> anyhow::Result<()> {
 #[actix_web::main]
 async fn serve() -> anyhow::Result<()> {
     let config = ApiConfig::from_env().context("invalid configuration")?;
+    // Flushes buffered spans when the server stops.
+    let _telemetry = ackbox_runtime::telemetry::init("ackbox-api").context("invalid OTEL_* configuration")?;
     if config.db.auto_migrate {
         ackbox_db::migrate::run_pending_in_background(&config.db.url)
             .await

@@ -12,6 +12,8 @@ use ackbox_db::db::{DbError, PgPool};
 use ackbox_db::models::OutboxMessage;
 use ackbox_db::outbox;
 use ackbox_runtime::listen::{spawn_listener, OUTBOX_CHANNEL};
+use ackbox_runtime::telemetry::{self, SpanMethods as _};
+use ackbox_types::trace::{TraceContext, TRACEPARENT, TRACESTATE};
 use chrono::Utc;
 use diesel::Connection;
 use futures::future::{join_all, Either};
@@ -204,16 +206,37 @@ fn produce_all(
             }
         })
         .collect();
+    // A span per row of a traced job, child of the submit span the row carries; it ends with the broker's report.
+    let mut spans: Vec<_> = rows.iter().map(|row| publish_span(row, config)).collect();
     let reports = futures::executor::block_on(join_all(pending));
     let mut published = Vec::with_capacity(rows.len());
     let mut failed = Vec::new();
-    for (row, report) in rows.iter().zip(reports) {
+    for ((row, report), span) in rows.iter().zip(reports).zip(spans.iter_mut()) {
+        if let (Some(span), Err(e)) = (span.as_mut(), &report) {
+            span.set_status(telemetry::Status::error(e.to_string()));
+        }
         match report {
             Ok(()) => published.push(row.id),
             Err(e) => failed.push((row.id, e)),
         }
     }
     (published, failed)
+}
+
+/// The span of one row's publish, if the row carries a trace context (rows of jobs from before migration 7 do not).
+fn publish_span(row: &OutboxMessage, config: &RelayConfig) -> Option<telemetry::Span> {
+    let traceparent = row.headers.get(TRACEPARENT)?.as_str()?;
+    let parent = TraceContext::parse(traceparent, row.headers.get(TRACESTATE).and_then(|v| v.as_str()))?;
+    let kind = row.payload.get("kind").and_then(|k| k.as_str());
+    let topic = config.topic_for(kind, &row.topic).to_string();
+    let attributes = vec![
+        telemetry::KeyValue::new("messaging.system", "kafka"),
+        telemetry::KeyValue::new("messaging.operation.type", "send"),
+        telemetry::KeyValue::new("messaging.destination.name", topic.clone()),
+        telemetry::KeyValue::new("ackbox.job_id", row.aggregate_id.to_string()),
+        telemetry::KeyValue::new("ackbox.outbox_id", row.id),
+    ];
+    Some(telemetry::start_span(format!("send {topic}"), telemetry::SpanKind::Producer, Some(&parent), attributes).0)
 }
 
 fn headers(row: &OutboxMessage) -> OwnedHeaders {

@@ -24,9 +24,11 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    ackbox_runtime::process::init_logging();
+    ackbox_runtime::process::init_logging().context("invalid configuration")?;
     let cli = Cli::parse();
     let config = RelayConfig::from_env().context("invalid configuration")?;
+    // Flushes buffered spans when main returns.
+    let _telemetry = ackbox_runtime::telemetry::init("ackbox-relay").context("invalid OTEL_* configuration")?;
     if matches!(cli.command, Some(Command::Migrate)) || config.db.auto_migrate {
         ackbox_db::migrate::run_pending_in_background(&config.db.url)
             .await

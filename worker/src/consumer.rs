@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use ackbox_db::db::PgPool;
 use ackbox_types::envelope::Envelope;
+use ackbox_types::trace::{TraceContext, TRACEPARENT, TRACESTATE};
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
@@ -63,6 +64,8 @@ pub(crate) struct Delivered {
     pub(crate) partition: i32,
     pub(crate) offset: i64,
     pub(crate) envelope: Option<Envelope>,
+    /// The W3C trace context in the record's headers (the submit span's), if any.
+    pub(crate) trace: Option<TraceContext>,
 }
 
 /// What one polled result turned out to be.
@@ -79,6 +82,7 @@ fn accept(shared: &Shared, m: Result<rdkafka::message::BorrowedMessage<'_>, rdka
         Ok(m) => Accepted::Message(Delivered {
             partition: m.partition(),
             offset: m.offset(),
+            trace: trace_context(&m),
             envelope: match Envelope::decode(m.payload()) {
                 Ok(env) => Some(env),
                 Err(e) => {
@@ -100,6 +104,16 @@ fn accept(shared: &Shared, m: Result<rdkafka::message::BorrowedMessage<'_>, rdka
             Accepted::Error
         }
     }
+}
+
+/// The record's `traceparent` and `tracestate` headers, if it carries a valid context.
+fn trace_context(m: &rdkafka::message::BorrowedMessage<'_>) -> Option<TraceContext> {
+    use rdkafka::message::Headers;
+    let headers = m.headers()?;
+    let header = |name: &str| {
+        headers.iter().find(|h| h.key == name).and_then(|h| h.value).and_then(|v| std::str::from_utf8(v).ok())
+    };
+    TraceContext::parse(header(TRACEPARENT)?, header(TRACESTATE))
 }
 
 /// How long the loop simply waits for a slot before it pauses its partitions. Short jobs free a slot within

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use ackbox_db::db::DbError;
 use ackbox_db::state::{self, ClaimedJob};
 use ackbox_runtime::retry::{blocking, retry_forever, Backoff};
+use ackbox_runtime::telemetry::{self, SpanMethods as _};
 use ackbox_types::envelope::Envelope;
+use ackbox_types::trace::TraceContext;
 use futures::FutureExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
@@ -58,7 +60,8 @@ pub(crate) async fn dispatch(
                     skipped.push((d.partition, d.offset));
                     continue;
                 };
-                tokio::spawn(run_job(shared.clone(), job, d.partition, d.offset, permit, done_tx.clone()));
+                let at = Delivery { partition: d.partition, offset: d.offset, trace: d.trace };
+                tokio::spawn(run_job(shared.clone(), job, at, permit, done_tx.clone()));
             }
             None => {
                 if let Some(env) = &d.envelope {
@@ -97,15 +100,38 @@ async fn claim_until_done(
     jobs.into_iter().map(|j| (j.id, j)).collect()
 }
 
+/// Where a claimed job's message came from: its offset, and the trace context its headers carried.
+struct Delivery {
+    partition: i32,
+    offset: i64,
+    trace: Option<TraceContext>,
+}
+
+/// The attempt's span, a child of the submit span the record carried (a new trace without one), and its context for
+/// the handler.
+fn attempt_span(job: &ClaimedJob, at: &Delivery) -> (telemetry::Span, TraceContext) {
+    let attributes = vec![
+        telemetry::KeyValue::new("messaging.system", "kafka"),
+        telemetry::KeyValue::new("messaging.operation.type", "process"),
+        telemetry::KeyValue::new("messaging.kafka.offset", at.offset),
+        telemetry::KeyValue::new("messaging.destination.partition.id", at.partition.to_string()),
+        telemetry::KeyValue::new("ackbox.job_id", job.id.to_string()),
+        telemetry::KeyValue::new("ackbox.kind", job.kind.clone()),
+        telemetry::KeyValue::new("ackbox.attempt", i64::from(job.attempt)),
+    ];
+    telemetry::start_span(format!("process {}", job.kind), telemetry::SpanKind::Consumer, at.trace.as_ref(), attributes)
+}
+
 /// Runs one attempt. A panic or a timeout in the handler is a failed attempt, never a dead worker.
 async fn run_job(
     shared: Arc<Shared>,
     job: ClaimedJob,
-    partition: i32,
-    offset: i64,
+    at: Delivery,
     permit: OwnedSemaphorePermit,
     done_tx: mpsc::UnboundedSender<Outcome>,
 ) {
+    let (mut span, trace) = attempt_span(&job, &at);
+    let Delivery { partition, offset, .. } = at;
     let timeout = shared.config.job_timeout;
     let cancel = CancellationToken::new();
     shared.running().insert((job.id, job.attempt), Running { cancel: cancel.clone(), finishing: false });
@@ -120,7 +146,8 @@ async fn run_job(
         Instant::now() + timeout,
         cancel,
         Some(shared.pool.clone()),
-    );
+    )
+    .with_trace(trace);
     let started = Instant::now();
     let result = match shared.registry.get(&job.kind) {
         // Cannot happen (the claim names this worker's kinds), but never fail a job for it: another worker can run it.
@@ -142,6 +169,9 @@ async fn run_job(
     if let Some(r) = shared.running().get_mut(&(job.id, job.attempt)) {
         r.finishing = true;
     }
+    if let Err(e) = &result {
+        span.set_status(telemetry::Status::error(format!("{}: {}", e.code, e.message)));
+    }
     // The completer only goes away after every sender is dropped, so this cannot fail while we hold one.
-    let _ = done_tx.send(Outcome { job, partition, offset, result, effects, _permit: permit });
+    let _ = done_tx.send(Outcome { job, partition, offset, result, effects, _permit: permit, _span: span });
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ackbox_db::db::PgPool;
+use ackbox_types::trace::TraceContext;
 use async_trait::async_trait;
 use diesel::pg::PgConnection;
 use diesel::QueryResult;
@@ -33,6 +34,7 @@ pub struct JobContext {
     cancel: CancellationToken,
     pool: Option<PgPool>,
     effects: Mutex<Vec<Effect>>,
+    trace: Option<TraceContext>,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -71,7 +73,22 @@ impl JobContext {
             cancel,
             pool,
             effects: Mutex::new(Vec::new()),
+            trace: None,
         }
+    }
+
+    /// The same context, carrying `trace` as this attempt's W3C trace context.
+    pub fn with_trace(mut self, trace: TraceContext) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// This attempt's W3C trace context: its span's, a child of the span that submitted the job (the `traceparent`
+    /// the client sent, or the one Ackbox started), so calls the handler makes join the job's trace. Send it on as
+    /// the `traceparent` (and `tracestate`) header of those calls. `None` only for a context built outside the
+    /// worker ([`JobContext::new`]).
+    pub fn trace_context(&self) -> Option<&TraceContext> {
+        self.trace.as_ref()
     }
 
     /// True once this attempt should stop: its lease was lost (another attempt may be running) or the worker is

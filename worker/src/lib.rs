@@ -17,6 +17,7 @@ pub mod offsets;
 mod outcome;
 mod shared;
 
+pub use ackbox_types::trace::TraceContext;
 pub use async_trait::async_trait;
 pub use handler::{Handler, HandlerError, JobContext, Registry};
 
@@ -26,6 +27,8 @@ pub use handler::{Handler, HandlerError, JobContext, Registry};
 pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
     use anyhow::Context;
     let config = config::WorkerConfig::from_env().context("invalid configuration")?;
+    // Flushes buffered spans when main_with returns.
+    let _telemetry = ackbox_runtime::telemetry::init("ackbox-worker").context("invalid OTEL_* configuration")?;
     if config.db.auto_migrate {
         ackbox_db::migrate::run_pending_in_background(&config.db.url)
             .await

@@ -20,7 +20,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    ackbox_runtime::process::init_logging();
+    ackbox_runtime::process::init_logging().context("invalid configuration")?;
     match Cli::parse().command {
         Some(Command::Migrate) => {
             let db = ackbox_db::config::DbConfig::from_env().context("invalid configuration")?;

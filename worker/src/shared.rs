@@ -26,6 +26,8 @@ pub(crate) struct Outcome {
     pub(crate) result: Result<serde_json::Value, HandlerError>,
     pub(crate) effects: Vec<Effect>,
     pub(crate) _permit: OwnedSemaphorePermit,
+    /// The attempt's span: it ends when the outcome is recorded (or given up on) and this is dropped.
+    pub(crate) _span: ackbox_runtime::telemetry::Span,
 }
 
 /// An attempt this process runs.

@@ -3,7 +3,7 @@
 //! and `queued` is never called finished.
 
 use ackbox_db::state::{self, CancelOutcome};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::Tenant;
 use crate::document::StatusDocument;
@@ -30,12 +30,13 @@ pub async fn cancel_job(
     state: web::Data<AppState>,
     tenant: Tenant,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_job_id(&id)?;
     let outcome = state.with_conn(move |c| Ok(state::cancel(c, tenant.0, id)?)).await?;
     match outcome {
-        CancelOutcome::Cancelled(job) => Ok(document_response(HttpResponse::Ok(), job, &state)),
-        CancelOutcome::Requested(job) => Ok(document_response(HttpResponse::Accepted(), job, &state)),
+        CancelOutcome::Cancelled(job) => Ok(document_response(HttpResponse::Ok(), job, &state, &req)),
+        CancelOutcome::Requested(job) => Ok(document_response(HttpResponse::Accepted(), job, &state, &req)),
         CancelOutcome::AlreadyFinished(job) => {
             Err(ApiError::Conflict(format!("job is already {}; it can no longer be cancelled", job.status)))
         }

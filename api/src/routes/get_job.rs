@@ -54,7 +54,7 @@ pub async fn get_job(
 
     let Some(wait) = wait.filter(|w| !w.is_zero()) else {
         let job = load_job(&state, tenant.0, id).await?;
-        return Ok(respond(&state, job, if_none_match.as_deref(), None));
+        return Ok(respond(&state, &req, job, if_none_match.as_deref(), None));
     };
 
     // Subscribe before the first read, so a change between the read and the wait still wakes us.
@@ -63,7 +63,7 @@ pub async fn get_job(
     // Wait for the status to change (a new attempt counts as a change); progress alone does not end the wait. With
     // If-None-Match, a client whose copy is already stale is answered at once.
     let baseline = (first.status, first.attempts);
-    let stale_copy = if_none_match.as_deref().is_some_and(|v| v != etag(&document(&state, first.clone())));
+    let stale_copy = if_none_match.as_deref().is_some_and(|v| v != etag(&document(&state, &req, first.clone())));
     let mut job = first;
     let deadline = tokio::time::Instant::now() + wait;
     while !stale_copy && !job.status.is_terminal() && (job.status, job.attempts) == baseline {
@@ -78,11 +78,17 @@ pub async fn get_job(
         job = load_job(&state, tenant.0, id).await?;
     }
     drop(waiter);
-    Ok(respond(&state, job, if_none_match.as_deref(), Some(wait)))
+    Ok(respond(&state, &req, job, if_none_match.as_deref(), Some(wait)))
 }
 
-fn respond(state: &AppState, job: Job, if_none_match: Option<&str>, waited: Option<Duration>) -> HttpResponse {
-    let doc = document(state, job);
+fn respond(
+    state: &AppState,
+    req: &HttpRequest,
+    job: Job,
+    if_none_match: Option<&str>,
+    waited: Option<Duration>,
+) -> HttpResponse {
+    let doc = document(state, req, job);
     let tag = etag(&doc);
     let matches = if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
     let mut builder = if matches { HttpResponse::NotModified() } else { HttpResponse::Ok() };

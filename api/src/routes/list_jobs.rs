@@ -1,7 +1,7 @@
 //! `GET /v1/jobs?status=&kind=&limit=&cursor=`: the tenant's jobs, newest first, with keyset pagination.
 
 use ackbox_db::models::{job, Job, JobStatus};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -97,6 +97,7 @@ pub async fn list_jobs(
     state: web::Data<AppState>,
     tenant: Tenant,
     params: web::Query<ListParams>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let filter = parse(params.into_inner())?;
     let limit = filter.limit;
@@ -110,6 +111,6 @@ pub async fn list_jobs(
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more { rows.last().map(|j| j.id.to_string()) } else { None };
-    let items = rows.into_iter().map(|j| crate::routes::document(&state, j)).collect();
+    let items = rows.into_iter().map(|j| crate::routes::document(&state, &req, j)).collect();
     Ok(HttpResponse::Ok().json(JobList { items, next_cursor }))
 }

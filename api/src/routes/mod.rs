@@ -2,14 +2,16 @@
 
 use ackbox_db::models::Job;
 use actix_web::http::header;
-use actix_web::{web, HttpResponse, HttpResponseBuilder};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 
 mod cancel_job;
 mod dashboard_job;
 mod dashboard_page;
 mod dashboard_summary;
 mod get_job;
+mod get_job_operation;
 mod get_job_result;
+mod get_status_monitor;
 mod health;
 mod list_jobs;
 pub(crate) mod openapi;
@@ -52,6 +54,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .default_service(web::to(|| method_not_allowed("GET"))),
                 )
                 .service(
+                    web::resource("/jobs/{id}/operation")
+                        .route(web::get().to(get_job_operation::get_job_operation))
+                        .default_service(web::to(|| method_not_allowed("GET"))),
+                )
+                .service(
+                    web::resource("/operations/{id}")
+                        .route(web::get().to(get_status_monitor::get_status_monitor))
+                        .default_service(web::to(|| method_not_allowed("GET"))),
+                )
+                .service(
                     web::resource("/jobs/{id}/cancel")
                         .route(web::post().to(cancel_job::cancel_job))
                         .default_service(web::to(|| method_not_allowed("POST"))),
@@ -81,13 +93,30 @@ pub(crate) async fn load_job(state: &AppState, tenant: uuid::Uuid, id: uuid::Uui
 }
 
 /// A status-document response: the body plus `ETag`, and `Retry-After` while the job is not terminal.
-pub(crate) fn document_response(builder: HttpResponseBuilder, job: Job, state: &AppState) -> HttpResponse {
-    respond_with(builder, document(state, job))
+pub(crate) fn document_response(
+    builder: HttpResponseBuilder,
+    job: Job,
+    state: &AppState,
+    req: &HttpRequest,
+) -> HttpResponse {
+    respond_with(builder, document(state, req, job))
 }
 
-/// A job's status document with this process's estimates and overdue bound.
-pub(crate) fn document(state: &AppState, job: Job) -> StatusDocument {
-    StatusDocument::new(job, &state.estimates, state.config.overdue_after)
+/// A job's status document with this process's estimates and overdue bound, its links under [`base_url`].
+pub(crate) fn document(state: &AppState, req: &HttpRequest, job: Job) -> StatusDocument {
+    StatusDocument::new(job, &state.estimates, state.config.overdue_after, &base_url(state, req))
+}
+
+/// The external base URL of links: `ACKBOX_PUBLIC_URL`, else the request's own scheme and host (which a proxy may
+/// set with `Forwarded` or `X-Forwarded-Host`/`-Proto`; set `ACKBOX_PUBLIC_URL` rather than trust them).
+pub(crate) fn base_url(state: &AppState, req: &HttpRequest) -> String {
+    match &state.config.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
 }
 
 /// [`document_response`] for a document already built.

@@ -30,10 +30,22 @@ impl Modify for BearerAuth {
         super::get_job::get_job,
         super::get_job_result::get_job_result,
         super::cancel_job::cancel_job,
+        super::get_status_monitor::get_status_monitor,
+        super::get_job_operation::get_job_operation,
     ),
-    components(schemas(crate::error::Problem, crate::document::StatusDocument, super::SubmitJob, super::JobList)),
+    components(schemas(
+        crate::error::Problem,
+        crate::document::StatusDocument,
+        super::SubmitJob,
+        super::JobList,
+        crate::operations::StatusMonitor,
+        crate::operations::Operation,
+    )),
     modifiers(&BearerAuth),
-    tags((name = "jobs", description = "Submit, poll, list and cancel jobs"))
+    tags(
+        (name = "jobs", description = "Submit, poll, list and cancel jobs"),
+        (name = "standard pollers", description = "The same jobs in the shapes standard long-running-operation clients poll: the Azure status monitor (the 202's Operation-Location) and google.longrunning.Operation (AIP-151)")
+    )
 )]
 pub struct ApiDoc;
 

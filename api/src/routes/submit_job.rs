@@ -10,9 +10,10 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::auth::Tenant;
-use crate::document::{job_path, StatusDocument};
+use crate::document::{job_path, monitor_path, StatusDocument};
 use crate::error::{ApiError, Problem};
-use crate::routes::document_response;
+use crate::observe::RequestContext;
+use crate::routes::{base_url, document_response};
 use crate::state::AppState;
 
 pub use ackbox_db::models::job_kind::{valid_kind, MAX_KIND_LEN};
@@ -140,7 +141,9 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
             min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
         (status = 202, description = "Accepted: committed, readable at Location at once", body = StatusDocument,
-         headers(("Location" = String), ("Retry-After" = u64), ("ETag" = String))),
+         headers(("Location" = String, description = "Absolute URL of the status document"),
+                 ("Operation-Location" = String, description = "Absolute URL of the Azure-style status monitor (GET /v1/operations/{id})"),
+                 ("Retry-After" = u64), ("ETag" = String))),
         (status = 400, description = "Malformed JSON or header", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, unknown or revoked key", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
@@ -158,7 +161,9 @@ pub async fn submit_job(
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
-    let new = SubmitJob::from_json(body.into_inner())?.validate()?.for_tenant(tenant.0);
+    // The job carries this request's span context: every dispatch of it continues the client's trace.
+    let trace = RequestContext::of(&req).map(|c| c.trace);
+    let new = SubmitJob::from_json(body.into_inner())?.validate()?.for_tenant(tenant.0).with_trace(trace);
     if !state.kind_known(&new.kind).await? {
         return Err(ApiError::Unprocessable(format!(
             "kind: no worker has registered kind {:?}, so the job could never run",
@@ -190,9 +195,12 @@ pub async fn submit_job(
         }
     };
     let mut resp = HttpResponse::Accepted();
-    resp.insert_header((header::LOCATION, job_path(job.id)));
+    let base = base_url(&state, &req);
+    resp.insert_header((header::LOCATION, format!("{base}{}", job_path(job.id))));
+    // The Azure LRO pattern: a status monitor whose `status` standard pollers understand.
+    resp.insert_header(("Operation-Location", format!("{base}{}", monitor_path(job.id))));
     if replayed {
         resp.insert_header(("Idempotent-Replayed", "true"));
     }
-    Ok(document_response(resp, job, &state))
+    Ok(document_response(resp, job, &state, &req))
 }

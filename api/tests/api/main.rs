@@ -8,5 +8,6 @@ mod get_job;
 mod helpers;
 mod honest_headers;
 mod idempotency;
+mod standards;
 mod submit_job;
 mod waiting;

@@ -12,20 +12,25 @@ async fn submit_commits_job_and_outbox_row_before_answering_202() {
     // Act
     let resp = app.post_job(serde_json::json!({"kind": "echo", "payload": {"x": 1}, "max_attempts": 5})).await;
 
-    // Assert: 202 with Location, Retry-After and the status document.
+    // Assert: 202 with absolute Location and Operation-Location, Retry-After and the status document.
     assert_eq!(resp.status().as_u16(), 202);
     let location = resp.headers()["location"].to_str().expect("ascii").to_string();
+    let resp_operation_location = resp.headers()["operation-location"].to_str().expect("ascii").to_string();
     assert_eq!(resp.headers()["retry-after"], "1");
     let doc: serde_json::Value = resp.json().await.expect("json");
     let id: Uuid = doc["id"].as_str().expect("id").parse().expect("uuid");
     assert_eq!(id.get_version_num(), 7, "ids are UUIDv7");
-    assert_eq!(location, format!("/v1/jobs/{id}"));
+    assert_eq!(location, app.url(&format!("/v1/jobs/{id}")), "Location is absolute");
+    assert_eq!(resp_operation_location, app.url(&format!("/v1/operations/{id}")));
     assert_eq!(doc["status"], "queued");
     assert_eq!(doc["kind"], "echo");
     assert_eq!(doc["attempts"], 0);
     assert_eq!(doc["max_attempts"], 5);
     assert_eq!(doc["links"]["self"], location);
     assert_eq!(doc["links"]["result"], format!("{location}/result"));
+    assert_eq!(doc["links"]["cancel"], format!("{location}/cancel"));
+    assert_eq!(doc["links"]["monitor"], resp_operation_location);
+    assert_eq!(doc["links"]["operation"], format!("{location}/operation"));
 
     // ... and both rows are committed: the outbox row names the job, the topic and the first attempt.
     let mut conn = app.db.conn();
@@ -63,7 +68,7 @@ async fn a_get_immediately_after_each_202_never_answers_404() {
         let resp = app.post_job(serde_json::json!({"kind": "noop", "payload": {"i": i}})).await;
         assert_eq!(resp.status().as_u16(), 202);
         let location = resp.headers()["location"].to_str().expect("ascii").to_string();
-        let got = app.get(&location).send().await.expect("GET");
+        let got = app.client.get(&location).bearer_auth(&app.key).send().await.expect("GET");
         assert_eq!(got.status().as_u16(), 200, "GET {location} right after its 202");
     }
 }

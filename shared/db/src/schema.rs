@@ -24,6 +24,8 @@ diesel::table! {
         last_dispatched_at -> Nullable<Timestamptz>,
         redispatches -> Int4,
         dispatch_skipped_at -> Nullable<Timestamptz>,
+        traceparent -> Nullable<Text>,
+        tracestate -> Nullable<Text>,
     }
 }
 

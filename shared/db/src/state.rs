@@ -24,7 +24,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Int4, Jsonb, Uuid as SqlUuid};
 use uuid::Uuid;
 
-use crate::models::{Job, JobError, JobStatus, NewJob};
+use crate::models::{Job, JobError, JobStatus, NewJob, TraceContext};
 use crate::outbox;
 use crate::schema::jobs;
 use ackbox_types::envelope::Envelope;
@@ -34,7 +34,7 @@ use ackbox_types::envelope::Envelope;
 pub fn submit(conn: &mut PgConnection, new: &NewJob, topic: &str) -> QueryResult<Job> {
     conn.transaction(|conn| {
         let job: Job = diesel::insert_into(jobs::table).values(new).returning(Job::as_returning()).get_result(conn)?;
-        outbox::enqueue(conn, topic, &Envelope::new(job.id, &job.kind, 1), None)?;
+        outbox::enqueue(conn, topic, &Envelope::new(job.id, &job.kind, 1), job.trace_context().as_ref(), None)?;
         Ok(job)
     })
 }
@@ -239,6 +239,16 @@ struct RetryRow {
     kind: String,
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     not_before: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    traceparent: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    tracestate: Option<String>,
+}
+
+impl RetryRow {
+    fn trace(&self) -> Option<TraceContext> {
+        TraceContext::parse(self.traceparent.as_deref()?, self.tracestate.as_deref())
+    }
 }
 
 #[derive(QueryableByName)]
@@ -316,7 +326,7 @@ pub fn fail(
                     not_before = now() + $4 * interval '1 millisecond'
               WHERE id = $1 AND status = 'running' AND attempts = $2 AND attempts < max_attempts
                 AND cancel_requested_at IS NULL
-          RETURNING kind, not_before",
+          RETURNING kind, not_before, traceparent, tracestate",
         )
         .bind::<SqlUuid, _>(id)
         .bind::<Int4, _>(attempt)
@@ -325,7 +335,13 @@ pub fn fail(
         .get_result(conn)
         .optional()?;
         if let Some(row) = retried {
-            outbox::enqueue(conn, topic, &Envelope::new(id, &row.kind, attempt + 1), Some(row.not_before))?;
+            outbox::enqueue(
+                conn,
+                topic,
+                &Envelope::new(id, &row.kind, attempt + 1),
+                row.trace().as_ref(),
+                Some(row.not_before),
+            )?;
             return Ok(FailOutcome::Retried { not_before: row.not_before });
         }
     }
@@ -399,7 +415,13 @@ pub fn retry_failed(conn: &mut PgConnection, id: Uuid, topic: &str) -> QueryResu
                 .optional()?;
         if let Some(job) = requeued {
             let attempt = job.attempts + 1;
-            outbox::enqueue(conn, topic, &Envelope::new(job.id, &job.kind, attempt), None)?;
+            outbox::enqueue(
+                conn,
+                topic,
+                &Envelope::new(job.id, &job.kind, attempt),
+                job.trace_context().as_ref(),
+                None,
+            )?;
             return Ok(RetryOutcome::Requeued { job, attempt });
         }
         Ok(match jobs::table.find(id).select(Job::as_select()).first(conn).optional()? {
@@ -500,6 +522,16 @@ struct RescuedRow {
     status: JobStatus,
     #[diesel(sql_type = Int4)]
     attempts: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    traceparent: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    tracestate: Option<String>,
+}
+
+impl RescuedRow {
+    fn trace(&self) -> Option<TraceContext> {
+        TraceContext::parse(self.traceparent.as_deref()?, self.tracestate.as_deref())
+    }
 }
 
 fn try_lock(conn: &mut PgConnection, key: i64) -> QueryResult<bool> {
@@ -559,13 +591,13 @@ pub fn rescue_leases(conn: &mut PgConnection, limit: i64, topic: &str) -> QueryR
                     lease_expires_at = NULL, not_before = NULL, updated_at = now()
                FROM expired
               WHERE j.id = expired.id
-          RETURNING j.id, j.kind, j.status, j.attempts",
+          RETURNING j.id, j.kind, j.status, j.attempts, j.traceparent, j.tracestate",
         )
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load(conn)?;
         for row in &expired {
             if row.status == JobStatus::Queued {
-                outbox::enqueue(conn, topic, &Envelope::new(row.id, &row.kind, row.attempts + 1), None)?;
+                outbox::enqueue(conn, topic, &Envelope::new(row.id, &row.kind, row.attempts + 1), row.trace().as_ref(), None)?;
                 report.requeued += 1;
             } else if row.status == JobStatus::Cancelled {
                 // A cancel was requested and the attempt died: it ends as asked.
@@ -617,13 +649,13 @@ pub fn rescue_dispatches(
                     FOR UPDATE OF j SKIP LOCKED)
              UPDATE jobs j SET last_dispatched_at = now(), redispatches = j.redispatches + 1, dispatch_skipped_at = NULL
                FROM stale WHERE j.id = stale.id
-          RETURNING j.id, j.kind, j.status, j.attempts"
+          RETURNING j.id, j.kind, j.status, j.attempts, j.traceparent, j.tracestate"
         ))
         .bind::<diesel::sql_types::Double, _>(dispatch_timeout.as_secs_f64() * 1000.0)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load(conn)?;
         for row in &stale {
-            outbox::enqueue(conn, topic, &Envelope::new(row.id, &row.kind, row.attempts + 1), None)?;
+            outbox::enqueue(conn, topic, &Envelope::new(row.id, &row.kind, row.attempts + 1), row.trace().as_ref(), None)?;
         }
         Ok(Some(stale.len()))
     })

@@ -2,14 +2,18 @@
 
 pub mod kafka;
 pub mod listen;
+pub mod logging;
 pub mod ops;
 pub mod retry;
+pub mod telemetry;
 
 /// Process-wide helpers for the binaries.
 pub mod process {
-    /// Initialises env_logger with `info` as the default level (`RUST_LOG` overrides).
-    pub fn init_logging() {
-        let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).try_init();
+    /// Initialises logging in the format `ACKBOX_LOG_FORMAT` names (text by default, or json), with `info` as the
+    /// default level (`RUST_LOG` overrides). See [`crate::logging`].
+    pub fn init_logging() -> Result<(), crate::logging::LogFormatError> {
+        crate::logging::init(crate::logging::LogFormat::from_env()?);
+        Ok(())
     }
 
     /// Resolves on SIGTERM or SIGINT: the cue for a graceful stop.

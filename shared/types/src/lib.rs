@@ -2,3 +2,4 @@
 
 pub mod envelope;
 pub mod status;
+pub mod trace;

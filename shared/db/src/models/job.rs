@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::schema::jobs;
 
 pub use ackbox_types::status::{JobError, JobStatus, UnknownStatus};
+pub use ackbox_types::trace::TraceContext;
 
 /// A row of `jobs`.
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable, serde::Serialize)]
@@ -51,6 +52,10 @@ pub struct Job {
     pub cancel_requested_at: Option<DateTime<Utc>>,
     /// When a worker without a handler for the kind received its dispatch (cleared when dispatched again).
     pub dispatch_skipped_at: Option<DateTime<Utc>>,
+    /// W3C `traceparent` of the submit span: every dispatch of the job carries it.
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` that came with the submit.
+    pub tracestate: Option<String>,
 }
 
 /// A job to insert; the database fills status (`queued`), counters and timestamps.
@@ -67,6 +72,10 @@ pub struct NewJob {
     pub max_attempts: i32,
     /// Owner.
     pub tenant_id: Uuid,
+    /// W3C `traceparent` of the submit span.
+    pub traceparent: Option<String>,
+    /// W3C `tracestate` that came with the submit.
+    pub tracestate: Option<String>,
 }
 
 /// The tenant that owns jobs created before tenants existed, and jobs created by internal tools and tests.
@@ -75,7 +84,26 @@ pub const DEFAULT_TENANT: Uuid = Uuid::nil();
 impl NewJob {
     /// A job of the default tenant with a fresh UUIDv7 id.
     pub fn new(kind: impl Into<String>, payload: serde_json::Value, max_attempts: i32) -> Self {
-        Self { id: Uuid::now_v7(), kind: kind.into(), payload, max_attempts, tenant_id: DEFAULT_TENANT }
+        Self {
+            id: Uuid::now_v7(),
+            kind: kind.into(),
+            payload,
+            max_attempts,
+            tenant_id: DEFAULT_TENANT,
+            traceparent: None,
+            tracestate: None,
+        }
+    }
+
+    /// The same job, carrying `trace` (the submit span's context) into every dispatch.
+    pub fn with_trace(mut self, trace: Option<TraceContext>) -> Self {
+        (self.traceparent, self.tracestate) = trace.map_or((None, None), |t| (Some(t.traceparent), t.tracestate));
+        self
+    }
+
+    /// The trace context every dispatch of this job carries.
+    pub fn trace_context(&self) -> Option<TraceContext> {
+        TraceContext::parse(self.traceparent.as_deref()?, self.tracestate.as_deref())
     }
 
     /// The same job, owned by `tenant_id`.
@@ -86,6 +114,11 @@ impl NewJob {
 }
 
 impl Job {
+    /// The submit's trace context, which every dispatch of this job carries (None for jobs from before migration 7).
+    pub fn trace_context(&self) -> Option<TraceContext> {
+        TraceContext::parse(self.traceparent.as_deref()?, self.tracestate.as_deref())
+    }
+
     /// A string field of the last error (`code` or `message`), if there is one.
     pub fn error_field(&self, key: &str) -> Option<&str> {
         self.error.as_ref()?.get(key)?.as_str()

@@ -8,30 +8,39 @@ use diesel::dsl::now;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 
-use crate::models::{NewOutboxMessage, OutboxMessage};
+use crate::models::{NewOutboxMessage, OutboxMessage, TraceContext};
 use crate::schema::outbox;
 use ackbox_types::envelope::Envelope;
 
 /// Longest delivery backoff after repeated failures: 2^6 s.
 pub const MAX_BACKOFF_EXPONENT: i32 = 6;
 
-/// Inserts the dispatch message for `envelope` into the outbox. Call it inside the transaction that changed the job.
+/// Inserts the dispatch message for `envelope` into the outbox, with the job's W3C trace context (if it has one) in
+/// its headers, so every dispatch of a job (first, retries, rescues, replays) continues the submit's trace. Call it
+/// inside the transaction that changed the job.
 pub fn enqueue(
     conn: &mut PgConnection,
     topic: &str,
     envelope: &Envelope,
+    trace: Option<&TraceContext>,
     available_at: Option<DateTime<Utc>>,
 ) -> QueryResult<()> {
+    let mut headers = serde_json::json!({
+        "content-type": "application/json",
+        "ackbox-kind": envelope.kind,
+        "ackbox-attempt": envelope.attempt.to_string(),
+    });
+    if let (Some(trace), Some(map)) = (trace, headers.as_object_mut()) {
+        for (name, value) in trace.headers() {
+            map.insert(name.to_string(), value.into());
+        }
+    }
     let row = NewOutboxMessage {
         aggregate_id: envelope.job_id,
         topic: topic.to_string(),
         key: envelope.job_id.to_string(),
         payload: envelope.to_json(),
-        headers: serde_json::json!({
-            "content-type": "application/json",
-            "ackbox-kind": envelope.kind,
-            "ackbox-attempt": envelope.attempt.to_string(),
-        }),
+        headers,
         available_at,
     };
     diesel::insert_into(outbox::table).values(&row).execute(conn).map(|_| ())

@@ -1,0 +1,82 @@
+"""Drives Ackbox jobs with the Azure SDK's own long-running-operation poller, unchanged.
+
+`azure-core`'s `LROPoller` with the default `LROBasePolling`, given only the 202 response of `POST /v1/jobs`: no
+polling URL, no status mapping, no path formatting. The client is a plain `PipelineClient` whose only policy of ours
+is the bearer key (any Azure client carries its credential the same way). Run by `e2e/tests/e2e/pollers.rs` from the
+venv `make test` installs (azure-core pinned in deploy/local/stack.sh); prints one JSON object per line for the test
+to check against the database.
+
+usage: azure_lro.py API_URL KEY
+"""
+
+import json
+import sys
+import time
+
+from azure.core import PipelineClient
+from azure.core.exceptions import HttpResponseError
+from azure.core.pipeline.policies import HeadersPolicy
+from azure.core.polling import LROPoller
+from azure.core.polling.base_polling import LROBasePolling
+from azure.core.rest import HttpRequest
+
+
+def main() -> None:
+    api, key = sys.argv[1], sys.argv[2]
+    client = PipelineClient(base_url=api, policies=[HeadersPolicy({"Authorization": f"Bearer {key}"})])
+
+    def poll(body: dict) -> dict:
+        """POSTs a job and waits for it with the SDK's poller, reporting what the poller returned or raised."""
+        started = time.monotonic()
+        initial = client._pipeline.run(HttpRequest("POST", f"{api}/v1/jobs", json=body))
+        job_id = initial.http_response.json()["id"]
+        poller = LROPoller(client, initial, lambda r: r.http_response.json(), LROBasePolling())
+        out = {"kind": body["kind"], "id": job_id, "initial_status": initial.http_response.status_code}
+        try:
+            out["result"] = poller.result(timeout=120)
+            out["outcome"] = "returned"
+        except HttpResponseError as e:
+            out["outcome"] = "raised"
+            out["error"] = str(e.message)
+            # The status monitor's last answer: what made the poller stop.
+            last = poller.polling_method()._pipeline_response.http_response
+            out["last_status"] = last.json().get("status")
+        out["poller_status"] = poller.status()
+        out["done"] = poller.done()
+        out["elapsed"] = time.monotonic() - started
+        return out
+
+    # A 1.5 s job: the poller must wait for it and return its result.
+    print(json.dumps(poll({"kind": "sleep", "payload": {"ms": 1500, "tag": "azure"}})), flush=True)
+    # A job that fails for good: the poller must raise.
+    print(json.dumps(poll({"kind": "fail", "payload": {"times": 9}, "max_attempts": 1})), flush=True)
+
+    # A long job cancelled while it runs: the poller must stop (it raises, as for any canceled operation).
+    initial = client._pipeline.run(HttpRequest("POST", f"{api}/v1/jobs", json={"kind": "sleep", "payload": {"ms": 60000}}))
+    job = initial.http_response.json()
+    poller = LROPoller(client, initial, lambda r: r.http_response.json(), LROBasePolling())
+    # Cancel once it runs (a queued job is cancelled at once; either way it must end Canceled).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        doc = client._pipeline.run(HttpRequest("GET", job["links"]["self"])).http_response.json()
+        if doc["status"] == "running":
+            break
+        time.sleep(0.05)
+    client._pipeline.run(HttpRequest("POST", job["links"]["cancel"]))
+    out = {"kind": "sleep-cancelled", "id": job["id"]}
+    started = time.monotonic()
+    try:
+        out["result"] = poller.result(timeout=120)
+        out["outcome"] = "returned"
+    except HttpResponseError as e:
+        out["outcome"] = "raised"
+        out["error"] = str(e.message)
+        out["last_status"] = poller.polling_method()._pipeline_response.http_response.json().get("status")
+    out["poller_status"] = poller.status()
+    out["done"] = poller.done()
+    out["elapsed"] = time.monotonic() - started
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+ALTER TABLE jobs DROP COLUMN tracestate;
+ALTER TABLE jobs DROP COLUMN traceparent;
