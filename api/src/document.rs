@@ -85,8 +85,7 @@ pub struct StatusDocument {
     /// Where to look next.
     pub links: Links,
     /// Once succeeded: the absolute URL of the result (`links.result`), under the name the Azure REST API guidelines
-    /// give it, so an Azure-style poller handed a 202 for a job that had already finished (an Idempotency-Key replay)
-    /// fetches the result as it would after polling. Absent before.
+    /// give it, so an Azure-style client that reads this document finds the result where it looks. Absent before.
     #[serde(rename = "resourceLocation", skip_serializing_if = "Option::is_none")]
     pub resource_location: Option<String>,
 }
@@ -155,7 +154,28 @@ pub fn etag(doc: &StatusDocument) -> String {
     format!("\"{}\"", hex::encode(&h.finalize()[..12]))
 }
 
+/// The job as it was when first accepted: what an Idempotency-Key replay answers (the IETF Idempotency-Key draft:
+/// a retried request gets the result of the first one). Its current state is one GET away. Answering the current
+/// state instead would hand an Azure-style poller, which reads `status` from the 202 itself, a `failed` job as a
+/// finished operation without an error.
+pub fn as_accepted(mut job: Job) -> Job {
+    job.status = JobStatus::Queued;
+    job.attempts = 0;
+    job.updated_at = job.created_at;
+    (job.started_at, job.finished_at, job.not_before, job.lease_expires_at) = (None, None, None, None);
+    (job.result, job.error, job.progress) = (None, None, None);
+    (job.cancel_requested_at, job.dispatch_skipped_at) = (None, None);
+    job
+}
+
 impl StatusDocument {
+    /// [`StatusDocument::new`] of [`as_accepted`]: the 202 of the first request, answered again.
+    pub fn replay(job: Job, estimates: &Estimates, base: &str) -> Self {
+        let mut doc = Self::new(as_accepted(job), estimates, std::time::Duration::MAX, base);
+        doc.waiting_reason = None;
+        doc
+    }
+
     /// Builds the document; `overdue_after` is the configured bound for queued jobs, `base` the external base URL
     /// of its links.
     pub fn new(job: Job, estimates: &Estimates, overdue_after: std::time::Duration, base: &str) -> Self {

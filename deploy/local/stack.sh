@@ -149,11 +149,19 @@ ensure_key_for() { # variable probe-path tenant [--admin]
 ensure_key() { ensure_key_for ACKBOX_API_KEY "/v1/jobs?limit=1" dev; }
 ensure_admin_key() { ensure_key_for ACKBOX_ADMIN_KEY /dashboard/api/summary ops --admin; }
 
-# Tools the test suite drives: headless Chromium for the dashboard test (Debian's package).
+# Tools the test suite drives: headless Chromium for the dashboard test (Debian's package), and the Azure SDK's
+# azure-core (PyPI, pinned) whose own LRO poller the standard-pollers test drives, in .ackbox/venv.
+AZURE_CORE_VERSION="1.41.0"
 ensure_test_tools() {
   if [ ! -x /usr/bin/chromium ]; then
     say "installing chromium (Debian package) for the dashboard test"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  local venv="$STATE/venv"
+  if ! "$venv/bin/python" -c "import azure.core, sys; sys.exit(azure.core.__version__ != '$AZURE_CORE_VERSION')" 2>/dev/null; then
+    say "installing azure-core $AZURE_CORE_VERSION from PyPI into .ackbox/venv for the standard-pollers test"
+    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "azure-core==$AZURE_CORE_VERSION"
   fi
 }
 

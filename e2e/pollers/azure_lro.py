@@ -1,8 +1,8 @@
 """Drives Ackbox jobs with the Azure SDK's own long-running-operation poller, unchanged.
 
 `azure-core`'s `LROPoller` with the default `LROBasePolling`, given only the 202 response of `POST /v1/jobs`: no
-polling URL, no status mapping, no path formatting. The client is a plain `PipelineClient` whose only policy of ours
-is the bearer key (any Azure client carries its credential the same way). Run by `e2e/tests/e2e/pollers.rs` from the
+polling URL, no status mapping, no path formatting. The client is a `PipelineClient` with azure-core's default pipeline;
+the only policy of ours is the bearer key (any Azure client carries its credential the same way). Run by `e2e/tests/e2e/pollers.rs` from the
 venv `make test` installs (azure-core pinned in deploy/local/stack.sh); prints one JSON object per line for the test
 to check against the database.
 
@@ -23,12 +23,13 @@ from azure.core.rest import HttpRequest
 
 def main() -> None:
     api, key = sys.argv[1], sys.argv[2]
-    client = PipelineClient(base_url=api, policies=[HeadersPolicy({"Authorization": f"Bearer {key}"})])
+    # azure-core's default pipeline (request id, retries, redirects, logging ...), plus the bearer key.
+    client = PipelineClient(base_url=api, per_call_policies=[HeadersPolicy({"Authorization": f"Bearer {key}"})])
 
-    def poll(body: dict) -> dict:
+    def poll(body: dict, headers: dict = None) -> dict:
         """POSTs a job and waits for it with the SDK's poller, reporting what the poller returned or raised."""
         started = time.monotonic()
-        initial = client._pipeline.run(HttpRequest("POST", f"{api}/v1/jobs", json=body))
+        initial = client._pipeline.run(HttpRequest("POST", f"{api}/v1/jobs", json=body, headers=headers or {}))
         job_id = initial.http_response.json()["id"]
         poller = LROPoller(client, initial, lambda r: r.http_response.json(), LROBasePolling())
         out = {"kind": body["kind"], "id": job_id, "initial_status": initial.http_response.status_code}
@@ -47,7 +48,11 @@ def main() -> None:
         return out
 
     # A 1.5 s job: the poller must wait for it and return its result.
-    print(json.dumps(poll({"kind": "sleep", "payload": {"ms": 1500, "tag": "azure"}})), flush=True)
+    sleep = {"kind": "sleep", "payload": {"ms": 1500, "tag": "azure"}}
+    print(json.dumps(poll(sleep, {"Idempotency-Key": "azure-sleep"})), flush=True)
+    # The same POST replayed once the job has succeeded: the 202 is for a finished job, and the poller must still
+    # return the result (not the status document).
+    print(json.dumps(poll(sleep, {"Idempotency-Key": "azure-sleep"})), flush=True)
     # A job that fails for good: the poller must raise.
     print(json.dumps(poll({"kind": "fail", "payload": {"times": 9}, "max_attempts": 1})), flush=True)
 

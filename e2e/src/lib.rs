@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub mod chaos;
+pub mod otlp;
 
 use ackbox_runtime::kafka::KafkaConfig;
 use ackbox_testing::{fresh_topic, unique_topic, TestDb};

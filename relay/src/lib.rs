@@ -121,13 +121,20 @@ impl Relay {
             let (mut failures, mut dead) = (Vec::new(), Vec::new());
             for (id, err) in failed {
                 let class = classify(&err);
+                let job_id = rows.iter().find(|r| r.id == id).map(|r| r.aggregate_id.to_string()).unwrap_or_default();
                 fatal |= class == ErrorClass::Fatal;
                 self.metrics.delivery_failures.with_label_values(&[class.as_str()]).inc();
                 if class == ErrorClass::Undeliverable {
-                    log::error!("outbox row {id} can never be delivered ({err}); marking it dead and failing its job");
+                    log::error!(
+                        outbox_id = id, job_id = job_id.as_str();
+                        "outbox row {id} can never be delivered ({err}); marking it dead and failing its job"
+                    );
                     dead.push((id, err.to_string()));
                 } else {
-                    log::warn!("outbox row {id} delivery failed ({}), will retry: {err}", class.as_str());
+                    log::warn!(
+                        outbox_id = id, job_id = job_id.as_str();
+                        "outbox row {id} delivery failed ({}), will retry: {err}", class.as_str()
+                    );
                     failures.push((id, err.to_string()));
                 }
             }

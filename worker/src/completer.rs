@@ -157,11 +157,11 @@ fn write_outcomes(shared: &Shared, batch: &[Outcome]) -> Result<Vec<Recorded>, D
                     Err(EffectError::Db(e)) if is_outage(&e) => return Err(e),
                     // The savepoint rolled back status and effects together; record a failed attempt instead.
                     Err(EffectError::Db(e)) => {
-                        log::warn!("job {id} attempt {attempt}: its effects failed to commit: {e}");
+                        log::warn!(job_id:% = id, attempt; "job {id} attempt {attempt}: its effects failed to commit: {e}");
                         HandlerError::retryable("effect_failed", "the job's database effects could not be committed")
                     }
                     Err(EffectError::Panicked) => {
-                        log::warn!("job {id} attempt {attempt}: an on_commit effect panicked");
+                        log::warn!(job_id:% = id, attempt; "job {id} attempt {attempt}: an on_commit effect panicked");
                         HandlerError::retryable("effect_failed", "an on_commit effect of the job panicked")
                     }
                 },
@@ -192,7 +192,7 @@ fn complete_plain(
             Ok(a) => applied.extend(a),
             Err(e) if is_outage(&e) => return Err(e),
             Err(e) => {
-                log::warn!("job {} attempt {}: Postgres refused its result: {e}", s.id, s.attempt);
+                log::warn!(job_id:% = s.id, attempt = s.attempt; "job {} attempt {}: Postgres refused its result: {e}", s.id, s.attempt);
                 refused.insert(s.id, short(&e.to_string()));
             }
         }
@@ -239,7 +239,7 @@ fn record_failure(
         Ok(outcome) => outcome,
         Err(e) if is_outage(&e) => return Err(e),
         Err(e) => {
-            log::warn!("job {id} attempt {attempt}: Postgres refused its failure ({}): {e}", failure.code);
+            log::warn!(job_id:% = id, attempt; "job {id} attempt {attempt}: Postgres refused its failure ({}): {e}", failure.code);
             let unstorable = JobError {
                 code: UNSTORABLE.into(),
                 message: format!("Postgres refused the attempt's outcome: {}", short(&e.to_string())),
@@ -260,11 +260,17 @@ fn record_failure(
     shared.metrics.failures.with_label_values(&[&failure.code]).inc();
     match outcome {
         FailOutcome::Retried { not_before } => {
-            log::info!("job {id} attempt {attempt} failed ({}); retry scheduled at {not_before}", failure.code)
+            log::info!(job_id:% = id, attempt; "job {id} attempt {attempt} failed ({}); retry scheduled at {not_before}", failure.code)
         }
-        FailOutcome::Failed => log::warn!("job {id} failed for good on attempt {attempt} ({})", failure.code),
-        FailOutcome::Cancelled => log::info!("job {id} attempt {attempt} ended; the job is cancelled as requested"),
-        FailOutcome::Stale => log::info!("job {id} attempt {attempt} failure was stale; not recorded"),
+        FailOutcome::Failed => {
+            log::warn!(job_id:% = id, attempt; "job {id} failed for good on attempt {attempt} ({})", failure.code)
+        }
+        FailOutcome::Cancelled => {
+            log::info!(job_id:% = id, attempt; "job {id} attempt {attempt} ended; the job is cancelled as requested")
+        }
+        FailOutcome::Stale => {
+            log::info!(job_id:% = id, attempt; "job {id} attempt {attempt} failure was stale; not recorded")
+        }
     }
     Ok(Recorded::Failed(outcome))
 }

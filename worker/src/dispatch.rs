@@ -66,7 +66,10 @@ pub(crate) async fn dispatch(
             None => {
                 if let Some(env) = &d.envelope {
                     shared.metrics.duplicates.inc();
-                    log::debug!("job {} attempt {}: nothing to claim (duplicate or finished)", env.job_id, env.attempt);
+                    log::debug!(
+                        job_id:% = env.job_id, attempt = env.attempt;
+                        "job {} attempt {}: nothing to claim (duplicate or finished)", env.job_id, env.attempt
+                    );
                 }
                 skipped.push((d.partition, d.offset));
             }

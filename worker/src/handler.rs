@@ -116,7 +116,7 @@ impl JobContext {
         match res {
             Ok(Ok(applied)) => applied,
             Ok(Err(e)) => {
-                log::debug!("job {id} attempt {attempt}: progress not recorded: {e}");
+                log::debug!(job_id:% = id, attempt; "job {id} attempt {attempt}: progress not recorded: {e}");
                 false
             }
             Err(_) => false,

@@ -54,7 +54,7 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken)
                         Some(true) => r.request_cancel(key),
                         None => {
                             shared.metrics.leases_lost.inc();
-                            log::warn!("job {id} attempt {attempt} lost its lease; cancelling it");
+                            log::warn!(job_id:% = id, attempt; "job {id} attempt {attempt} lost its lease; cancelling it");
                             r.cancel.cancel();
                         }
                     }

@@ -44,7 +44,7 @@ impl Running {
     /// accepted ends `cancelled` whatever the attempt reports.
     pub(crate) fn request_cancel(&self, (id, attempt): AttemptKey) {
         if !self.cancel.is_cancelled() {
-            log::info!("job {id} attempt {attempt}: cancel requested; stopping it");
+            log::info!(job_id:% = id, attempt; "job {id} attempt {attempt}: cancel requested; stopping it");
             self.cancel.cancel();
         }
     }

@@ -13,7 +13,7 @@ use crate::auth::Tenant;
 use crate::document::{job_path, monitor_path, StatusDocument};
 use crate::error::{ApiError, Problem};
 use crate::observe::RequestContext;
-use crate::routes::{base_url, document_response};
+use crate::routes::{base_url, document_response, respond_with};
 use crate::state::AppState;
 
 pub use ackbox_db::models::job_kind::{valid_kind, MAX_KIND_LEN};
@@ -201,6 +201,8 @@ pub async fn submit_job(
     resp.insert_header(("Operation-Location", format!("{base}{}", monitor_path(job.id))));
     if replayed {
         resp.insert_header(("Idempotent-Replayed", "true"));
+        // The first request's answer again: the job as accepted (see `as_accepted`).
+        return Ok(respond_with(resp, StatusDocument::replay(job, &state.estimates, &base)));
     }
     Ok(document_response(resp, job, &state, &req))
 }

@@ -157,3 +157,35 @@ fn a_body_with_huge_numbers_fingerprints_the_same_after_a_client_reformats_it() 
     let second = SubmitJob::from_json(again).and_then(SubmitJob::validate).expect("valid");
     assert_eq!(fingerprint(&first), fingerprint(&second));
 }
+
+#[actix_web::test]
+async fn a_replay_answers_the_first_202_again_even_after_the_job_finished() {
+    let app = spawn_app().await;
+    let body = serde_json::json!({"kind": "fail", "max_attempts": 1});
+    let first = app.post("/v1/jobs").header("idempotency-key", "k-done").json(&body).send().await.expect("POST");
+    let first: serde_json::Value = first.json().await.expect("json");
+    let id: uuid::Uuid = first["id"].as_str().expect("id").parse().expect("uuid");
+    let topic = app.topic.clone();
+    app.with_db(move |c| {
+        ackbox_db::state::claim(c, &[id], std::time::Duration::from_secs(60)).expect("claim");
+        let err = ackbox_db::models::JobError { code: "deliberate_failure".into(), message: "no".into() };
+        ackbox_db::state::fail(c, id, 1, &err, false, std::time::Duration::ZERO, &topic).expect("fail");
+    })
+    .await;
+
+    let second = app.post("/v1/jobs").header("idempotency-key", "k-done").json(&body).send().await.expect("POST");
+    assert_eq!(second.status().as_u16(), 202);
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    let replay: serde_json::Value = second.json().await.expect("json");
+    // The first answer again (as the IETF draft asks): accepted and queued, so an Azure-style poller, which reads
+    // `status` from the 202 itself, goes on to poll the monitor instead of taking a failed job for a finished success.
+    assert_eq!(replay["id"], first["id"]);
+    assert_eq!(replay["status"], "queued");
+    assert_eq!(replay["attempts"], 0);
+    assert_eq!(replay["error"], serde_json::Value::Null);
+    assert_eq!(replay["links"], first["links"]);
+    // Its current state is one GET away.
+    let now: serde_json::Value =
+        app.get(&format!("/v1/jobs/{id}")).send().await.expect("GET").json().await.expect("json");
+    assert_eq!(now["status"], "failed");
+}

@@ -112,7 +112,55 @@ fn oversized_headers_and_urls_are_refused_and_random_ids_are_all_404() {
 
 #[test]
 fn no_response_log_line_or_metric_carries_a_key_or_a_payload() {
-    let stack = Stack::start();
+    let logs = no_secrets_anywhere(Stack::start());
+    assert!(logs.iter().all(|l| !l.trim_start().starts_with('{')), "text is the default log format");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_ids_and_carry_no_key_or_payload_either() {
+    let stack = Stack::start_with(&[("ACKBOX_LOG_FORMAT", "json")]);
+    let failed = {
+        let client = stack.client();
+        let doc =
+            stack.submit(&client, serde_json::json!({"kind": "fail", "payload": {"times": 9}, "max_attempts": 1}));
+        doc["id"].as_str().expect("id").to_string()
+    };
+    wait_for("the failing job to end", Duration::from_secs(60), || {
+        let job = ackbox_db::models::Job::find(&mut stack.db.conn(), failed.parse().ok()?).ok()??;
+        job.status.is_terminal().then_some(())
+    });
+    let logs = no_secrets_anywhere(stack);
+    let lines: Vec<serde_json::Value> = logs
+        .iter()
+        .flat_map(|l| l.lines())
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {l}")))
+        .collect();
+    for l in &lines {
+        for field in ["ts", "level", "target", "msg"] {
+            assert!(l[field].is_string(), "{field} in {l}");
+        }
+    }
+    // The access log: the route template (never the raw path with its id), status, duration, request and trace ids.
+    let access: Vec<&serde_json::Value> = lines.iter().filter(|l| l["target"] == "ackbox_api::access").collect();
+    let get = access
+        .iter()
+        .find(|l| l["route"] == "/v1/jobs/{id}" && l["method"] == "GET" && l["status"] == 200)
+        .unwrap_or_else(|| panic!("an access line for GET /v1/jobs/{{id}}: {access:?}"));
+    assert!(get["duration_ms"].is_number(), "{get}");
+    assert!(get["request_id"].as_str().is_some_and(|r| !r.is_empty()), "{get}");
+    assert_eq!(get["trace_id"].as_str().map(str::len), Some(32), "{get}");
+    assert!(access.iter().all(|l| !l.to_string().contains("/v1/jobs/0")), "a raw path with an id: {access:?}");
+    // The worker's lines about a job name it and the attempt as fields.
+    assert!(
+        lines.iter().any(|l| l["job_id"] == failed.as_str() && l["attempt"] == 1 && l["level"] == "WARN"),
+        "a worker line with job_id and attempt for the failed job"
+    );
+}
+
+/// Drives a job whose payload holds a marker through its life and refuses a few requests, then checks that no
+/// response, metric or log line of any process carries the payload or the key. Returns the logs.
+fn no_secrets_anywhere(stack: Stack) -> Vec<String> {
     let client = stack.client();
     let marker = format!("PRIVATE-{}", uuid::Uuid::now_v7().simple());
 
@@ -163,4 +211,5 @@ fn no_response_log_line_or_metric_carries_a_key_or_a_payload() {
         assert!(!log.contains(&stack.key), "a log line carries the key");
         assert!(!log.contains(stack.key.rsplit('_').next().unwrap_or("-")), "a log line carries the key's secret");
     }
+    logs
 }

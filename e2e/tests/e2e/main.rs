@@ -9,4 +9,5 @@ mod fleets;
 mod hostile;
 mod lifecycle;
 mod membership;
+mod pollers;
 mod read_your_writes;

@@ -172,3 +172,24 @@ fn the_relay_creates_its_topic_with_the_configured_partitions() {
     assert_eq!(partitions_of(&kafka, &kafka.topic), Some(3));
     assert_eq!(round.published, ids.len(), "{round:?}");
 }
+
+#[test]
+fn a_traced_jobs_record_carries_its_w3c_trace_context_in_kafka_headers() {
+    let db = TestDb::new();
+    let kafka = fresh_topic("relay-trace", 1);
+    let trace = ackbox_types::trace::TraceContext::parse(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        Some("congo=t61rcWkgMzE"),
+    );
+    let new = ackbox_db::models::NewJob::new("noop", serde_json::json!({}), 3).with_trace(trace.clone());
+    let job = ackbox_db::state::submit(&mut db.conn(), &new, &kafka.topic).expect("submit");
+    let relay = relay(&db, relay_config(&db, &kafka));
+    assert_eq!(relay.round().expect("round").published, 1);
+
+    let m = consume(&kafka, &kafka.topic, 1, DEADLINE).remove(0);
+    assert_eq!(m.key, job.id.to_string());
+    let header = |name: &str| m.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let trace = trace.expect("valid");
+    assert_eq!(header("traceparent"), Some(trace.traceparent), "headers: {:?}", m.headers);
+    assert_eq!(header("tracestate"), trace.tracestate, "headers: {:?}", m.headers);
+}

@@ -334,16 +334,38 @@ pub fn fresh_topic(prefix: &str, partitions: i32) -> KafkaConfig {
 
 /// Produces one raw message to the test topic and waits for the broker's acknowledgement.
 pub fn produce(cfg: &KafkaConfig, key: &str, payload: &[u8]) {
+    produce_with_headers(cfg, key, payload, &[]);
+}
+
+/// [`produce`] with record headers.
+pub fn produce_with_headers(cfg: &KafkaConfig, key: &str, payload: &[u8], headers: &[(&str, &str)]) {
+    use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let producer: ThreadedProducer<DefaultProducerContext> =
         cfg.client_config().set("acks", "all").create().expect("test producer");
-    producer.send(BaseRecord::to(&cfg.topic).key(key).payload(payload)).map_err(|(e, _)| e).expect("enqueue");
+    let headers =
+        headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| h.insert(Header { key: k, value: Some(v.as_bytes()) }));
+    producer
+        .send(BaseRecord::to(&cfg.topic).key(key).payload(payload).headers(headers))
+        .map_err(|(e, _)| e)
+        .expect("enqueue");
     producer.flush(std::time::Duration::from_secs(30)).expect("flush test message");
 }
 
 /// Produces the dispatch envelope for `attempt` of a job, as the relay would.
 pub fn dispatch(cfg: &KafkaConfig, job_id: uuid::Uuid, kind: &str, attempt: i32) {
+    dispatch_with_headers(cfg, job_id, kind, attempt, &[]);
+}
+
+/// [`dispatch`] with record headers (a `traceparent`, say), as the relay copies them from the outbox row.
+pub fn dispatch_with_headers(
+    cfg: &KafkaConfig,
+    job_id: uuid::Uuid,
+    kind: &str,
+    attempt: i32,
+    headers: &[(&str, &str)],
+) {
     let env = ackbox_types::envelope::Envelope::new(job_id, kind, attempt);
     let bytes = serde_json::to_vec(&env.to_json()).expect("serialise envelope");
-    produce(cfg, &job_id.to_string(), &bytes);
+    produce_with_headers(cfg, &job_id.to_string(), &bytes, headers);
 }

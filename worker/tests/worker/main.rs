@@ -8,3 +8,4 @@ mod helpers;
 mod leases;
 mod poison;
 mod slots;
+mod trace;
