@@ -2,7 +2,8 @@
 every variable a deploy target sets is read by some binary (no typos, no dead knobs).
 
 Read = a string literal "ACKBOX_*", "KAFKA_*" or "DATABASE_*" in api/, relay/, worker/ or shared/{types,db,runtime}
-sources (the test harness, shared/testing, excluded), plus RUST_LOG (env_logger). Set = environment keys of the ackbox services in
+sources (the test harness, shared/testing, excluded), plus RUST_LOG (env_logger) and OTEL_EXPORTER_OTLP_ENDPOINT
+(opentelemetry-otlp). Set = environment keys of the ackbox services in
 deploy/compose/docker-compose.yml; ConfigMap data, Secret data and container env in deploy/k8s/*.yaml.
 """
 import pathlib
@@ -19,7 +20,8 @@ VAR = re.compile(r'"((?:ACKBOX|KAFKA|DATABASE)_[A-Z0-9_]+)"')
 
 
 def read_by_binaries(root):
-    found = {"RUST_LOG"}
+    # RUST_LOG is env_logger's; OTEL_EXPORTER_OTLP_ENDPOINT is opentelemetry-otlp's (ackbox_runtime::telemetry).
+    found = {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT"}
     for src in SOURCES:
         for path in (root / src).rglob("*.rs"):
             if str(path.relative_to(root)) in NOT_SERVICE_CODE:

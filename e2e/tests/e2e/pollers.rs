@@ -102,3 +102,20 @@ fn the_spans_of_api_relay_and_worker_form_one_trace_under_the_clients_traceparen
     let stored = job(&stack, &id).trace_context().expect("stored");
     assert_eq!((stored.trace_id(), stored.span_id()), (trace_id, api.span_id.as_str()));
 }
+
+#[test]
+fn the_readmes_five_lines_of_python_submit_and_wait_with_the_azure_poller() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let start = readme.find("```python\n").expect("a python block in the README") + "```python\n".len();
+    let snippet = &readme[start..start + readme[start..].find("```").expect("its end")];
+    assert_eq!(snippet.lines().count(), 5, "five lines:\n{snippet}");
+    let stack = Stack::start();
+    let out = Command::new(python())
+        .args(["-c", snippet])
+        .env("ACKBOX_URL", &stack.api_url)
+        .env("ACKBOX_API_KEY", &stack.key)
+        .output()
+        .expect("run the README's snippet");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{'slept_ms': 1500}");
+}
