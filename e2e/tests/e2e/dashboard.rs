@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use ackbox_e2e::{bin_path, Stack};
+use ackbox_e2e::{bin_path, Component, Stack};
 use ackbox_testing::wait_for;
 use diesel::prelude::*;
 
@@ -74,12 +74,36 @@ fn the_dashboard_shows_what_the_database_holds_and_only_to_admins() {
             .ok()?;
         (n == 5).then_some(())
     });
-    wait_for("backlog samples and a lag report", Duration::from_secs(60), || {
+    // The relay samples the backlog and the worker reports its lag every 200 ms. Should that ever not happen, say
+    // which of the two is missing and what the two processes logged, not only that the wait ran out.
+    let mut seen = (0, 0, String::new());
+    let reported = ackbox_testing::poll(Duration::from_secs(60), || {
         let mut conn = stack.db.conn();
-        let samples = ackbox_db::outbox::backlog_history(&mut conn, Duration::from_secs(3600)).ok()?;
-        let lag = ackbox_db::models::consumer_lag::current(&mut conn, Duration::from_secs(60)).ok()?;
-        (samples.len() >= 2 && !lag.is_empty()).then_some(())
+        let samples = ackbox_db::outbox::backlog_history(&mut conn, Duration::from_secs(3600));
+        let lag = ackbox_db::models::consumer_lag::current(&mut conn, Duration::from_secs(60));
+        let all_lag: i64 = ackbox_db::schema::consumer_lag::table.count().get_result(&mut conn).unwrap_or(-1);
+        seen = (
+            samples.as_ref().map_or(0, Vec::len),
+            lag.as_ref().map_or(0, Vec::len),
+            format!("samples: {:?}, fresh lag: {:?}, lag rows of any age: {all_lag}", samples.err(), lag.err()),
+        );
+        (seen.0 >= 2 && seen.1 > 0).then_some(())
     });
+    if reported.is_none() {
+        let tail = |c: Component| {
+            let log = std::fs::read_to_string(stack.log_path(c)).unwrap_or_default();
+            log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        };
+        panic!(
+            "no backlog samples and lag report within 60 s: {} samples, {} fresh lag rows ({})\n--- relay log ---\n{}\n\
+             --- worker log ---\n{}",
+            seen.0,
+            seen.1,
+            seen.2,
+            tail(Component::Relay),
+            tail(Component::Worker)
+        );
+    }
 
     // The data API: no key 401, a tenant's key 403, an admin key 200.
     let summary = stack.url("/dashboard/api/summary");
