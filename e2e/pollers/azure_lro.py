@@ -26,13 +26,14 @@ def main() -> None:
     # azure-core's default pipeline (request id, retries, redirects, logging ...), plus the bearer key.
     client = PipelineClient(base_url=api, per_call_policies=[HeadersPolicy({"Authorization": f"Bearer {key}"})])
 
-    def poll(body: dict, headers: dict = None) -> dict:
-        """POSTs a job and waits for it with the SDK's poller, reporting what the poller returned or raised."""
+    def submit(body: dict, headers: dict = None):
+        """POSTs a job; returns the 202 (a PipelineResponse, what an SDK method hands its poller)."""
+        return client._pipeline.run(HttpRequest("POST", f"{api}/v1/jobs", json=body, headers=headers or {}))
+
+    def wait(initial, out: dict) -> dict:
+        """Waits with the SDK's poller given only the 202, reporting what it returned or raised."""
         started = time.monotonic()
-        initial = client._pipeline.run(HttpRequest("POST", f"{api}/v1/jobs", json=body, headers=headers or {}))
-        job_id = initial.http_response.json()["id"]
         poller = LROPoller(client, initial, lambda r: r.http_response.json(), LROBasePolling())
-        out = {"kind": body["kind"], "id": job_id, "initial_status": initial.http_response.status_code}
         try:
             out["result"] = poller.result(timeout=120)
             out["outcome"] = "returned"
@@ -40,12 +41,15 @@ def main() -> None:
             out["outcome"] = "raised"
             out["error"] = str(e.message)
             # The status monitor's last answer: what made the poller stop.
-            last = poller.polling_method()._pipeline_response.http_response
-            out["last_status"] = last.json().get("status")
+            out["last_status"] = poller.polling_method()._pipeline_response.http_response.json().get("status")
         out["poller_status"] = poller.status()
         out["done"] = poller.done()
         out["elapsed"] = time.monotonic() - started
         return out
+
+    def poll(body: dict, headers: dict = None) -> dict:
+        initial = submit(body, headers)
+        return wait(initial, {"kind": body["kind"], "id": initial.http_response.json()["id"]})
 
     # A 1.5 s job: the poller must wait for it and return its result.
     sleep = {"kind": "sleep", "payload": {"ms": 1500, "tag": "azure"}}
@@ -57,9 +61,8 @@ def main() -> None:
     print(json.dumps(poll({"kind": "fail", "payload": {"times": 9}, "max_attempts": 1})), flush=True)
 
     # A long job cancelled while it runs: the poller must stop (it raises, as for any canceled operation).
-    initial = client._pipeline.run(HttpRequest("POST", f"{api}/v1/jobs", json={"kind": "sleep", "payload": {"ms": 60000}}))
+    initial = submit({"kind": "sleep", "payload": {"ms": 60000}})
     job = initial.http_response.json()
-    poller = LROPoller(client, initial, lambda r: r.http_response.json(), LROBasePolling())
     # Cancel once it runs (a queued job is cancelled at once; either way it must end Canceled).
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -68,20 +71,7 @@ def main() -> None:
             break
         time.sleep(0.05)
     client._pipeline.run(HttpRequest("POST", job["links"]["cancel"]))
-    out = {"kind": "sleep-cancelled", "id": job["id"]}
-    started = time.monotonic()
-    try:
-        out["result"] = poller.result(timeout=120)
-        out["outcome"] = "returned"
-    except HttpResponseError as e:
-        out["outcome"] = "raised"
-        out["error"] = str(e.message)
-        out["last_status"] = poller.polling_method()._pipeline_response.http_response.json().get("status")
-    out["poller_status"] = poller.status()
-    out["done"] = poller.done()
-    out["elapsed"] = time.monotonic() - started
-    print(json.dumps(out), flush=True)
-
+    print(json.dumps(wait(initial, {"kind": "sleep-cancelled", "id": job["id"]})), flush=True)
 
 if __name__ == "__main__":
     main()

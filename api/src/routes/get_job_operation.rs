@@ -1,14 +1,12 @@
 //! `GET /v1/jobs/{id}/operation`: the job as a `google.longrunning.Operation` (AIP-151), for clients that poll
 //! `GET /v1/{name}` until `done`.
 
-use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
 use crate::auth::Tenant;
-use crate::document::retry_after;
 use crate::error::{ApiError, Problem};
 use crate::operations::Operation;
-use crate::routes::{load_job, parse_job_id};
+use crate::routes::{load_job, parse_job_id, polling_view};
 use crate::state::AppState;
 
 /// Get a job as a long-running operation (AIP-151).
@@ -31,9 +29,5 @@ pub async fn get_job_operation(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let job = load_job(&state, tenant.0, parse_job_id(&id)?).await?;
-    let mut resp = HttpResponse::Ok();
-    if let Some(secs) = retry_after(&job, &state.estimates) {
-        resp.insert_header((header::RETRY_AFTER, secs.to_string()));
-    }
-    Ok(resp.json(Operation::new(&job)))
+    Ok(polling_view(&state, &job).json(Operation::new(&job)))
 }

@@ -1,14 +1,12 @@
 //! `GET /v1/operations/{id}`: the Azure-style status monitor the 202's `Operation-Location` points to, so the Azure
 //! SDKs' `LROBasePolling` (and any poller of the Azure REST API guidelines) drives a job unchanged.
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::Tenant;
-use crate::document::retry_after;
 use crate::error::{ApiError, Problem};
 use crate::operations::StatusMonitor;
-use crate::routes::{base_url, load_job, parse_job_id};
+use crate::routes::{base_url, load_job, parse_job_id, polling_view};
 use crate::state::AppState;
 
 /// Get a job's status monitor.
@@ -32,9 +30,5 @@ pub async fn get_status_monitor(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let job = load_job(&state, tenant.0, parse_job_id(&id)?).await?;
-    let mut resp = HttpResponse::Ok();
-    if let Some(secs) = retry_after(&job, &state.estimates) {
-        resp.insert_header((header::RETRY_AFTER, secs.to_string()));
-    }
-    Ok(resp.json(StatusMonitor::new(&job, &base_url(&state, &req))))
+    Ok(polling_view(&state, &job).json(StatusMonitor::new(&job, &base_url(&state, &req))))
 }

@@ -119,6 +119,15 @@ pub(crate) fn base_url(state: &AppState, req: &HttpRequest) -> String {
     }
 }
 
+/// A 200 for a polling view of `job`, with `Retry-After` (the document's hint) until it is done.
+pub(crate) fn polling_view(state: &AppState, job: &Job) -> HttpResponseBuilder {
+    let mut builder = HttpResponse::Ok();
+    if let Some(secs) = crate::document::retry_after(job, &state.estimates) {
+        builder.insert_header((header::RETRY_AFTER, secs.to_string()));
+    }
+    builder
+}
+
 /// [`document_response`] for a document already built.
 pub(crate) fn respond_with(mut builder: HttpResponseBuilder, doc: StatusDocument) -> HttpResponse {
     builder.insert_header((header::ETAG, etag(&doc)));

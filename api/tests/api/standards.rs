@@ -223,7 +223,7 @@ async fn an_incoming_traceparent_is_stored_with_the_job_and_carried_by_every_out
     assert_ne!(stored.span_id(), "00f067aa0ba902b7", "the submit's own span, a child of the client's");
     assert_eq!(stored.tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
 
-    // The first dispatch, a retry, and a rescue all carry it.
+    // The first dispatch, a retry, and a rescue all carry it ...
     start(&app, id).await;
     let topic = app.topic.clone();
     app.with_db(move |c| {
@@ -241,8 +241,11 @@ async fn an_incoming_traceparent_is_stored_with_the_job_and_carried_by_every_out
         assert_eq!(sent, Some(1));
     })
     .await;
+    // ... and an operator's replay of a row (`ackbox outbox replay`).
+    let first_row = ackbox_db::outbox::for_job(&mut app.db.conn(), id).expect("rows")[0].id;
+    ackbox_db::outbox::replay(&mut app.db.conn(), first_row).expect("replay");
     let headers = outbox_headers(&app, id);
-    assert_eq!(headers.len(), 3, "first dispatch, retry, rescue: {headers:?}");
+    assert_eq!(headers.len(), 4, "first dispatch, retry, rescue, replay: {headers:?}");
     for h in &headers {
         assert_eq!(h["traceparent"], stored.traceparent, "{h}");
         assert_eq!(h["tracestate"], "congo=t61rcWkgMzE", "{h}");

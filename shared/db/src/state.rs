@@ -247,8 +247,13 @@ struct RetryRow {
 
 impl RetryRow {
     fn trace(&self) -> Option<TraceContext> {
-        TraceContext::parse(self.traceparent.as_deref()?, self.tracestate.as_deref())
+        trace_of(&self.traceparent, &self.tracestate)
     }
+}
+
+/// The trace context of a returned row's `traceparent` and `tracestate` columns.
+fn trace_of(traceparent: &Option<String>, tracestate: &Option<String>) -> Option<TraceContext> {
+    TraceContext::parse(traceparent.as_deref()?, tracestate.as_deref())
 }
 
 #[derive(QueryableByName)]
@@ -530,7 +535,7 @@ struct RescuedRow {
 
 impl RescuedRow {
     fn trace(&self) -> Option<TraceContext> {
-        TraceContext::parse(self.traceparent.as_deref()?, self.tracestate.as_deref())
+        trace_of(&self.traceparent, &self.tracestate)
     }
 }
 
