@@ -13,6 +13,9 @@
 //! | `ACKBOX_MAX_WAIT_SECS` | [`DEFAULT_MAX_WAIT_SECS`] | longest `Prefer: wait` honoured |
 //! | `ACKBOX_REQUEST_TIMEOUT_SECS` | [`DEFAULT_REQUEST_TIMEOUT_SECS`] | deadline of a whole request, body included (408); raised to `ACKBOX_MAX_WAIT_SECS` + 5 if lower |
 //! | `ACKBOX_KEY_CACHE_TTL_SECS` | [`DEFAULT_KEY_CACHE_TTL_SECS`] | backstop lifetime of a cached key (revocation is immediate regardless) |
+//! | `ACKBOX_SUBMIT_COMMITTERS` | [`DEFAULT_SUBMIT_COMMITTERS`] | group-commit transactions in flight at once (each holds a pool connection) |
+//! | `ACKBOX_SUBMIT_BATCH` | [`DEFAULT_SUBMIT_BATCH`] | most submissions in one group-commit transaction |
+//! | `ACKBOX_SUBMIT_QUEUE` | [`DEFAULT_SUBMIT_QUEUE`] | most submissions waiting for a transaction; beyond it a submit gets 503 at once |
 //! | `ACKBOX_PUBLIC_URL` | unset: each request's own scheme and `Host` | external base URL of every link (`Location`, `Operation-Location`, `links`, `resourceLocation`), e.g. `https://jobs.example.com` or `https://example.com/ackbox` behind a proxy |
 //! | `ACKBOX_LOG_FORMAT` | `text` | `json`: one JSON object per log line (see `ackbox_runtime::logging`) |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | unset: no export | export spans over OTLP/HTTP (see `ackbox_runtime::telemetry`) |
@@ -45,6 +48,13 @@ pub const DEFAULT_KEY_CACHE_TTL_SECS: u64 = 60;
 /// Default deadline of a whole request: the longest long-poll plus time to answer it.
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 75;
 
+/// Default group-commit transactions in flight.
+pub const DEFAULT_SUBMIT_COMMITTERS: usize = 4;
+/// Default largest group commit.
+pub const DEFAULT_SUBMIT_BATCH: usize = 256;
+/// Default bound on submissions waiting for a transaction.
+pub const DEFAULT_SUBMIT_QUEUE: usize = 2048;
+
 /// Everything the API process needs.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
@@ -70,6 +80,12 @@ pub struct ApiConfig {
     pub request_timeout: std::time::Duration,
     /// Key cache lifetime.
     pub key_cache_ttl: std::time::Duration,
+    /// Group-commit transactions in flight at once.
+    pub submit_committers: usize,
+    /// Most submissions in one transaction.
+    pub submit_batch: usize,
+    /// Most submissions waiting for a transaction.
+    pub submit_queue: usize,
     /// External base URL of links, without a trailing `/` (`None`: each request's scheme and host).
     pub public_url: Option<String>,
     /// Database settings.
@@ -96,10 +112,22 @@ impl ApiConfig {
             max_wait,
             request_timeout,
             key_cache_ttl: secs("ACKBOX_KEY_CACHE_TTL_SECS", DEFAULT_KEY_CACHE_TTL_SECS)?,
+            submit_committers: positive("ACKBOX_SUBMIT_COMMITTERS", DEFAULT_SUBMIT_COMMITTERS)?,
+            submit_batch: positive("ACKBOX_SUBMIT_BATCH", DEFAULT_SUBMIT_BATCH)?,
+            submit_queue: positive("ACKBOX_SUBMIT_QUEUE", DEFAULT_SUBMIT_QUEUE)?,
             public_url: config::optional("ACKBOX_PUBLIC_URL").map(|u| public_url(&u)).transpose()?,
             db: DbConfig::from_env()?,
         })
     }
+}
+
+/// A count that must be at least 1: 0 is refused with a message, not clamped.
+fn positive(name: &str, default: usize) -> Result<usize, ConfigError> {
+    let n: usize = config::parse_or(name, default)?;
+    if n == 0 {
+        return Err(ConfigError::Invalid { name: name.into(), value: "0".into(), reason: "must be at least 1".into() });
+    }
+    Ok(n)
 }
 
 /// Checks `ACKBOX_PUBLIC_URL`: an absolute `http` or `https` URL with a host, and no query or fragment (links are

@@ -57,6 +57,9 @@ pub enum ApiError {
     /// Postgres unreachable or the pool exhausted (503).
     #[error("service temporarily unavailable")]
     Unavailable,
+    /// A bound on work in flight was reached: refused at once, not queued (503 with `Retry-After`).
+    #[error("overloaded")]
+    Overloaded,
     /// Anything else (500). The cause is logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -94,6 +97,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => ("/problems/unsupported-media-type", "Unsupported media type"),
             ApiError::Unprocessable(_) => ("/problems/validation", "Invalid request"),
             ApiError::Unavailable => ("/problems/unavailable", "Service unavailable"),
+            ApiError::Overloaded => ("/problems/overloaded", "Overloaded"),
             ApiError::Internal(_) => ("/problems/internal", "Internal error"),
         }
     }
@@ -138,7 +142,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -155,12 +159,16 @@ impl ResponseError for ApiError {
             ApiError::NotFound => "No job with this id exists.".to_string(),
             ApiError::NoRoute => "There is no such resource; the API's routes are listed at /openapi.json.".to_string(),
             ApiError::Unavailable => "The database is unreachable; try again shortly.".to_string(),
+            ApiError::Overloaded => {
+                "The server is at its limit of work in flight; nothing was done. Retry after the delay in Retry-After."
+                    .to_string()
+            }
             other => other.to_string(),
         };
         let mut resp = HttpResponse::build(status);
         resp.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         match self {
-            ApiError::Unavailable => {
+            ApiError::Unavailable | ApiError::Overloaded => {
                 resp.insert_header((header::RETRY_AFTER, "1"));
             }
             ApiError::TooManyRequests(secs) => {

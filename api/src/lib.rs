@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+pub mod committer;
 pub mod config;
 mod deadline;
 pub mod document;
@@ -49,7 +50,18 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
         estimates.clone(),
         metrics.listener_connected.clone(),
     );
+    let committer = committer::Committer::start(
+        pool.clone(),
+        committer::CommitterConfig {
+            committers: config.submit_committers,
+            batch: config.submit_batch,
+            queue: config.submit_queue,
+            topic: config.topic.clone(),
+        },
+        metrics.clone(),
+    );
     let state = web::Data::new(AppState {
+        committer,
         pool,
         limiter: TenantLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         config,

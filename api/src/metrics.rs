@@ -6,7 +6,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Everything the API reports at `/metrics`.
 #[derive(Clone)]
@@ -24,6 +24,12 @@ pub struct ApiMetrics {
     /// `ackbox_listener_connected`: 1 while the process's LISTEN connection is up (long-polls are woken at once and
     /// revoked keys refused at once), 0 while it reconnects.
     pub listener_connected: IntGauge,
+    /// `ackbox_submit_batch_size`: submissions per group-commit transaction.
+    pub submit_batch: Histogram,
+    /// `ackbox_submit_queued`: submissions waiting for a group-commit transaction.
+    pub submit_queued: IntGauge,
+    /// `ackbox_overload_refused_total{reason}`: requests answered 503 at once because a bound was reached.
+    pub overload_refused: IntCounterVec,
 }
 
 impl ApiMetrics {
@@ -61,6 +67,27 @@ impl ApiMetrics {
             ),
             waiters: reg.add(
                 IntGauge::new("ackbox_long_poll_waiters", "Requests waiting on Prefer: wait.").expect("valid metric"),
+            ),
+            submit_batch: reg.add(
+                Histogram::with_opts(
+                    HistogramOpts::new("ackbox_submit_batch_size", "Submissions per group-commit transaction.")
+                        .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0]),
+                )
+                .expect("valid metric"),
+            ),
+            submit_queued: reg.add(
+                IntGauge::new("ackbox_submit_queued", "Submissions waiting for a group-commit transaction.")
+                    .expect("valid metric"),
+            ),
+            overload_refused: reg.add(
+                IntCounterVec::new(
+                    Opts::new(
+                        "ackbox_overload_refused_total",
+                        "Requests refused at once with 503 because a bound was reached.",
+                    ),
+                    &["reason"],
+                )
+                .expect("valid metric"),
             ),
             registry: reg.finish(),
         }

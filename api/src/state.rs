@@ -7,6 +7,7 @@ use ackbox_db::db::PgPool;
 use actix_web::web;
 
 use crate::auth::{KeyCache, TenantLimiter};
+use crate::committer::Committer;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
 use crate::estimates::Estimates;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub metrics: ApiMetrics,
     /// The listener thread; it stops when this state is dropped with the server.
     pub live: Live,
+    /// Group commit of submissions.
+    pub committer: Committer,
 }
 
 impl AppState {

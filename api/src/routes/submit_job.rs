@@ -2,7 +2,7 @@
 //! transaction before the 202 is sent, so every id we hand out can be read back at once.
 
 use ackbox_db::models::NewJob;
-use ackbox_db::state::{self, IdempotencyKey, Submitted};
+use ackbox_db::state::Submitted;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::auth::Tenant;
+use crate::committer::OwnedKey;
 use crate::document::{job_path, monitor_path, StatusDocument};
 use crate::error::{ApiError, Problem};
 use crate::observe::RequestContext;
@@ -170,17 +171,20 @@ pub async fn submit_job(
             new.kind
         )));
     }
-    let fp = fingerprint(&new);
-    let expires_at = chrono::Utc::now()
-        + chrono::Duration::from_std(state.config.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
-    let topic = state.config.topic.clone();
+    let key = key.map(|key| OwnedKey {
+        key,
+        fingerprint: fingerprint(&new),
+        expires_at: chrono::Utc::now()
+            + chrono::Duration::from_std(state.config.idempotency_ttl).unwrap_or(chrono::Duration::days(1)),
+    });
     let kind = new.kind.clone();
-    let submitted = state
-        .with_conn(move |c| {
-            let idem = key.as_deref().map(|k| IdempotencyKey { key: k, fingerprint: &fp, expires_at });
-            Ok(state::submit_idempotent(c, &new, &topic, idem)?)
-        })
-        .await?;
+    // Group commit: this request shares the next transaction with whatever else is submitted meanwhile, and is
+    // answered only once that transaction committed.
+    let submitted = state.committer.submit(new, key).await.inspect_err(|e| {
+        if matches!(e, ApiError::Overloaded) {
+            state.metrics.overload_refused.with_label_values(&["submit_queue"]).inc();
+        }
+    })?;
     // Committed: from here on the id is durable and a GET finds it.
     let (job, replayed) = match submitted {
         Submitted::Created(job) => {

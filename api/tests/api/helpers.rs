@@ -30,6 +30,9 @@ pub fn test_config(db: &TestDb, topic: &str) -> ApiConfig {
         max_wait: std::time::Duration::from_secs(60),
         request_timeout: std::time::Duration::from_secs(75),
         key_cache_ttl: std::time::Duration::from_secs(60),
+        submit_committers: 4,
+        submit_batch: 256,
+        submit_queue: 2048,
         public_url: None,
         db: DbConfig {
             url: db.url().to_string(),

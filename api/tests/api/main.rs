@@ -5,6 +5,7 @@ mod bad_input;
 mod cancel_and_list;
 mod contract;
 mod get_job;
+mod group_commit;
 mod helpers;
 mod honest_headers;
 mod idempotency;

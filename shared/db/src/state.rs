@@ -39,6 +39,84 @@ pub fn submit(conn: &mut PgConnection, new: &NewJob, topic: &str) -> QueryResult
     })
 }
 
+/// Inserts many new `queued` jobs and their first dispatch messages with two statements (one per table, so one
+/// NOTIFY), on the caller's connection: call it inside a transaction. Returns the rows in the order of `news`.
+pub fn submit_many(conn: &mut PgConnection, news: &[NewJob], topic: &str) -> QueryResult<Vec<Job>> {
+    if news.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut jobs: Vec<Job> =
+        diesel::insert_into(jobs::table).values(news).returning(Job::as_returning()).get_results(conn)?;
+    // RETURNING gives no order guarantee: put the rows back in the caller's.
+    let position: std::collections::HashMap<Uuid, usize> = news.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
+    jobs.sort_by_key(|j| position.get(&j.id).copied().unwrap_or(usize::MAX));
+    let rows: Vec<_> = jobs
+        .iter()
+        .map(|j| outbox::message(topic, &Envelope::new(j.id, &j.kind, 1), j.trace_context().as_ref(), None))
+        .collect();
+    outbox::enqueue_many(conn, &rows)?;
+    Ok(jobs)
+}
+
+/// One request of a group commit ([`submit_batch`]).
+#[derive(Clone, Copy, Debug)]
+pub struct BatchItem<'a> {
+    /// The job.
+    pub new: &'a NewJob,
+    /// Its Idempotency-Key, if any.
+    pub key: Option<IdempotencyKey<'a>>,
+}
+
+/// A group commit: many submissions in ONE transaction, each with its own outcome. Jobs without an idempotency key go
+/// in with [`submit_many`] (two statements for all of them); keyed ones one by one, each in a savepoint, in
+/// (tenant, key) order so concurrent batches never deadlock on keys, and in arrival order among equal keys, so a
+/// later request with the same key as an earlier one in the batch replays that job. A request
+/// Postgres refuses (a constraint) gets its error alone: it is rolled back to its savepoint (the unkeyed ones are
+/// retried one by one, each in a savepoint, if their joint insert is refused) and the others commit. `Err` means the
+/// transaction itself failed (an outage, or the COMMIT): nothing of the batch was written, or, if the connection was
+/// lost during the COMMIT, possibly everything (the idempotency key resolves which, as for a single submit).
+pub fn submit_batch(
+    conn: &mut PgConnection,
+    items: &[BatchItem<'_>],
+    topic: &str,
+) -> QueryResult<Vec<QueryResult<Submitted>>> {
+    conn.transaction(|conn| {
+        let mut out: Vec<Option<QueryResult<Submitted>>> = (0..items.len()).map(|_| None).collect();
+        let plain: Vec<usize> = (0..items.len()).filter(|&i| items[i].key.is_none()).collect();
+        let news: Vec<NewJob> = plain.iter().map(|&i| items[i].new.clone()).collect();
+        match conn.transaction(|c| submit_many(c, &news, topic)) {
+            Ok(jobs) => {
+                for (i, job) in plain.iter().zip(jobs) {
+                    out[*i] = Some(Ok(Submitted::Created(job)));
+                }
+            }
+            Err(e) if crate::db::is_outage(&e) => return Err(e),
+            // One of them is refused: find which, each in a savepoint of its own.
+            Err(_) => {
+                for &i in &plain {
+                    out[i] = Some(alone(conn, items[i], topic)?);
+                }
+            }
+        }
+        // Keyed ones in (tenant, key) order, arrival order among equal keys: two batches in flight lock their keys
+        // in the same order, so they can wait on each other but never deadlock.
+        let mut keyed: Vec<usize> = (0..items.len()).filter(|&i| items[i].key.is_some()).collect();
+        keyed.sort_by_key(|&i| (items[i].new.tenant_id, items[i].key.map(|k| k.key)));
+        for i in keyed {
+            out[i] = Some(alone(conn, items[i], topic)?);
+        }
+        Ok(out.into_iter().map(|r| r.unwrap_or(Err(diesel::result::Error::NotFound))).collect())
+    })
+}
+
+/// One item of a batch in a savepoint of its own: its refusal is its own result; an outage fails the batch.
+fn alone(conn: &mut PgConnection, item: BatchItem<'_>, topic: &str) -> QueryResult<QueryResult<Submitted>> {
+    match conn.transaction(|c| submit_idempotent(c, item.new, topic, item.key)) {
+        Err(e) if crate::db::is_outage(&e) => Err(e),
+        other => Ok(other),
+    }
+}
+
 /// What [`submit_idempotent`] did.
 #[derive(Clone, Debug)]
 pub enum Submitted {

@@ -25,6 +25,26 @@ pub fn enqueue(
     trace: Option<&TraceContext>,
     available_at: Option<DateTime<Utc>>,
 ) -> QueryResult<()> {
+    let row = message(topic, envelope, trace, available_at);
+    diesel::insert_into(outbox::table).values(&row).execute(conn).map(|_| ())
+}
+
+/// [`enqueue`] for many rows in one statement (so one NOTIFY): the first dispatches of a group commit.
+pub fn enqueue_many(conn: &mut PgConnection, rows: &[NewOutboxMessage]) -> QueryResult<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    diesel::insert_into(outbox::table).values(rows).execute(conn)
+}
+
+/// The outbox row that dispatches `envelope`: keyed by the job id, its headers naming the kind and attempt and
+/// carrying the job's trace context.
+pub fn message(
+    topic: &str,
+    envelope: &Envelope,
+    trace: Option<&TraceContext>,
+    available_at: Option<DateTime<Utc>>,
+) -> NewOutboxMessage {
     let mut headers = serde_json::json!({
         "content-type": "application/json",
         "ackbox-kind": envelope.kind,
@@ -35,15 +55,14 @@ pub fn enqueue(
             map.insert(name.to_string(), value.into());
         }
     }
-    let row = NewOutboxMessage {
+    NewOutboxMessage {
         aggregate_id: envelope.job_id,
         topic: topic.to_string(),
         key: envelope.job_id.to_string(),
         payload: envelope.to_json(),
         headers,
         available_at,
-    };
-    diesel::insert_into(outbox::table).values(&row).execute(conn).map(|_| ())
+    }
 }
 
 /// Locks up to `limit` unpublished rows that are due, oldest first, skipping rows another relay holds. The locks last
