@@ -11,6 +11,9 @@
 //! | `ACKBOX_RATE_LIMIT_PER_SEC` | [`DEFAULT_RATE_LIMIT_PER_SEC`] | requests per second per tenant |
 //! | `ACKBOX_RATE_LIMIT_BURST` | [`DEFAULT_RATE_LIMIT_BURST`] | burst per tenant |
 //! | `ACKBOX_MAX_WAIT_SECS` | [`DEFAULT_MAX_WAIT_SECS`] | longest `Prefer: wait` honoured |
+//! | `ACKBOX_MAX_WAITERS` | [`DEFAULT_MAX_WAITERS`] | long-polls waiting at once; beyond it a long-poll is answered at once |
+//! | `ACKBOX_MAX_IN_FLIGHT` | [`DEFAULT_MAX_IN_FLIGHT`] | requests being worked on at once (long-polls waiting and the ops paths not counted); beyond it 503 at once |
+//! | `ACKBOX_MAX_CONNECTIONS` | [`DEFAULT_MAX_CONNECTIONS`] | open client connections; beyond it new ones wait in the listen backlog, unaccepted |
 //! | `ACKBOX_REQUEST_TIMEOUT_SECS` | [`DEFAULT_REQUEST_TIMEOUT_SECS`] | deadline of a whole request, body included (408); raised to `ACKBOX_MAX_WAIT_SECS` + 5 if lower |
 //! | `ACKBOX_KEY_CACHE_TTL_SECS` | [`DEFAULT_KEY_CACHE_TTL_SECS`] | backstop lifetime of a cached key (revocation is immediate regardless) |
 //! | `ACKBOX_SUBMIT_COMMITTERS` | [`DEFAULT_SUBMIT_COMMITTERS`] | group-commit transactions in flight at once (each holds a pool connection) |
@@ -48,6 +51,13 @@ pub const DEFAULT_KEY_CACHE_TTL_SECS: u64 = 60;
 /// Default deadline of a whole request: the longest long-poll plus time to answer it.
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 75;
 
+/// Default bound on waiting long-polls.
+pub const DEFAULT_MAX_WAITERS: usize = 10_000;
+/// Default bound on requests being worked on.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+/// Default bound on open connections (well below the usual 65,536 descriptors a process may hold, waiters included).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+
 /// Default group-commit transactions in flight.
 pub const DEFAULT_SUBMIT_COMMITTERS: usize = 4;
 /// Default largest group commit.
@@ -80,6 +90,12 @@ pub struct ApiConfig {
     pub request_timeout: std::time::Duration,
     /// Key cache lifetime.
     pub key_cache_ttl: std::time::Duration,
+    /// Long-polls waiting at once.
+    pub max_waiters: usize,
+    /// Requests being worked on at once.
+    pub max_in_flight: usize,
+    /// Open client connections.
+    pub max_connections: usize,
     /// Group-commit transactions in flight at once.
     pub submit_committers: usize,
     /// Most submissions in one transaction.
@@ -112,6 +128,9 @@ impl ApiConfig {
             max_wait,
             request_timeout,
             key_cache_ttl: secs("ACKBOX_KEY_CACHE_TTL_SECS", DEFAULT_KEY_CACHE_TTL_SECS)?,
+            max_waiters: positive("ACKBOX_MAX_WAITERS", DEFAULT_MAX_WAITERS)?,
+            max_in_flight: positive("ACKBOX_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)?,
+            max_connections: positive("ACKBOX_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)?,
             submit_committers: positive("ACKBOX_SUBMIT_COMMITTERS", DEFAULT_SUBMIT_COMMITTERS)?,
             submit_batch: positive("ACKBOX_SUBMIT_BATCH", DEFAULT_SUBMIT_BATCH)?,
             submit_queue: positive("ACKBOX_SUBMIT_QUEUE", DEFAULT_SUBMIT_QUEUE)?,

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod observe;
 pub mod operations;
 pub mod routes;
+pub mod shed;
 pub mod state;
 pub mod waiters;
 
@@ -37,6 +38,8 @@ use crate::waiters::Waiters;
 /// listener thread. The server handles SIGTERM itself: it stops accepting and lets in-flight requests finish.
 pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::Result<Server> {
     let workers = config.http_workers;
+    // actix bounds connections per worker thread: share the process's bound among them.
+    let connections_per_worker = config.max_connections.div_ceil(workers.max(1)).max(1);
     let max_body = config.max_body_bytes;
     let metrics = ApiMetrics::new();
     let keys = Arc::new(KeyCache::new(config.key_cache_ttl));
@@ -62,6 +65,7 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
     );
     let state = web::Data::new(AppState {
         committer,
+        in_flight: Default::default(),
         pool,
         limiter: TenantLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         config,
@@ -87,12 +91,14 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
             )
             .wrap(from_fn(deadline::enforce))
             .wrap(from_fn(deadline::limit_size))
+            .wrap(from_fn(shed::limit_in_flight))
             .wrap(from_fn(metrics::record))
             // Outermost: the request id, span and access log cover every answer, the other middleware's too.
             .wrap(from_fn(observe::observe))
             .configure(routes::configure)
     })
     .workers(workers)
+    .max_connections(connections_per_worker)
     // Bound the time a client may take to send its headers (slow-loris) and keep idle connections short-lived.
     .client_request_timeout(std::time::Duration::from_secs(10))
     .keep_alive(std::time::Duration::from_secs(75))

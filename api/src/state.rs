@@ -37,6 +37,8 @@ pub struct AppState {
     pub live: Live,
     /// Group commit of submissions.
     pub committer: Committer,
+    /// Requests being worked on (load shedding).
+    pub in_flight: crate::shed::InFlight,
 }
 
 impl AppState {

@@ -13,6 +13,7 @@ use uuid::Uuid;
 pub struct Waiters {
     by_job: Mutex<HashMap<Uuid, (watch::Sender<u64>, usize)>>,
     gauge: Option<prometheus::IntGauge>,
+    total: std::sync::atomic::AtomicUsize,
 }
 
 /// A registered waiter; unregisters on drop.
@@ -26,11 +27,26 @@ pub struct Waiter {
 impl Waiters {
     /// A registry reporting its size to `gauge`.
     pub fn with_gauge(gauge: prometheus::IntGauge) -> Self {
-        Self { by_job: Mutex::new(HashMap::new()), gauge: Some(gauge) }
+        Self { by_job: Mutex::new(HashMap::new()), gauge: Some(gauge), total: Default::default() }
+    }
+
+    /// Registers a waiter for `id` unless `max` are waiting already (`None` then: answer without waiting).
+    pub fn try_register(self: &Arc<Self>, id: Uuid, max: usize) -> Option<Waiter> {
+        use std::sync::atomic::Ordering;
+        if self.total.fetch_add(1, Ordering::SeqCst) >= max {
+            self.total.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(self.register_counted(id))
     }
 
     /// Registers a waiter for `id`.
     pub fn register(self: &Arc<Self>, id: Uuid) -> Waiter {
+        self.total.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.register_counted(id)
+    }
+
+    fn register_counted(self: &Arc<Self>, id: Uuid) -> Waiter {
         let mut map = self.by_job.lock().unwrap_or_else(|p| p.into_inner());
         let entry = map.entry(id).or_insert_with(|| (watch::channel(0).0, 0));
         entry.1 += 1;
@@ -68,5 +84,6 @@ impl Drop for Waiter {
         if let Some(g) = &self.waiters.gauge {
             g.dec();
         }
+        self.waiters.total.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }

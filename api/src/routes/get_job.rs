@@ -28,7 +28,7 @@ pub fn prefer_wait(req: &HttpRequest) -> Option<u64> {
     get, path = "/v1/jobs/{id}", tag = "jobs",
     params(
         ("id" = uuid::Uuid, Path, description = "Job id"),
-        ("Prefer" = Option<String>, Header, description = "wait=N: hold up to N s (max 60) until the job changes"),
+        ("Prefer" = Option<String>, Header, description = "wait=N: hold up to N s (max 60) until the job changes; answered at once, without Preference-Applied, while ACKBOX_MAX_WAITERS requests are already waiting"),
         ("If-None-Match" = Option<String>, Header, description = "ETag of the copy you have: 304 if unchanged"),
     ),
     responses(
@@ -39,6 +39,7 @@ pub fn prefer_wait(req: &HttpRequest) -> Option<u64> {
         (status = 401, description = "Missing, unknown or revoked key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job for this tenant", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Tenant over its rate limit", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded (more than ACKBOX_MAX_IN_FLIGHT requests in flight) or the database unreachable: nothing was done; retry after Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -52,13 +53,18 @@ pub async fn get_job(
     let if_none_match = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
     let wait = prefer_wait(&req).map(|n| Duration::from_secs(n).min(state.config.max_wait));
 
-    let Some(wait) = wait.filter(|w| !w.is_zero()) else {
+    // Subscribe before the first read, so a change between the read and the wait still wakes us. Past
+    // `ACKBOX_MAX_WAITERS` waiting requests, a long-poll is answered at once, as a plain GET (no Preference-Applied).
+    let waiter = wait
+        .filter(|w| !w.is_zero())
+        .and_then(|w| Some((w, state.waiters.try_register(id, state.config.max_waiters)?)));
+    let Some((wait, mut waiter)) = waiter else {
+        if wait.is_some_and(|w| !w.is_zero()) {
+            state.metrics.overload_refused.with_label_values(&["waiters"]).inc();
+        }
         let job = load_job(&state, tenant.0, id).await?;
         return Ok(respond(&state, &req, job, if_none_match.as_deref(), None));
     };
-
-    // Subscribe before the first read, so a change between the read and the wait still wakes us.
-    let mut waiter = state.waiters.register(id);
     let first = load_job(&state, tenant.0, id).await?;
     // Wait for the status to change (a new attempt counts as a change); progress alone does not end the wait. With
     // If-None-Match, a client whose copy is already stale is answered at once.

@@ -19,6 +19,7 @@ use crate::state::AppState;
         (status = 404, description = "No such job for this tenant", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not succeeded (yet)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Tenant over its rate limit", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded (more than ACKBOX_MAX_IN_FLIGHT requests in flight) or the database unreachable: nothing was done; retry after Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

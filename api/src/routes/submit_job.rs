@@ -151,7 +151,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, unknown kind, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Tenant over its rate limit", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unreachable. If it went away during the COMMIT itself, the job may exist: retry with the same Idempotency-Key, which returns it or creates it once", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded (the submit queue, ACKBOX_SUBMIT_QUEUE, or ACKBOX_MAX_IN_FLIGHT requests in flight are full: nothing was written, retry after Retry-After), or the database unreachable. If the database went away during the COMMIT itself, the job may exist: retry with the same Idempotency-Key, which returns it or creates it once", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

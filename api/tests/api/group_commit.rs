@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use crate::helpers::{assert_problem, spawn_app_with, TestApp};
 
 /// A metric's value from `/metrics` (the first sample whose line starts with `name`).
-async fn metric(app: &TestApp, name: &str) -> f64 {
+pub(crate) async fn metric(app: &TestApp, name: &str) -> f64 {
     let text = app.client.get(app.url("/metrics")).send().await.expect("GET /metrics").text().await.expect("text");
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
@@ -17,7 +17,7 @@ async fn metric(app: &TestApp, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} in /metrics"))
 }
 
-async fn wait_metric(app: &TestApp, name: &str, want: f64) {
+pub(crate) async fn wait_metric(app: &TestApp, name: &str, want: f64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let got = metric(app, name).await;
@@ -31,7 +31,7 @@ async fn wait_metric(app: &TestApp, name: &str, want: f64) {
 
 /// Holds `LOCK TABLE outbox` in a transaction of its own on a thread until `release` is sent: a commit in flight
 /// waits on it, mid-transaction.
-fn hold_outbox(app: &TestApp) -> std::sync::mpsc::Sender<()> {
+pub(crate) fn hold_outbox(app: &TestApp) -> std::sync::mpsc::Sender<()> {
     let url = app.db.url().to_string();
     let (release, released) = std::sync::mpsc::channel::<()>();
     let (locked_tx, locked) = std::sync::mpsc::channel();

@@ -9,6 +9,7 @@ mod group_commit;
 mod helpers;
 mod honest_headers;
 mod idempotency;
+mod overload;
 mod standards;
 mod submit_job;
 mod waiting;
