@@ -29,6 +29,23 @@ pids=()
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 row() { echo "$*" >>"$REPORT"; }
+# CPU seconds a process has used so far (user + system), from /proc.
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU seconds so far of api, relay, worker, broker, every postgres process, and the machine's busy total.
+cpu_snapshot() {
+  local pg=0 p
+  for p in $(pgrep -x postgres); do pg=$(python3 -c "print($pg+$(cpu_secs "$p"))"); done
+  echo "$(cpu_secs "$API_PID") $(cpu_secs "$RELAY_PID") $(cpu_secs "$WORKER_PID") $(cpu_secs "$BROKER_PID") $pg $(machine_busy)"
+}
+# µs of CPU per job per process between two snapshots: "api | relay | worker | broker | Postgres | machine".
+cpu_per_job() {
+  python3 -c "
+a=[float(x) for x in '$1'.split()]; b=[float(x) for x in '$2'.split()]; n=max(int('$3' or 0), 1)
+print(' | '.join(f'{(y-x)/n*1e6:.0f}' for x, y in zip(a, b)))"
+}
+CPU_ROWS=()
+# Busy CPU seconds of the whole machine so far.
+machine_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
 datum() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$DATA"; }
 want() { [[ "$PART" == "$1" || ( "$PART" == all && "$1" != profile ) ]]; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
@@ -46,6 +63,8 @@ want profile && ! command -v perf >/dev/null && need+=(linux-perf)
 [ -x "$VENV/bin/celery" ] && "$VENV/bin/python" -c "import matplotlib" 2>/dev/null ||
   { say "installing bench/requirements.txt into $VENV"; python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r "$ROOT/bench/requirements.txt"; }
 BROKER_PID=$(cat "$ROOT/.ackbox/run/broker.pid" 2>/dev/null || echo 0)
+# A broker another command started (make test, make up) may be the one listening: measure that one.
+{ [ "$BROKER_PID" != 0 ] && kill -0 "$BROKER_PID" 2>/dev/null; } || BROKER_PID=$(pgrep -xo nisshi || pgrep -xo tansu || echo 0)
 BROKER_NAME=$(ps -o comm= -p "$BROKER_PID" 2>/dev/null || echo "?")
 BROKER_VERSION=$("$BROKER_NAME" --version 2>/dev/null | head -1 || echo "$BROKER_NAME")
 say "building release binaries"
@@ -185,6 +204,7 @@ if want latency; then
   row "|---|---|---|---|---|---|---|---|"
   for rate in 50 200 1000; do
     sql "TRUNCATE jobs, outbox" >/dev/null
+    cpu0=$(cpu_snapshot)
     ol=$(ACKBOX_API_KEY="$KEY" "$BIN/ackbox-bench" openloop --url "http://127.0.0.1:$API_PORT" --rate "$rate" --seconds "$DURATION")
     total=$(echo "$ol" | json "['accepted']")
     for _ in $(seq 1 600); do
@@ -192,6 +212,7 @@ if want latency; then
       [ "$done_n" -ge "$total" ] && break
       sleep 0.1
     done
+    CPU_ROWS+=("| $rate/s | $(cpu_per_job "$cpu0" "$(cpu_snapshot)" "$done_n") |")
     [ "$done_n" -ge "$total" ] || row "| $rate/s | $total | (only $done_n succeeded within 60 s; figures below cover those) |||||| "
     stats=$(sql "
       SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM j.finished_at - j.created_at)) * 1000)::numeric, 1) || ' ms|' ||
@@ -206,6 +227,14 @@ if want latency; then
   done
   row ""
   row "Goal at 200/s: p50 ≤ 10 ms and p99 ≤ 30 ms (commit→succeeded)."
+  row ""
+  row "CPU per job (µs, user + system, over the step until its last job succeeded; *machine* is every process, the"
+  row "load generator included). What an SRE sizes a fleet with: jobs/s per core of a tier = 10⁶ ÷ its µs (at low"
+  row "rates fixed costs, polls and heartbeats, weigh more per job)."
+  row ""
+  row "| rate | api | relay | worker | broker | Postgres | machine |"
+  row "|---|---|---|---|---|---|---|"
+  for r in "${CPU_ROWS[@]}"; do row "$r"; done
   row ""
   stop "$API_PID"; stop "$WORKER_PID"; stop "$RELAY_PID"
 fi
@@ -270,10 +299,6 @@ elif [ "$PART" = all ]; then
   row ""
 fi
 
-# CPU seconds a process has used so far (user + system), from /proc.
-cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# Busy CPU seconds of the whole machine so far.
-machine_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
 
 # ackbox_drain JOBS WORKERS RELAYS: preload, start the processes, time until every job has succeeded.
 # Sets DRAIN_SECS, DRAIN_RATE, DRAIN_NOTE, DRAIN_CPU (cores used per component over the drain) and the peak RSS.
