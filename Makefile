@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: up down status test build lint lint-deploy fmt schemathesis bench chaos fuzz
+.PHONY: up down status test build lint lint-deploy fmt schemathesis bench soak chaos fuzz
 
 ## up: Postgres (if needed), nisshi, migrations, api + relay + worker in the background, and a demo job.
 up:
@@ -45,6 +45,11 @@ fmt:
 ## bench: Ackbox next to its ceilings (report in bench/results/latest.md). PART=ceilings|accept|latency|drain|all
 bench:
 	PART=$(or $(PART),all) bench/run.sh
+
+## soak: the whole pipeline under open-loop load, sampled every minute (report and plot in bench/results/soak-*.md/png).
+## PART=steady (default; SOAK_MINUTES=20, SOAK_RATE=500) or PART=overload (twice the rate, 5 min, then recovery).
+soak:
+	PART=$(or $(PART),steady) bench/soak.sh
 
 ## lint-deploy: validate deploy/ offline (compose schema, Kubernetes schemas, env vars vs binaries)
 lint-deploy:

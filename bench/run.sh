@@ -29,8 +29,8 @@ pids=()
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 row() { echo "$*" >>"$REPORT"; }
-# CPU seconds a process has used so far (user + system), from /proc.
-cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 # CPU seconds so far of api, relay, worker, broker, every postgres process, and the machine's busy total.
 cpu_snapshot() {
   local pg=0 p
@@ -44,12 +44,8 @@ a=[float(x) for x in '$1'.split()]; b=[float(x) for x in '$2'.split()]; n=max(in
 print(' | '.join(f'{(y-x)/n*1e6:.0f}' for x, y in zip(a, b)))"
 }
 CPU_ROWS=()
-# Busy CPU seconds of the whole machine so far.
-machine_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
 datum() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$DATA"; }
 want() { [[ "$PART" == "$1" || ( "$PART" == all && "$1" != profile ) ]]; }
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
-sql() { psql "$DB_URL" -tAc "$1"; }
 
 cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -62,43 +58,15 @@ want profile && ! command -v perf >/dev/null && need+=(linux-perf)
 [ ${#need[@]} -eq 0 ] || { say "installing ${need[*]}"; apt-get install -y -qq "${need[@]}" >/dev/null; }
 [ -x "$VENV/bin/celery" ] && "$VENV/bin/python" -c "import matplotlib" 2>/dev/null ||
   { say "installing bench/requirements.txt into $VENV"; python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r "$ROOT/bench/requirements.txt"; }
-BROKER_PID=$(cat "$ROOT/.ackbox/run/broker.pid" 2>/dev/null || echo 0)
-# A broker another command started (make test, make up) may be the one listening: measure that one.
-{ [ "$BROKER_PID" != 0 ] && kill -0 "$BROKER_PID" 2>/dev/null; } || BROKER_PID=$(pgrep -xo nisshi || pgrep -xo tansu || echo 0)
-BROKER_NAME=$(ps -o comm= -p "$BROKER_PID" 2>/dev/null || echo "?")
-BROKER_VERSION=$("$BROKER_NAME" --version 2>/dev/null | head -1 || echo "$BROKER_NAME")
+find_broker
 say "building release binaries"
 (cd "$ROOT" && cargo build --release -q -p ackbox-api -p ackbox-relay -p ackbox-worker -p ackbox-cli -p ackbox-bench)
 
-reset_db() {
-  psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -qc "CREATE DATABASE $DB"
-  DATABASE_URL="$DB_URL" "$BIN/ackbox-api" migrate 2>/dev/null
-  DATABASE_URL="$DB_URL" "$BIN/ackbox" kinds register noop 2>/dev/null
-  KEY=$(DATABASE_URL="$DB_URL" "$BIN/ackbox" keys create --tenant bench 2>/dev/null)
-}
 
-common_env() {
-  export DATABASE_URL="$DB_URL" KAFKA_BROKERS="$BROKERS" ACKBOX_TOPIC="$TOPIC" ACKBOX_AUTO_MIGRATE=false RUST_LOG=warn \
-    ACKBOX_BIND="127.0.0.1:$API_PORT" ACKBOX_RELAY_OPS_BIND=127.0.0.1:0 ACKBOX_WORKER_OPS_BIND=127.0.0.1:0 \
-    ACKBOX_TOPIC_PARTITIONS="${ACKBOX_TOPIC_PARTITIONS:-6}" ACKBOX_RATE_LIMIT_PER_SEC=1000000 ACKBOX_RATE_LIMIT_BURST=1000000 \
-    ACKBOX_WORKER_GROUP="bench-$TOPIC"
-}
 
-start() { # name -> sets LAST_PID
-  common_env
-  "$BIN/ackbox-$1" >"$WORK/$1.out" 2>"$WORK/$1.log" &
-  LAST_PID=$!
-  pids+=("$LAST_PID")
-}
 
-wait_api() {
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && return; sleep 0.1; done
-  echo "api did not start; see $WORK/api.log" >&2; exit 1
-}
 
-peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
 
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 row "# Ackbox benchmark"
 row ""

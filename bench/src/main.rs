@@ -42,6 +42,9 @@ enum Command {
         /// Seconds to run.
         #[arg(long)]
         seconds: u64,
+        /// Also report sent / accepted / refused and POST latency per interval of this many seconds (by send time).
+        #[arg(long)]
+        every: Option<u64>,
         /// Job kind.
         #[arg(long, default_value = "noop")]
         kind: String,
@@ -70,7 +73,9 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Preload { jobs, kind, topic } => preload(jobs, &kind, &topic),
-        Command::Openloop { url, key, rate, seconds, kind } => openloop(&url, &key, rate, seconds, &kind).await,
+        Command::Openloop { url, key, rate, seconds, every, kind } => {
+            openloop(&url, &key, rate, seconds, every, &kind).await
+        }
         Command::Produce { brokers, topic, messages, batch, partitions } => {
             produce(&brokers, &topic, messages, batch, partitions).await
         }
@@ -86,8 +91,8 @@ fn preload(jobs: i64, kind: &str, topic: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn openloop(url: &str, key: &str, rate: u64, seconds: u64, kind: &str) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+async fn openloop(url: &str, key: &str, rate: u64, seconds: u64, every: Option<u64>, kind: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).timeout(Duration::from_secs(120)).build()?;
     let body = serde_json::json!({"kind": kind, "payload": {}});
     let total = rate * seconds;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
@@ -95,29 +100,52 @@ async fn openloop(url: &str, key: &str, rate: u64, seconds: u64, kind: &str) -> 
     let mut tasks = Vec::with_capacity(total as usize);
     for i in 0..total {
         // Open loop: request i leaves at start + i/rate, whether or not earlier ones have been answered.
-        tokio::time::sleep_until(start + interval * i as u32).await;
+        let at = start + interval * i as u32;
+        tokio::time::sleep_until(at).await;
         let (c, b, u, k) = (client.clone(), body.clone(), format!("{url}/v1/jobs"), key.to_string());
+        let sent_at = (at - start).as_secs_f64();
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
             let r = c.post(u).bearer_auth(k).json(&b).send().await;
-            (r.map(|r| r.status().as_u16()).unwrap_or(0), t.elapsed())
+            (sent_at, r.map(|r| r.status().as_u16()).unwrap_or(0), t.elapsed().as_secs_f64() * 1000.0)
         }));
     }
-    let mut ok = 0u64;
-    let mut lat: Vec<f64> = Vec::with_capacity(tasks.len());
+    let mut results = Vec::with_capacity(tasks.len());
     for t in tasks {
-        let (status, d) = t.await?;
-        ok += u64::from(status == 202);
-        lat.push(d.as_secs_f64() * 1000.0);
+        results.push(t.await?);
     }
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
-    println!(
-        "{{\"sent\": {total}, \"accepted\": {ok}, \"post_p50_ms\": {:.2}, \"post_p99_ms\": {:.2}, \"elapsed_s\": {:.2}}}",
-        pct(0.5),
-        pct(0.99),
-        start.elapsed().as_secs_f64()
-    );
+    let elapsed = start.elapsed().as_secs_f64();
+    let summary = |rs: &[(f64, u16, f64)]| {
+        let mut lat: Vec<f64> = rs.iter().map(|r| r.2).collect();
+        lat.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+        let refused: Vec<f64> = rs.iter().filter(|r| r.1 == 503).map(|r| r.2).collect();
+        let refused_max = refused.iter().copied().fold(0.0, f64::max);
+        serde_json::json!({
+            "sent": rs.len(),
+            "accepted": rs.iter().filter(|r| r.1 == 202).count(),
+            "refused_503": refused.len(),
+            "failed": rs.iter().filter(|r| r.1 != 202 && r.1 != 503).count(),
+            "post_p50_ms": (pct(0.5) * 100.0).round() / 100.0,
+            "post_p99_ms": (pct(0.99) * 100.0).round() / 100.0,
+            "refused_max_ms": (refused_max * 100.0).round() / 100.0,
+        })
+    };
+    let mut out = summary(&results);
+    out["elapsed_s"] = serde_json::json!((elapsed * 100.0).round() / 100.0);
+    if let Some(every) = every.filter(|e| *e > 0) {
+        let buckets = seconds.div_ceil(every);
+        let intervals: Vec<serde_json::Value> = (0..buckets)
+            .map(|b| {
+                let (from, to) = ((b * every) as f64, ((b + 1) * every) as f64);
+                let mut s = summary(&results.iter().copied().filter(|r| r.0 >= from && r.0 < to).collect::<Vec<_>>());
+                s["from_s"] = serde_json::json!(from);
+                s
+            })
+            .collect();
+        out["intervals"] = serde_json::json!(intervals);
+    }
+    println!("{out}");
     Ok(())
 }
 

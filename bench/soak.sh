@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# make soak: the whole pipeline (release api + relay + worker, nisshi, Postgres) under open-loop load for minutes,
+# with every series sampled each minute. Reports numbers; asserts nothing.
+#   PART=steady (default): SOAK_RATE jobs/s (default 500: half of 1,000 jobs/s, where make bench's latency section
+#     puts commit->succeeded p99 near 100 ms on this machine; a sustained-rate search is not built yet) for
+#     SOAK_MINUTES (default 20), outbox retention running (ACKBOX_OUTBOX_RETENTION_SECS, 5 min here). Goal: flat, the
+#     last 5 minutes within 10 % of minutes 5-10 on every series.
+#   PART=overload: twice that rate for SOAK_MINUTES (default 5 here), then the same probe after the load: how fast the
+#     api answers again. Goal: 503s at once instead of a queue, RSS <= 64 MiB, every 202 honoured, normal latency
+#     within 10 s of the end.
+# Writes bench/results/soak-<part>.md and .png.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PART="${PART:-steady}"
+OUT="$ROOT/bench/results"
+WORK="$ROOT/.ackbox/soak"
+BIN="$ROOT/target/release"
+PG_ADMIN="postgres://postgres@127.0.0.1:5432/postgres"
+DB="ackbox_soak"
+DB_URL="postgres://postgres@127.0.0.1:5432/$DB"
+BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
+TOPIC="ackbox.soak.$(date +%s)"
+API_PORT=18081
+RATE="${SOAK_RATE:-500}"
+case "$PART" in
+  steady) MINUTES="${SOAK_MINUTES:-20}" ;;
+  overload) MINUTES="${SOAK_MINUTES:-5}"; RATE=$((RATE * 2)) ;;
+  *) echo "PART must be steady or overload" >&2; exit 2 ;;
+esac
+VENV="$ROOT/.ackbox/bench-venv"
+mkdir -p "$OUT" "$WORK"
+REPORT="$OUT/soak-$PART.md"
+SERIES="$WORK/series.tsv"
+pids=()
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+row() { echo "$*" >>"$REPORT"; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+
+"$ROOT/deploy/local/stack.sh" deps >&2
+[ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import matplotlib" 2>/dev/null ||
+  { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r "$ROOT/bench/requirements.txt"; }
+find_broker
+say "building release binaries"
+(cd "$ROOT" && cargo build --release -q -p ackbox-api -p ackbox-relay -p ackbox-worker -p ackbox-cli -p ackbox-bench)
+reset_db
+# Retention on: published outbox rows older than 5 minutes are trimmed while the soak runs.
+export ACKBOX_OUTBOX_RETENTION_SECS="${ACKBOX_OUTBOX_RETENTION_SECS:-300}"
+start relay; RELAY_PID=$LAST_PID
+start worker; WORKER_PID=$LAST_PID
+start api; API_PID=$LAST_PID; wait_api
+sleep 3 # group join
+
+rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
+fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+size_mib() { sql "SELECT round(pg_total_relation_size('$1') / 1048576.0, 1)"; }
+backlog() { sql "SELECT count(*) FROM outbox WHERE published_at IS NULL AND dead_at IS NULL"; }
+
+say "soak ($PART): $RATE jobs/s for $MINUTES min"
+printf 'minute\tapi_rss\trelay_rss\tworker_rss\tbroker_rss\tapi_fds\tjobs_mib\toutbox_mib\tbacklog\n' >"$SERIES"
+T0=$(date +%s)
+ACKBOX_API_KEY="$KEY" "$BIN/ackbox-bench" openloop --url "http://127.0.0.1:$API_PORT" --rate "$RATE" \
+  --seconds $((MINUTES * 60)) --every 60 >"$WORK/openloop.json" 2>"$WORK/openloop.log" &
+LOAD_PID=$!
+for m in $(seq 1 "$MINUTES"); do
+  sleep $((T0 + m * 60 - $(date +%s)))
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$(rss "$API_PID")" "$(rss "$RELAY_PID")" "$(rss "$WORKER_PID")" \
+    "$(rss "$BROKER_PID")" "$(fds "$API_PID")" "$(size_mib jobs)" "$(size_mib outbox)" "$(backlog)" >>"$SERIES"
+done
+wait "$LOAD_PID" || true
+LOAD_END=$(date +%s.%N)
+
+# After the load: how long until a lone POST is answered as fast as before the soak again (202 within 50 ms).
+recovered=""
+for i in $(seq 1 300); do
+  t=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -X POST "http://127.0.0.1:$API_PORT/v1/jobs" \
+    -H "Authorization: Bearer $KEY" -H 'content-type: application/json' -d '{"kind":"noop","payload":{}}')
+  if [ "${t%% *}" = 202 ] && python3 -c "import sys; sys.exit(0 if float('${t#* }') < 0.05 else 1)"; then
+    recovered=$(python3 -c "print(f'{$(date +%s.%N) - $LOAD_END:.1f} s')"); break
+  fi
+  sleep 0.1
+done
+
+# Wait for the accepted jobs to finish (or 5 minutes), then per-minute commit->succeeded from the jobs' own timestamps.
+accepted=$(json "['accepted']" <"$WORK/openloop.json")
+for _ in $(seq 1 3000); do
+  [ "$(sql "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND created_at < to_timestamp($T0 + $MINUTES * 60)")" -ge "$accepted" ] && break
+  sleep 0.1
+done
+succeeded=$(sql "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND created_at < to_timestamp($T0 + $MINUTES * 60)")
+E2E=$(sql "
+  SELECT floor(extract(epoch FROM created_at - to_timestamp($T0)) / 60)::int + 1 AS minute,
+         round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000)::numeric, 1),
+         round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000)::numeric, 1)
+    FROM jobs WHERE status = 'succeeded' AND created_at < to_timestamp($T0 + $MINUTES * 60)
+   GROUP BY 1 ORDER BY 1")
+PEAKS="api $(peak_rss_mib "$API_PID") / relay $(peak_rss_mib "$RELAY_PID") / worker $(peak_rss_mib "$WORKER_PID") MiB"
+stop "$API_PID"; stop "$WORKER_PID"; stop "$RELAY_PID"
+
+: >"$REPORT"
+row "# Ackbox soak: $PART"
+row ""
+row "- date: $(date -u -d "@$T0" +%Y-%m-%dT%H:%M:%SZ); commit: $(git -C "$ROOT" rev-parse --short HEAD); machine: $(nproc) cores"
+row "- broker: $BROKER_VERSION; Postgres $(psql "$PG_ADMIN" -tAc 'show server_version')"
+row "- command: \`make soak PART=$PART\` (SOAK_RATE=${SOAK_RATE:-500}, SOAK_MINUTES=$MINUTES): $RATE jobs/s open loop for $MINUTES min; outbox retention ${ACKBOX_OUTBOX_RETENTION_SECS} s"
+row "- sent $(json "['sent']" <"$WORK/openloop.json"), accepted (202) $accepted, refused (503) $(json "['refused_503']" <"$WORK/openloop.json") (slowest 503: $(json "['refused_max_ms']" <"$WORK/openloop.json") ms), other failures $(json "['failed']" <"$WORK/openloop.json"); succeeded $succeeded of the accepted"
+row "- after the load, a lone POST was answered 202 within 50 ms again after: ${recovered:-more than 30 s}"
+row "- peak RSS: $PEAKS (goal ≤ 64 MiB each)"
+row ""
+row "| minute | POST p50 / p99 ms | accepted | 503 | commit→succeeded p50 / p99 ms | RSS api / relay / worker / broker MiB | api fds | jobs / outbox MiB | backlog |"
+row "|---|---|---|---|---|---|---|---|---|"
+"$VENV/bin/python" - "$WORK/openloop.json" "$SERIES" "$REPORT" "$OUT/soak-$PART.png" "$PART" <<'PY' 3<<<"$E2E"
+import json, os, sys
+load, series_path, report, png, part = sys.argv[1:6]
+intervals = json.load(open(load)).get("intervals", [])
+e2e = {}
+for line in os.fdopen(3).read().split("\n"):
+    if line.strip():
+        m, p50, p99 = line.split("|")
+        e2e[int(m)] = (float(p50), float(p99))
+rows = [l.rstrip("\n").split("\t") for l in open(series_path)][1:]
+series = {"post_p99": [], "e2e_p50": [], "e2e_p99": [], "api_rss": [], "relay_rss": [], "worker_rss": [],
+          "jobs_mib": [], "outbox_mib": []}
+with open(report, "a") as out:
+    for i, r in enumerate(rows):
+        m = int(r[0]); iv = intervals[i] if i < len(intervals) else {}
+        p50, p99 = e2e.get(m, (float("nan"), float("nan")))
+        out.write(f"| {m} | {iv.get('post_p50_ms', '?')} / {iv.get('post_p99_ms', '?')} | {iv.get('accepted', '?')} | "
+                  f"{iv.get('refused_503', '?')} | {p50} / {p99} | {r[1]} / {r[2]} / {r[3]} / {r[4]} | {r[5]} | "
+                  f"{r[6]} / {r[7]} | {r[8]} |\n")
+        series["post_p99"].append(iv.get("post_p99_ms", float("nan"))); series["e2e_p50"].append(p50)
+        series["e2e_p99"].append(p99)
+        for k, col in [("api_rss", 1), ("relay_rss", 2), ("worker_rss", 3), ("jobs_mib", 6), ("outbox_mib", 7)]:
+            series[k].append(float(r[col]))
+    if part == "steady" and len(rows) >= 20:
+        out.write("\nFlatness (mean of the last 5 minutes vs minutes 5-10, goal within ±10 %):\n\n")
+        for k, v in series.items():
+            early, late = v[4:10], v[-5:]
+            e, l = sum(early) / len(early), sum(late) / len(late)
+            ratio = (l / e - 1) * 100 if e else float("nan")
+            out.write(f"- {k}: {e:.1f} → {l:.1f} ({ratio:+.0f} %)\n")
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+fig, axes = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
+x = list(range(1, len(rows) + 1))
+for k in ["post_p99", "e2e_p50", "e2e_p99"]:
+    axes[0].plot(x, series[k], marker="o", label=k)
+axes[0].set_ylabel("ms"); axes[0].set_yscale("log"); axes[0].legend()
+for k in ["api_rss", "relay_rss", "worker_rss"]:
+    axes[1].plot(x, series[k], marker="o", label=k)
+axes[1].set_ylabel("RSS MiB"); axes[1].legend()
+for k in ["jobs_mib", "outbox_mib"]:
+    axes[2].plot(x, series[k], marker="o", label=k)
+axes[2].set_ylabel("table + indexes MiB"); axes[2].set_xlabel("minute"); axes[2].legend()
+fig.suptitle(f"make soak PART={part}")
+fig.tight_layout(); fig.savefig(png)
+PY
+say "report: bench/results/soak-$PART.md, plot: bench/results/soak-$PART.png"
