@@ -43,11 +43,12 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import matplotlib" 2>/dev/null ||
   { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r "$ROOT/bench/requirements.txt"; }
 find_broker
+# Retention on: published outbox rows older than 5 minutes are trimmed while the soak runs.
+export ACKBOX_OUTBOX_RETENTION_SECS="${ACKBOX_OUTBOX_RETENTION_SECS:-300}"
+if [ -z "${SOAK_REPORT_ONLY:-}" ]; then
 say "building release binaries"
 (cd "$ROOT" && cargo build --release -q -p ackbox-api -p ackbox-relay -p ackbox-worker -p ackbox-cli -p ackbox-bench)
 reset_db
-# Retention on: published outbox rows older than 5 minutes are trimmed while the soak runs.
-export ACKBOX_OUTBOX_RETENTION_SECS="${ACKBOX_OUTBOX_RETENTION_SECS:-300}"
 start relay; RELAY_PID=$LAST_PID
 start worker; WORKER_PID=$LAST_PID
 start api; API_PID=$LAST_PID; wait_api
@@ -83,21 +84,30 @@ for i in $(seq 1 300); do
   sleep 0.1
 done
 
-# Wait for the accepted jobs to finish (or 5 minutes), then per-minute commit->succeeded from the jobs' own timestamps.
+# Wait for the accepted jobs to finish (or 5 minutes).
 accepted=$(json "['accepted']" <"$WORK/openloop.json")
-for _ in $(seq 1 3000); do
-  [ "$(sql "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND created_at < to_timestamp($T0 + $MINUTES * 60)")" -ge "$accepted" ] && break
-  sleep 0.1
+for _ in $(seq 1 600); do
+  [ "$(sql "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND created_at <= to_timestamp($LOAD_END)")" -ge "$accepted" ] && break
+  sleep 0.5
 done
-succeeded=$(sql "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND created_at < to_timestamp($T0 + $MINUTES * 60)")
-E2E=$(sql "
-  SELECT floor(extract(epoch FROM created_at - to_timestamp($T0)) / 60)::int + 1 AS minute,
-         round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000)::numeric, 1),
-         round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000)::numeric, 1)
-    FROM jobs WHERE status = 'succeeded' AND created_at < to_timestamp($T0 + $MINUTES * 60)
-   GROUP BY 1 ORDER BY 1")
 PEAKS="api $(peak_rss_mib "$API_PID") / relay $(peak_rss_mib "$RELAY_PID") / worker $(peak_rss_mib "$WORKER_PID") MiB"
 stop "$API_PID"; stop "$WORKER_PID"; stop "$RELAY_PID"
+# What the report needs beyond the series and the load generator's output, so SOAK_REPORT_ONLY=1 can redo it.
+printf 'T0=%s\nLOAD_END=%s\nrecovered=%q\nPEAKS=%q\nRATE=%s\nMINUTES=%s\nKEY=%q\n' "$T0" "$LOAD_END" "$recovered" "$PEAKS" \
+  "$RATE" "$MINUTES" "$KEY" >"$WORK/run.env"
+fi
+# shellcheck source=/dev/null
+source "$WORK/run.env"
+accepted=$(json "['accepted']" <"$WORK/openloop.json")
+# Jobs the load submitted: created before it ended (the recovery probe's came later).
+LOADED="created_at <= to_timestamp($LOAD_END)"
+succeeded=$(sql "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND $LOADED")
+E2E=$(sql "
+  SELECT least(floor(extract(epoch FROM created_at - to_timestamp($T0)) / 60)::int + 1, $MINUTES) AS minute,
+         round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000)::numeric, 1),
+         round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000)::numeric, 1)
+    FROM jobs WHERE status = 'succeeded' AND $LOADED
+   GROUP BY 1 ORDER BY 1")
 
 : >"$REPORT"
 row "# Ackbox soak: $PART"
