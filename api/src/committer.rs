@@ -33,7 +33,7 @@ pub struct OwnedKey {
 struct Pending {
     new: NewJob,
     key: Option<OwnedKey>,
-    reply: oneshot::Sender<Result<Submitted, DbError>>,
+    reply: oneshot::Sender<Result<Submitted, ApiError>>,
 }
 
 /// The handle requests submit through; committer threads stop when it is dropped.
@@ -84,10 +84,9 @@ impl Committer {
                 mpsc::error::TrySendError::Closed(_) => ApiError::Internal("the committers have stopped".into()),
             }
         })?;
-        match answer.await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(ApiError::Internal("a committer dropped a submission without an answer".into())),
-        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ApiError::Internal("a committer dropped a submission without an answer".into())))
     }
 }
 
@@ -131,26 +130,15 @@ fn commit(batch: Vec<Pending>, pool: &PgPool, topic: &str) {
     match outcome {
         Ok(results) => {
             for (p, result) in batch.into_iter().zip(results) {
-                let _ = p.reply.send(result.map_err(DbError::from));
+                let _ = p.reply.send(result.map_err(|e| ApiError::from(DbError::from(e))));
             }
         }
         Err(e) => {
-            // The whole transaction failed: every request in it gets the same answer.
+            // The whole transaction failed: every request in it gets the same answer, the cause logged once.
+            let err = ApiError::from(e);
             for p in batch {
-                let _ = p.reply.send(Err(clone_error(&e)));
+                let _ = p.reply.send(Err(err.clone()));
             }
         }
-    }
-}
-
-/// The batch's error for each of its requests (DbError is not Clone; its outage-ness is what the answer depends on).
-fn clone_error(e: &DbError) -> DbError {
-    if e.is_unavailable() {
-        DbError::Query(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::ClosedConnection,
-            Box::new(e.to_string()),
-        ))
-    } else {
-        DbError::Query(diesel::result::Error::QueryBuilderError(e.to_string().into()))
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// An error answered to the client.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {
     /// Syntactically bad request: malformed JSON, malformed id (400).
     #[error("{0}")]

@@ -92,8 +92,7 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
             .wrap(from_fn(deadline::enforce))
             .wrap(from_fn(deadline::limit_size))
             .wrap(from_fn(shed::limit_in_flight))
-            .wrap(from_fn(metrics::record))
-            // Outermost: the request id, span and access log cover every answer, the other middleware's too.
+            // Outermost: metrics, request id, span and access log cover every answer, the other middleware's too.
             .wrap(from_fn(observe::observe))
             .configure(routes::configure)
     })

@@ -1,11 +1,5 @@
-//! The API's Prometheus metrics and the middleware that records every request.
+//! The API's Prometheus metrics (`observe` records every request into them).
 
-use std::time::Instant;
-
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::web;
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Everything the API reports at `/metrics`.
@@ -100,24 +94,11 @@ impl Default for ApiMetrics {
     }
 }
 
-/// Records count and latency of every request under its route pattern (never the raw path: ids would explode the
-/// label set).
-pub async fn record(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let start = Instant::now();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().to_string();
-    let metrics = req.app_data::<web::Data<crate::state::AppState>>().map(|s| s.metrics.clone());
-    let res = next.call(req).await;
-    if let Some(m) = metrics {
-        let status = match &res {
-            Ok(r) => r.status().as_u16(),
-            Err(e) => e.as_response_error().status_code().as_u16(),
-        };
-        m.requests.with_label_values(&[&route, &method, &status.to_string()]).inc();
-        m.duration.with_label_values(&[&route, &method]).observe(start.elapsed().as_secs_f64());
+impl ApiMetrics {
+    /// Counts a finished request and its latency under its route pattern (never the raw path: ids would explode the
+    /// label set). Called once per request by [`crate::observe::observe`].
+    pub fn record_request(&self, route: &str, method: &str, status: u16, elapsed: std::time::Duration) {
+        self.requests.with_label_values(&[route, method, &status.to_string()]).inc();
+        self.duration.with_label_values(&[route, method]).observe(elapsed.as_secs_f64());
     }
-    res
 }

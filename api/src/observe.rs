@@ -1,4 +1,4 @@
-//! Every request, observed once: its request id (`X-Request-Id`, the client's own if valid, else a new one, echoed on
+//! Every request, observed once: its count and latency in the metrics, its request id (`X-Request-Id`, the client's own if valid, else a new one, echoed on
 //! every response), its server span (a child of the client's `traceparent`, or the root of a new trace), and one
 //! access-log line (target `ackbox_api::access`: method, route template, status, duration, request id, trace id;
 //! never the raw path, a query, a header, a key or a body).
@@ -12,7 +12,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, HttpRequest};
+use actix_web::{web, Error, HttpMessage, HttpRequest};
+
+use crate::state::AppState;
 
 /// The header that carries a request id.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -70,6 +72,7 @@ pub async fn observe(
         telemetry::start_span(format!("{method} {route}"), telemetry::SpanKind::Server, parent.as_ref(), attributes);
     let trace_id = trace.trace_id().to_string();
     req.extensions_mut().insert(RequestContext { request_id: request_id.clone(), trace });
+    let state = req.app_data::<web::Data<AppState>>().cloned();
 
     let res = next.call(req).await;
     let request_id_value = HeaderValue::from_str(&request_id).ok();
@@ -95,7 +98,11 @@ pub async fn observe(
     if status >= 500 {
         span.set_status(telemetry::Status::error(format!("HTTP {status}")));
     }
-    let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = start.elapsed();
+    if let Some(state) = state {
+        state.metrics.record_request(&route, &method, status, elapsed);
+    }
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
     log::info!(
         target: "ackbox_api::access",
         method = method.as_str(), route = route.as_str(), status, duration_ms,

@@ -37,9 +37,10 @@ impl InFlight {
     }
 }
 
+/// The ops paths, and long-polls (`Prefer: wait=N`, N > 0, read as `GET /v1/jobs/{id}` reads it).
 fn exempt(req: &ServiceRequest) -> bool {
     matches!(req.path(), "/healthz" | "/readyz" | "/metrics")
-        || req.headers().get_all("prefer").filter_map(|v| v.to_str().ok()).any(|v| v.contains("wait="))
+        || crate::routes::prefer_wait(req.request()).is_some_and(|n| n > 0)
 }
 
 /// The middleware.

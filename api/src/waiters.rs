@@ -37,16 +37,6 @@ impl Waiters {
             self.total.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
-        Some(self.register_counted(id))
-    }
-
-    /// Registers a waiter for `id`.
-    pub fn register(self: &Arc<Self>, id: Uuid) -> Waiter {
-        self.total.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.register_counted(id)
-    }
-
-    fn register_counted(self: &Arc<Self>, id: Uuid) -> Waiter {
         let mut map = self.by_job.lock().unwrap_or_else(|p| p.into_inner());
         let entry = map.entry(id).or_insert_with(|| (watch::channel(0).0, 0));
         entry.1 += 1;
@@ -54,7 +44,7 @@ impl Waiters {
         if let Some(g) = &self.gauge {
             g.inc();
         }
-        Waiter { waiters: self.clone(), id, changed }
+        Some(Waiter { waiters: self.clone(), id, changed })
     }
 
     /// Wakes the waiters of `id`.

@@ -193,12 +193,15 @@ fn produce_all(
     rows: &[OutboxMessage],
 ) -> (Vec<i64>, Vec<(i64, KafkaError)>) {
     let payloads: Vec<Vec<u8>> = rows.iter().map(|r| serde_json::to_vec(&r.payload).unwrap_or_default()).collect();
+    // A span per row of a traced job, child of the submit span the row carries; it ends with the broker's report.
+    let mut spans = Vec::with_capacity(rows.len());
     let pending: Vec<_> = rows
         .iter()
         .zip(&payloads)
         .map(|(row, payload)| {
             let kind = row.payload.get("kind").and_then(|k| k.as_str());
             let topic = config.topic_for(kind, &row.topic);
+            spans.push(publish_span(row, topic));
             let record = FutureRecord::to(topic).key(&row.key).payload(payload).headers(headers(row));
             match producer.send_result(record) {
                 Ok(delivery) => Either::Left(async move {
@@ -213,8 +216,6 @@ fn produce_all(
             }
         })
         .collect();
-    // A span per row of a traced job, child of the submit span the row carries; it ends with the broker's report.
-    let mut spans: Vec<_> = rows.iter().map(|row| publish_span(row, config)).collect();
     let reports = futures::executor::block_on(join_all(pending));
     let mut published = Vec::with_capacity(rows.len());
     let mut failed = Vec::new();
@@ -231,15 +232,13 @@ fn produce_all(
 }
 
 /// The span of one row's publish, if the row carries a trace context (rows of jobs from before migration 7 do not).
-fn publish_span(row: &OutboxMessage, config: &RelayConfig) -> Option<telemetry::Span> {
+fn publish_span(row: &OutboxMessage, topic: &str) -> Option<telemetry::Span> {
     let traceparent = row.headers.get(TRACEPARENT)?.as_str()?;
     let parent = TraceContext::parse(traceparent, row.headers.get(TRACESTATE).and_then(|v| v.as_str()))?;
-    let kind = row.payload.get("kind").and_then(|k| k.as_str());
-    let topic = config.topic_for(kind, &row.topic).to_string();
     let attributes = vec![
         telemetry::KeyValue::new("messaging.system", "kafka"),
         telemetry::KeyValue::new("messaging.operation.type", "send"),
-        telemetry::KeyValue::new("messaging.destination.name", topic.clone()),
+        telemetry::KeyValue::new("messaging.destination.name", topic.to_string()),
         telemetry::KeyValue::new("ackbox.job_id", row.aggregate_id.to_string()),
         telemetry::KeyValue::new("ackbox.outbox_id", row.id),
     ];

@@ -51,15 +51,13 @@ pub async fn get_job(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_job_id(&id)?;
     let if_none_match = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let wait = prefer_wait(&req).map(|n| Duration::from_secs(n).min(state.config.max_wait));
+    let wait = prefer_wait(&req).map(|n| Duration::from_secs(n).min(state.config.max_wait)).filter(|w| !w.is_zero());
 
     // Subscribe before the first read, so a change between the read and the wait still wakes us. Past
     // `ACKBOX_MAX_WAITERS` waiting requests, a long-poll is answered at once, as a plain GET (no Preference-Applied).
-    let waiter = wait
-        .filter(|w| !w.is_zero())
-        .and_then(|w| Some((w, state.waiters.try_register(id, state.config.max_waiters)?)));
+    let waiter = wait.and_then(|w| Some((w, state.waiters.try_register(id, state.config.max_waiters)?)));
     let Some((wait, mut waiter)) = waiter else {
-        if wait.is_some_and(|w| !w.is_zero()) {
+        if wait.is_some() {
             state.metrics.overload_refused.with_label_values(&["waiters"]).inc();
         }
         let job = load_job(&state, tenant.0, id).await?;

@@ -17,6 +17,7 @@ mod list_jobs;
 pub(crate) mod openapi;
 mod submit_job;
 
+pub(crate) use get_job::prefer_wait;
 pub use list_jobs::{JobList, ListParams};
 pub use submit_job::{fingerprint, valid_kind, SubmitJob};
 

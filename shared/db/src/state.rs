@@ -33,9 +33,8 @@ use ackbox_types::envelope::Envelope;
 /// When this returns `Ok`, the id is durable and may be handed to the client.
 pub fn submit(conn: &mut PgConnection, new: &NewJob, topic: &str) -> QueryResult<Job> {
     conn.transaction(|conn| {
-        let job: Job = diesel::insert_into(jobs::table).values(new).returning(Job::as_returning()).get_result(conn)?;
-        outbox::enqueue(conn, topic, &Envelope::new(job.id, &job.kind, 1), job.trace_context().as_ref(), None)?;
-        Ok(job)
+        // One row in, one row back.
+        submit_many(conn, std::slice::from_ref(new), topic)?.pop().ok_or(diesel::result::Error::NotFound)
     })
 }
 
@@ -325,13 +324,8 @@ struct RetryRow {
 
 impl RetryRow {
     fn trace(&self) -> Option<TraceContext> {
-        trace_of(&self.traceparent, &self.tracestate)
+        TraceContext::from_columns(self.traceparent.as_deref(), self.tracestate.as_deref())
     }
-}
-
-/// The trace context of a returned row's `traceparent` and `tracestate` columns.
-fn trace_of(traceparent: &Option<String>, tracestate: &Option<String>) -> Option<TraceContext> {
-    TraceContext::parse(traceparent.as_deref()?, tracestate.as_deref())
 }
 
 #[derive(QueryableByName)]
@@ -613,7 +607,7 @@ struct RescuedRow {
 
 impl RescuedRow {
     fn trace(&self) -> Option<TraceContext> {
-        trace_of(&self.traceparent, &self.tracestate)
+        TraceContext::from_columns(self.traceparent.as_deref(), self.tracestate.as_deref())
     }
 }
 

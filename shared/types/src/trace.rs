@@ -32,6 +32,11 @@ impl TraceContext {
         Some(Self { traceparent: traceparent[..55].to_string(), tracestate })
     }
 
+    /// The context stored in a row's nullable `traceparent` and `tracestate` columns (`None` without a traceparent).
+    pub fn from_columns(traceparent: Option<&str>, tracestate: Option<&str>) -> Option<Self> {
+        Self::parse(traceparent?, tracestate)
+    }
+
     /// Builds a context from its parts: a 32-hex trace id, a 16-hex span id and whether it is sampled.
     pub fn from_parts(trace_id: &str, span_id: &str, sampled: bool) -> Option<Self> {
         let flags = if sampled { "01" } else { "00" };

@@ -101,11 +101,6 @@ impl NewJob {
         self
     }
 
-    /// The trace context every dispatch of this job carries.
-    pub fn trace_context(&self) -> Option<TraceContext> {
-        TraceContext::parse(self.traceparent.as_deref()?, self.tracestate.as_deref())
-    }
-
     /// The same job, owned by `tenant_id`.
     pub fn for_tenant(mut self, tenant_id: Uuid) -> Self {
         self.tenant_id = tenant_id;
@@ -116,7 +111,7 @@ impl NewJob {
 impl Job {
     /// The submit's trace context, which every dispatch of this job carries (None for jobs from before migration 7).
     pub fn trace_context(&self) -> Option<TraceContext> {
-        TraceContext::parse(self.traceparent.as_deref()?, self.tracestate.as_deref())
+        TraceContext::from_columns(self.traceparent.as_deref(), self.tracestate.as_deref())
     }
 
     /// A string field of the last error (`code` or `message`), if there is one.
