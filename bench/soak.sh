@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make soak: the whole pipeline (release api + relay + worker, nisshi, Postgres) under open-loop load for minutes,
 # with every series sampled each minute. Reports numbers; asserts nothing.
-#   PART=steady (default): SOAK_RATE jobs/s (default 500: half of 1,000 jobs/s, where make bench's latency section
-#     puts commit->succeeded p99 near 100 ms on this machine; a sustained-rate search is not built yet) for
+#   PART=steady (default): SOAK_RATE jobs/s (default 500: about half the sustained capacity make bench PART=sustained
+#     finds on this machine) for
 #     SOAK_MINUTES (default 20), outbox retention running (ACKBOX_OUTBOX_RETENTION_SECS, 5 min here). Goal: flat, the
 #     last 5 minutes within 10 % of minutes 5-10 on every series.
 #   PART=overload: twice that rate for SOAK_MINUTES (default 5 here), then the same probe after the load: how fast the
@@ -91,10 +91,12 @@ for _ in $(seq 1 600); do
   sleep 0.5
 done
 PEAKS="api $(peak_rss_mib "$API_PID") / relay $(peak_rss_mib "$RELAY_PID") / worker $(peak_rss_mib "$WORKER_PID") MiB"
+VACUUMS=$(sql "SELECT string_agg(relname || ' ' || (vacuum_count + autovacuum_count), ', ' ORDER BY relname)
+                 FROM pg_stat_user_tables WHERE relname IN ('jobs', 'outbox', 'idempotency_keys')")
 stop "$API_PID"; stop "$WORKER_PID"; stop "$RELAY_PID"
 # What the report needs beyond the series and the load generator's output, so SOAK_REPORT_ONLY=1 can redo it.
-printf 'T0=%s\nLOAD_END=%s\nrecovered=%q\nPEAKS=%q\nRATE=%s\nMINUTES=%s\nKEY=%q\n' "$T0" "$LOAD_END" "$recovered" "$PEAKS" \
-  "$RATE" "$MINUTES" "$KEY" >"$WORK/run.env"
+printf 'T0=%s\nLOAD_END=%s\nrecovered=%q\nPEAKS=%q\nVACUUMS=%q\nRATE=%s\nMINUTES=%s\nKEY=%q\n' "$T0" "$LOAD_END" \
+  "$recovered" "$PEAKS" "$VACUUMS" "$RATE" "$MINUTES" "$KEY" >"$WORK/run.env"
 fi
 # shellcheck source=/dev/null
 source "$WORK/run.env"
@@ -113,7 +115,8 @@ E2E=$(sql "
 row "# Ackbox soak: $PART"
 row ""
 row "- date: $(date -u -d "@$T0" +%Y-%m-%dT%H:%M:%SZ); commit: $(git -C "$ROOT" rev-parse --short HEAD); machine: $(nproc) cores"
-row "- broker: $BROKER_VERSION; Postgres $(psql "$PG_ADMIN" -tAc 'show server_version')"
+row "- broker: $BROKER_VERSION; Postgres $(psql "$PG_ADMIN" -tAc 'show server_version'), autovacuum $(psql "$PG_ADMIN" -tAc 'show autovacuum') (where it is off, the relay vacuums: ACKBOX_RELAY_VACUUM, relay/README.md)"
+row "- vacuums during the run (the relay's, as autovacuum is off here): $VACUUMS"
 row "- command: \`make soak PART=$PART\` (SOAK_RATE=${SOAK_RATE:-500}, SOAK_MINUTES=$MINUTES): $RATE jobs/s open loop for $MINUTES min; outbox retention ${ACKBOX_OUTBOX_RETENTION_SECS} s"
 row "- sent $(json "['sent']" <"$WORK/openloop.json"), accepted (202) $accepted, refused (503) $(json "['refused_503']" <"$WORK/openloop.json") (slowest 503: $(json "['refused_max_ms']" <"$WORK/openloop.json") ms), other failures $(json "['failed']" <"$WORK/openloop.json"); succeeded $succeeded of the accepted"
 row "- after the load, a lone POST was answered 202 within 50 ms again after: ${recovered:-more than 30 s}"

@@ -16,6 +16,8 @@
 //! | `ACKBOX_RESCUE_BATCH` | [`DEFAULT_RESCUE_BATCH`] | jobs per rescuer pass and part |
 //! | `ACKBOX_OUTBOX_RETENTION_SECS` | [`DEFAULT_RETENTION_SECS`] | published rows are kept this long for inspection, then deleted |
 //! | `ACKBOX_RETENTION_BATCH` | [`DEFAULT_RETENTION_BATCH`] | rows deleted per retention statement |
+//! | `ACKBOX_RELAY_VACUUM` | `true` | where autovacuum is off (server-wide, or for the table), the relay vacuums `outbox`, `jobs` and `idempotency_keys` itself once their dead versions pass `ACKBOX_VACUUM_DEAD_TUPLES` plus 1 % of their live rows, if its role may (superuser or owner; otherwise it warns once per table). Where autovacuum is on, it leaves them to it |
+//! | `ACKBOX_VACUUM_DEAD_TUPLES` | [`DEFAULT_VACUUM_DEAD_TUPLES`] | dead versions that make the relay vacuum a table (same as migration 8's autovacuum threshold) |
 //! | `ACKBOX_STATS_INTERVAL_MS` | [`DEFAULT_STATS_INTERVAL_MS`] | how often backlog and jobs-by-status gauges are refreshed |
 //! | `ACKBOX_KIND_TOPICS` | unset | `kind=topic,kind=topic`: jobs of these kinds are produced to their own topic instead of the row's (`ACKBOX_TOPIC`), so a worker fleet that runs them consumes that topic (its own `ACKBOX_TOPIC` and `ACKBOX_WORKER_GROUP`) and other fleets never see them. The relay creates these topics too |
 //! | `ACKBOX_RELAY_OPS_BIND` | [`DEFAULT_OPS_BIND`] | address of `/metrics`, `/healthz`, `/readyz` |
@@ -58,6 +60,8 @@ pub const DEFAULT_RESCUE_BATCH: i64 = 1_000;
 pub const DEFAULT_RETENTION_SECS: u64 = 3_600;
 /// Default retention batch.
 pub const DEFAULT_RETENTION_BATCH: i64 = 5_000;
+/// Default dead versions that make the relay vacuum a table autovacuum does not look after.
+pub const DEFAULT_VACUUM_DEAD_TUPLES: i64 = 10_000;
 /// Default stats refresh.
 pub const DEFAULT_STATS_INTERVAL_MS: u64 = 10_000;
 /// The relay role's `idle_in_transaction_session_timeout` (migration 5): the delivery timeout must stay below it.
@@ -102,6 +106,10 @@ pub struct RelayConfig {
     pub retention_batch: i64,
     /// Gauge refresh interval.
     pub stats_interval: Duration,
+    /// Vacuum the churned tables where autovacuum does not.
+    pub vacuum: bool,
+    /// Dead versions that trigger that vacuum.
+    pub vacuum_dead_tuples: i64,
     /// Ops endpoint address.
     pub ops_bind: String,
     /// `kind → topic` routes applied at produce time.
@@ -139,6 +147,8 @@ impl RelayConfig {
             retention: Duration::from_secs(config::parse_or("ACKBOX_OUTBOX_RETENTION_SECS", DEFAULT_RETENTION_SECS)?),
             retention_batch: config::parse_or("ACKBOX_RETENTION_BATCH", DEFAULT_RETENTION_BATCH)?.max(1),
             stats_interval: config::millis_or("ACKBOX_STATS_INTERVAL_MS", DEFAULT_STATS_INTERVAL_MS)?,
+            vacuum: config::bool_or("ACKBOX_RELAY_VACUUM", true)?,
+            vacuum_dead_tuples: config::parse_or("ACKBOX_VACUUM_DEAD_TUPLES", DEFAULT_VACUUM_DEAD_TUPLES)?.max(1),
             ops_bind: config::optional("ACKBOX_RELAY_OPS_BIND").unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),
             kind_topics: parse_kind_topics(config::optional("ACKBOX_KIND_TOPICS").as_deref().unwrap_or(""))?,
         })

@@ -65,13 +65,15 @@ pub struct Relay {
     producer: Mutex<Arc<FutureProducer>>,
     config: RelayConfig,
     metrics: RelayMetrics,
+    /// Tables the relay has warned it cannot vacuum (once each per process: the gauge keeps saying it).
+    vacuum_warned: Mutex<std::collections::BTreeSet<ackbox_db::vacuum::Table>>,
 }
 
 impl Relay {
     /// Builds the producer (`enable.idempotence=true`, `acks=all`).
     pub fn new(pool: PgPool, config: RelayConfig, metrics: RelayMetrics) -> Result<Self, RelayError> {
         let producer = Mutex::new(Arc::new(build_producer(&config)?));
-        Ok(Self { pool, producer, config, metrics })
+        Ok(Self { pool, producer, config, metrics, vacuum_warned: Mutex::default() })
     }
 
     /// The configuration.

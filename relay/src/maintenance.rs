@@ -1,11 +1,12 @@
 //! Work beside the relay loop, on its own timer: the rescuer (the database decides what still needs doing),
-//! retention of published outbox rows and expired Idempotency-Keys, and the backlog and jobs-by-status gauges.
+//! retention of published outbox rows and expired Idempotency-Keys, vacuum where autovacuum does not, and the backlog
+//! and jobs-by-status gauges.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ackbox_db::db::DbError;
-use ackbox_db::{outbox, state};
+use ackbox_db::{outbox, state, vacuum};
 use tokio::sync::watch;
 
 use crate::Relay;
@@ -19,10 +20,12 @@ pub struct Pass {
     pub deleted: usize,
     /// Expired Idempotency-Keys deleted.
     pub expired_keys: usize,
+    /// Tables the relay vacuumed (autovacuum off for them, dead versions past `ACKBOX_VACUUM_DEAD_TUPLES`).
+    pub vacuumed: usize,
 }
 
 /// One pass, blocking: one rescuer pass (at most `ACKBOX_RESCUE_BATCH` jobs for each part: a backlog is worked off
-/// over several intervals, never resent at once), then retention batches until they come back short.
+/// over several intervals, never resent at once), then retention batches until they come back short, then [`vacuum`].
 pub fn pass(relay: &Relay) -> Result<Pass, DbError> {
     let cfg = relay.config();
     let metrics = relay.metrics();
@@ -60,7 +63,49 @@ pub fn pass(relay: &Relay) -> Result<Pass, DbError> {
             break;
         }
     }
+    out.vacuumed = vacuum(relay, &mut conn)?;
     Ok(out)
+}
+
+/// Reports each churned table's dead versions and whether autovacuum looks after it; where it does not (and
+/// `ACKBOX_RELAY_VACUUM` is on), vacuums the tables whose dead versions passed `ACKBOX_VACUUM_DEAD_TUPLES` plus 1 % of
+/// their live rows (each vacuum reads the table's whole indexes, so a big table waits for proportionally more), or warns
+/// once per table that this role may not. Returns how many it vacuumed. Several relays may do this at once: `VACUUM
+/// (SKIP_LOCKED)` skips a table another one is vacuuming.
+pub fn vacuum(relay: &Relay, conn: &mut diesel::PgConnection) -> Result<usize, DbError> {
+    let cfg = relay.config();
+    let metrics = relay.metrics();
+    let mut vacuumed = 0;
+    for h in vacuum::health(conn)? {
+        let label = [h.table.as_str()];
+        metrics.dead_tuples.with_label_values(&label).set(h.dead);
+        metrics.autovacuum.with_label_values(&label).set(i64::from(h.autovacuum));
+        if h.autovacuum || !cfg.vacuum || h.dead < cfg.vacuum_dead_tuples + h.live / 100 {
+            continue;
+        }
+        if !h.can_vacuum {
+            if relay.vacuum_warned.lock().unwrap_or_else(|p| p.into_inner()).insert(h.table) {
+                log::warn!(
+                    "autovacuum is off for table {} ({} dead versions) and this role may not vacuum it: the relay's \
+                     claim slows down as they grow; turn autovacuum on, or run the relay as the table's owner",
+                    h.table.as_str(),
+                    h.dead
+                );
+            }
+            continue;
+        }
+        let started = Instant::now();
+        vacuum::vacuum(conn, h.table)?;
+        metrics.vacuums.with_label_values(&label).inc();
+        log::info!(
+            "vacuumed {} ({} dead versions, autovacuum off) in {} ms",
+            h.table.as_str(),
+            h.dead,
+            started.elapsed().as_millis()
+        );
+        vacuumed += 1;
+    }
+    Ok(vacuumed)
 }
 
 /// How long backlog samples are kept (the dashboard shows the last hour).

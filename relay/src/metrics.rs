@@ -31,6 +31,14 @@ pub struct RelayMetrics {
     /// `ackbox_db_oldest_transaction_age_seconds`: the oldest open transaction in the database, any session. A long
     /// one keeps vacuum from removing dead `outbox` and `jobs` versions, so claims slow down: alert above 60.
     pub oldest_transaction_age: prometheus::Gauge,
+    /// `ackbox_db_dead_tuples{table}`: dead versions not yet vacuumed in `outbox`, `jobs`, `idempotency_keys`. They
+    /// slow the relay's claim; alert when they keep growing.
+    pub dead_tuples: IntGaugeVec,
+    /// `ackbox_db_autovacuum{table}`: 1 when autovacuum looks after the table, 0 when it does not (then the relay
+    /// vacuums it, if its role may).
+    pub autovacuum: IntGaugeVec,
+    /// `ackbox_relay_vacuums_total{table}`: vacuums the relay ran because autovacuum does not.
+    pub vacuums: IntCounterVec,
 }
 
 impl RelayMetrics {
@@ -99,6 +107,27 @@ impl RelayMetrics {
                 prometheus::Gauge::new(
                     "ackbox_db_oldest_transaction_age_seconds",
                     "Age of the oldest open transaction in the database (it holds back vacuum).",
+                )
+                .expect("valid metric"),
+            ),
+            dead_tuples: reg.add(
+                IntGaugeVec::new(
+                    Opts::new("ackbox_db_dead_tuples", "Dead versions not yet vacuumed, by table."),
+                    &["table"],
+                )
+                .expect("valid metric"),
+            ),
+            autovacuum: reg.add(
+                IntGaugeVec::new(
+                    Opts::new("ackbox_db_autovacuum", "1 when autovacuum looks after the table, else 0."),
+                    &["table"],
+                )
+                .expect("valid metric"),
+            ),
+            vacuums: reg.add(
+                IntCounterVec::new(
+                    Opts::new("ackbox_relay_vacuums_total", "Vacuums the relay ran where autovacuum does not."),
+                    &["table"],
                 )
                 .expect("valid metric"),
             ),

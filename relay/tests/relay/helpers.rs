@@ -6,6 +6,7 @@ use ackbox_relay::config::RelayConfig;
 use ackbox_relay::Relay;
 use ackbox_runtime::kafka::KafkaConfig;
 use ackbox_testing::TestDb;
+use diesel::prelude::*;
 use uuid::Uuid;
 
 pub fn relay_config(db: &TestDb, kafka: &KafkaConfig) -> RelayConfig {
@@ -33,6 +34,8 @@ pub fn relay_config(db: &TestDb, kafka: &KafkaConfig) -> RelayConfig {
         retention: Duration::from_secs(3600),
         retention_batch: 5000,
         stats_interval: Duration::from_millis(200),
+        vacuum: true,
+        vacuum_dead_tuples: 10_000,
         ops_bind: "127.0.0.1:0".into(),
         kind_topics: Default::default(),
     }
@@ -55,3 +58,41 @@ pub fn submit(db: &TestDb, topic: &str, n: usize) -> Vec<Uuid> {
 }
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(QueryableByName)]
+struct Plan {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    #[diesel(column_name = "QUERY PLAN")]
+    plan: String,
+}
+
+pub fn explain(conn: &mut PgConnection, sql: &str) -> serde_json::Value {
+    let rows: Vec<Plan> =
+        diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}")).load(conn).expect("explain");
+    serde_json::from_str(&rows[0].plan).expect("plan json")
+}
+
+/// Every node of a plan, depth first.
+pub fn nodes(plan: &serde_json::Value) -> Vec<&serde_json::Value> {
+    let mut out = vec![plan];
+    for child in plan["Plans"].as_array().into_iter().flatten() {
+        out.extend(nodes(child));
+    }
+    out
+}
+
+/// The relay's exact claim statement, as diesel renders it, with its limit (500) inlined.
+pub fn claim_sql() -> String {
+    let claim = diesel::debug_query::<diesel::pg::Pg, _>(
+        &ackbox_db::schema::outbox::table
+            .filter(ackbox_db::schema::outbox::published_at.is_null())
+            .filter(ackbox_db::schema::outbox::available_at.le(diesel::dsl::now))
+            .order(ackbox_db::schema::outbox::id)
+            .limit(500)
+            .for_update()
+            .skip_locked()
+            .select(ackbox_db::schema::outbox::id),
+    )
+    .to_string();
+    claim.split(" -- binds").next().expect("sql").replace("$1", "500")
+}

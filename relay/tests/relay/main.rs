@@ -9,3 +9,4 @@ mod publish;
 mod rescue_load;
 mod retention;
 mod undeliverable;
+mod vacuum;

@@ -3,29 +3,7 @@ use std::time::Duration;
 use ackbox_testing::{kafka_config, unique_topic, TestDb};
 use diesel::prelude::*;
 
-use crate::helpers::{relay, relay_config, submit};
-
-#[derive(QueryableByName)]
-struct Plan {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    #[diesel(column_name = "QUERY PLAN")]
-    plan: String,
-}
-
-fn explain(conn: &mut PgConnection, sql: &str) -> serde_json::Value {
-    let rows: Vec<Plan> =
-        diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}")).load(conn).expect("explain");
-    serde_json::from_str(&rows[0].plan).expect("plan json")
-}
-
-/// Every node of a plan, depth first.
-fn nodes(plan: &serde_json::Value) -> Vec<&serde_json::Value> {
-    let mut out = vec![plan];
-    for child in plan["Plans"].as_array().into_iter().flatten() {
-        out.extend(nodes(child));
-    }
-    out
-}
+use crate::helpers::{claim_sql, explain, nodes, relay, relay_config, submit};
 
 #[test]
 fn the_claim_query_reads_only_unpublished_rows_while_a_million_published_rows_await_retention() {
@@ -42,18 +20,7 @@ fn the_claim_query_reads_only_unpublished_rows_while_a_million_published_rows_aw
     diesel::sql_query("VACUUM ANALYZE outbox").execute(&mut conn).expect("analyze");
 
     // Act: the relay's exact claim statement, as diesel renders it.
-    let claim = diesel::debug_query::<diesel::pg::Pg, _>(
-        &ackbox_db::schema::outbox::table
-            .filter(ackbox_db::schema::outbox::published_at.is_null())
-            .filter(ackbox_db::schema::outbox::available_at.le(diesel::dsl::now))
-            .order(ackbox_db::schema::outbox::id)
-            .limit(500)
-            .for_update()
-            .skip_locked()
-            .select(ackbox_db::schema::outbox::id),
-    )
-    .to_string();
-    let sql = claim.split(" -- binds").next().expect("sql").replace("$1", "500");
+    let sql = claim_sql();
     let plan = explain(&mut conn, &sql);
     let root = &plan[0]["Plan"];
 

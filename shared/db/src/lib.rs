@@ -7,3 +7,4 @@ pub mod models;
 pub mod outbox;
 pub mod schema;
 pub mod state;
+pub mod vacuum;

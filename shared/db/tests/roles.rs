@@ -66,3 +66,22 @@ fn each_role_is_refused_what_its_service_never_does() {
     assert!(!denied(&db, "ackbox_relay", "DELETE FROM outbox WHERE false"));
     assert!(!denied(&db, "ackbox_worker", "UPDATE jobs SET updated_at = now() WHERE false"));
 }
+
+#[test]
+fn the_relay_role_can_run_every_rescuer_part() {
+    // Both parts of the rescuer as ackbox_relay, with work to do: the stale-dispatch part reads job_kinds (a skipped
+    // job goes out again once a worker for its kind registers), which the role lacked until migration 9.
+    let db = TestDb::new();
+    let mut admin = db.conn();
+    let job = ackbox_db::state::submit(&mut admin, &ackbox_db::models::NewJob::new("noop", serde_json::json!({}), 3), "t")
+        .expect("submit");
+    diesel::sql_query("UPDATE outbox SET published_at = now() - interval '1 hour'").execute(&mut admin).expect("age");
+    diesel::sql_query("UPDATE jobs SET updated_at = now() - interval '1 hour'").execute(&mut admin).expect("age");
+
+    let mut relay = as_role(&db, "ackbox_relay");
+    let report = ackbox_db::state::rescue(&mut relay, std::time::Duration::from_secs(60), 100, "t")
+        .expect("the rescuer runs as ackbox_relay")
+        .expect("no other rescuer holds the lock");
+
+    assert_eq!(report.redispatched, 1, "the lost dispatch of {} is sent again", job.id);
+}

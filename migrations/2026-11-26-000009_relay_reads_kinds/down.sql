@@ -1,0 +1,1 @@
+REVOKE SELECT ON job_kinds FROM ackbox_relay;
