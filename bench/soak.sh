@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make soak: the whole pipeline (release api + relay + worker, nisshi, Postgres) under open-loop load for minutes,
 # with every series sampled each minute. Reports numbers; asserts nothing.
-#   PART=steady (default): SOAK_RATE jobs/s (default 500: about half the sustained capacity make bench PART=sustained
-#     finds on this machine) for
+#   PART=steady (default): SOAK_RATE jobs/s (default 500: above the sustained capacity make bench PART=sustained finds
+#     on this machine, where growth would show; bench/README.md) for
 #     SOAK_MINUTES (default 20), outbox retention running (ACKBOX_OUTBOX_RETENTION_SECS, 5 min here). Goal: flat, the
 #     last 5 minutes within 10 % of minutes 5-10 on every series.
 #   PART=overload: twice that rate for SOAK_MINUTES (default 5 here), then the same probe after the load: how fast the

@@ -8,8 +8,13 @@
 -- to 19 ms per claim with 300,000 of them, 0.4 ms after one VACUUM). Postgres's default trigger, 20 % of the table,
 -- lets that reach hundreds of thousands of rows on a table that keeps an hour of history; a fixed threshold keeps it
 -- to a few seconds' worth. Where autovacuum is off altogether, the relay vacuums these tables itself
--- (ACKBOX_VACUUM, relay/README.md).
+-- (ACKBOX_RELAY_VACUUM, relay/README.md).
+--
+-- vacuum_truncate = false: giving empty trailing pages back to the operating system takes an ACCESS EXCLUSIVE lock
+-- on the table, which stalls every submit, claim and mark while vacuum checks the pages; these tables reuse the
+-- space soon anyway.
 ALTER TABLE outbox SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
-                        autovacuum_vacuum_cost_delay = 0);
-ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 10000);
+                        autovacuum_vacuum_cost_delay = 0, vacuum_truncate = false);
+ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 10000,
+                      vacuum_truncate = false);
 ALTER TABLE idempotency_keys SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000);

@@ -106,8 +106,10 @@ pub fn health(conn: &mut PgConnection) -> QueryResult<Vec<TableHealth>> {
     Ok(out)
 }
 
-/// `VACUUM (SKIP_LOCKED)` of one table: removes its dead versions and their index entries without blocking reads
-/// or writes, and skips the table (without waiting) while another vacuum holds it. Must not run inside a transaction.
+/// `VACUUM (SKIP_LOCKED, TRUNCATE false)` of one table: removes its dead versions and their index entries without
+/// blocking reads or writes, and skips the table (without waiting) while another vacuum holds it. `TRUNCATE false`:
+/// giving empty trailing pages back to the operating system takes an ACCESS EXCLUSIVE lock that stalls every claim
+/// and submit while vacuum checks the pages; a queue table reuses them soon anyway. Must not run inside a transaction.
 pub fn vacuum(conn: &mut PgConnection, table: Table) -> QueryResult<()> {
-    diesel::sql_query(format!("VACUUM (SKIP_LOCKED) {}", table.as_str())).execute(conn).map(|_| ())
+    diesel::sql_query(format!("VACUUM (SKIP_LOCKED, TRUNCATE false) {}", table.as_str())).execute(conn).map(|_| ())
 }
