@@ -27,16 +27,24 @@ impl ClientContext for WorkerContext {
         let mut seen = Vec::new();
         for (name, topic) in &statistics.topics {
             for (partition, p) in &topic.partitions {
-                // librdkafka reports the internal UA partition as -1 and unknown lag as -1.
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics.consumer_lag.with_label_values(&[&partition.to_string()]).set(p.consumer_lag);
-                    seen.push((name.clone(), *partition, p.consumer_lag));
+                // librdkafka reports the internal UA partition as -1.
+                if let Some(lag) = partition_lag(p.consumer_lag, p.consumer_lag_stored).filter(|_| *partition >= 0) {
+                    self.metrics.consumer_lag.with_label_values(&[&partition.to_string()]).set(lag);
+                    seen.push((name.clone(), *partition, lag));
                 }
             }
         }
         // This runs on librdkafka's thread: hand the numbers over and let the reporter write them.
         *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen);
     }
+}
+
+/// A partition's lag from librdkafka's statistics: behind the committed offset or, while librdkafka does not know
+/// that one (it reports -1 until a commit of its own has completed, which on a quiet partition or a slow broker can
+/// take a long while), behind the offset the worker stored. Offsets are stored only after the Postgres commit and
+/// committed from them, so both count the messages not yet done. `None` when neither is known.
+pub(crate) fn partition_lag(committed: i64, stored: i64) -> Option<i64> {
+    [committed, stored].into_iter().find(|lag| *lag >= 0)
 }
 
 impl ConsumerContext for WorkerContext {
@@ -62,5 +70,18 @@ impl ConsumerContext for WorkerContext {
             self.metrics.rebalances.with_label_values(&["assign"]).inc();
             self.held.store(partitions.count(), Ordering::SeqCst);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_lag;
+
+    #[test]
+    fn the_lag_falls_back_to_the_stored_offset_until_a_commit_is_known() {
+        assert_eq!(partition_lag(4, 2), Some(4), "the committed lag when librdkafka knows it");
+        assert_eq!(partition_lag(-1, 3), Some(3), "before the first commit completes: the stored offset's lag");
+        assert_eq!(partition_lag(0, -1), Some(0));
+        assert_eq!(partition_lag(-1, -1), None, "neither known: no report");
     }
 }

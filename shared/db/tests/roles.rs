@@ -73,8 +73,9 @@ fn the_relay_role_can_run_every_rescuer_part() {
     // job goes out again once a worker for its kind registers), which the role lacked until migration 9.
     let db = TestDb::new();
     let mut admin = db.conn();
-    let job = ackbox_db::state::submit(&mut admin, &ackbox_db::models::NewJob::new("noop", serde_json::json!({}), 3), "t")
-        .expect("submit");
+    let job =
+        ackbox_db::state::submit(&mut admin, &ackbox_db::models::NewJob::new("noop", serde_json::json!({}), 3), "t")
+            .expect("submit");
     diesel::sql_query("UPDATE outbox SET published_at = now() - interval '1 hour'").execute(&mut admin).expect("age");
     diesel::sql_query("UPDATE jobs SET updated_at = now() - interval '1 hour'").execute(&mut admin).expect("age");
 
