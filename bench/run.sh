@@ -462,14 +462,13 @@ if want sustained; then
   row ""
   row "| rate (jobs/s) | sent / accepted | succeeded | commit→succeeded p50 / p99 | p50 first → last minute | worst minute's p99 | slowest job | |"
   row "|---|---|---|---|---|---|---|---|"
-  rate=${SUSTAINED_START:-500}; best=0; worst_fail=0
+  rate=${SUSTAINED_START:-500}; best=0; worst_fail=0; bisect=${SUSTAINED_BISECT:-2}
   while :; do
     say "sustained: $rate jobs/s"
     sustained_step "$rate"; row "$STEP_ROW"
     if [ "$STEP_OK" = 1 ]; then best=$rate; else worst_fail=$rate; fi
     [ "$worst_fail" != 0 ] || { [ "$rate" -ge 8000 ] && break; rate=$((rate * 2)); continue; }
     [ "$best" != 0 ] || { [ "$rate" -le 100 ] && break; rate=$((rate / 2)); continue; }
-    bisect=${bisect:-${SUSTAINED_BISECT:-2}}
     [ "$bisect" -gt 0 ] || break
     bisect=$((bisect - 1))
     rate=$(( (best + worst_fail) / 2 / 50 * 50 ))

@@ -52,13 +52,14 @@ fn from_watermarks(shared: &Shared) -> Vec<(String, i32, i64)> {
         let Ok((low, high)) = consumer.fetch_watermarks(elem.topic(), elem.partition(), WATERMARK_TIMEOUT) else {
             continue;
         };
-        let done = match committed.as_ref().and_then(|c| c.find_partition(elem.topic(), elem.partition())) {
-            Some(c) => match c.offset() {
-                Offset::Offset(o) => o,
-                _ => low,
-            },
-            None => low,
-        };
+        let done = committed
+            .as_ref()
+            .and_then(|c| c.find_partition(elem.topic(), elem.partition()))
+            .and_then(|c| match c.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            })
+            .unwrap_or(low);
         rows.push((elem.topic().to_string(), elem.partition(), (high - done).max(0)));
     }
     rows

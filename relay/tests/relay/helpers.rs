@@ -81,18 +81,9 @@ pub fn nodes(plan: &serde_json::Value) -> Vec<&serde_json::Value> {
     out
 }
 
-/// The relay's exact claim statement, as diesel renders it, with its limit (500) inlined.
+/// The relay's claim statement (`ackbox_db::outbox::claim_statement`, what `claim_batch` runs), rendered by diesel,
+/// with its limit (500) inlined.
 pub fn claim_sql() -> String {
-    let claim = diesel::debug_query::<diesel::pg::Pg, _>(
-        &ackbox_db::schema::outbox::table
-            .filter(ackbox_db::schema::outbox::published_at.is_null())
-            .filter(ackbox_db::schema::outbox::available_at.le(diesel::dsl::now))
-            .order(ackbox_db::schema::outbox::id)
-            .limit(500)
-            .for_update()
-            .skip_locked()
-            .select(ackbox_db::schema::outbox::id),
-    )
-    .to_string();
+    let claim = diesel::debug_query::<diesel::pg::Pg, _>(&ackbox_db::outbox::claim_statement(500)).to_string();
     claim.split(" -- binds").next().expect("sql").replace("$1", "500")
 }

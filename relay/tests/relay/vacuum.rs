@@ -10,18 +10,10 @@ use crate::helpers::{claim_sql, explain, relay, relay_config, submit};
 
 const ROWS: i64 = 50_000;
 
-#[derive(QueryableByName)]
-struct Dead {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
+/// Dead `outbox` versions as the relay sees them (`ackbox_db::vacuum::health`).
 fn dead_outbox_versions(conn: &mut PgConnection) -> i64 {
-    diesel::sql_query("SELECT pg_stat_clear_snapshot()").execute(conn).expect("clear stats snapshot");
-    diesel::sql_query("SELECT coalesce(n_dead_tup, 0) AS n FROM pg_stat_user_tables WHERE relname = 'outbox'")
-        .get_result::<Dead>(conn)
-        .expect("stats")
-        .n
+    let health = ackbox_db::vacuum::health(conn).expect("health");
+    health.iter().find(|h| h.table == ackbox_db::vacuum::Table::Outbox).map_or(0, |h| h.dead)
 }
 
 /// `ROWS` rows delivered the way the relay delivers them (inserted unpublished, then marked), so each leaves a dead

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use diesel::dsl::now;
 use diesel::prelude::*;
+use diesel::query_dsl::LoadQuery;
 use diesel::sql_types::{Array, BigInt, Text};
 
 use crate::models::{NewOutboxMessage, OutboxMessage, TraceContext};
@@ -68,6 +69,14 @@ pub fn message(
 /// Locks up to `limit` unpublished rows that are due, oldest first, skipping rows another relay holds. The locks last
 /// until the caller's transaction ends, so call it inside one and mark the rows before committing.
 pub fn claim_batch(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<OutboxMessage>> {
+    claim_statement(limit).load(conn)
+}
+
+/// The statement [`claim_batch`] runs, for callers that want its plan (`EXPLAIN` in the relay's tests): one
+/// definition, so a test never checks a copy that drifted from it.
+pub fn claim_statement(
+    limit: i64,
+) -> impl diesel::query_builder::QueryFragment<diesel::pg::Pg> + LoadQuery<'static, PgConnection, OutboxMessage> {
     outbox::table
         .filter(outbox::published_at.is_null())
         .filter(outbox::dead_at.is_null())
@@ -77,7 +86,6 @@ pub fn claim_batch(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<Outbo
         .for_update()
         .skip_locked()
         .select(OutboxMessage::as_select())
-        .load(conn)
 }
 
 /// Marks rows as delivered, in one statement.
