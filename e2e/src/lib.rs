@@ -97,7 +97,12 @@ impl Stack {
 
     /// Like [`Stack::start`], with extra environment for every process (e.g. a short lease).
     pub fn start_with(env: &[(&str, &str)]) -> Self {
-        let db = TestDb::new();
+        Self::start_on(TestDb::new(), env)
+    }
+
+    /// Like [`Stack::start_with`], on a database the test made (on another cluster, say: each process connects to it
+    /// as its own role, with the database URL's query, TLS settings included).
+    pub fn start_on(db: TestDb, env: &[(&str, &str)]) -> Self {
         let kafka = fresh_topic("e2e", 3);
         let log_dir = bin_path("ackbox-api").parent().expect("dir").join("../e2e-logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");

@@ -29,6 +29,8 @@ async fn main() -> anyhow::Result<()> {
     let config = RelayConfig::from_env().context("invalid configuration")?;
     // Flushes buffered spans when main returns.
     let _telemetry = ackbox_runtime::telemetry::init("ackbox-relay").context("invalid OTEL_* configuration")?;
+    // A CA or host name that refuses the server's certificate will not fix itself: stop here, saying so.
+    ackbox_runtime::listen::preflight(&config.db.url).await.context("DATABASE_URL's TLS settings")?;
     if matches!(cli.command, Some(Command::Migrate)) || config.db.auto_migrate {
         ackbox_db::migrate::run_pending_in_background(&config.db.url)
             .await

@@ -29,6 +29,8 @@ pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
     let config = config::WorkerConfig::from_env().context("invalid configuration")?;
     // Flushes buffered spans when main_with returns.
     let _telemetry = ackbox_runtime::telemetry::init("ackbox-worker").context("invalid OTEL_* configuration")?;
+    // A CA or host name that refuses the server's certificate will not fix itself: stop here, saying so.
+    ackbox_runtime::listen::preflight(&config.db.url).await.context("DATABASE_URL's TLS settings")?;
     if config.db.auto_migrate {
         ackbox_db::migrate::run_pending_in_background(&config.db.url)
             .await

@@ -77,3 +77,69 @@ fn the_client_submits_waits_reads_results_lists_and_cancels_against_a_running_st
         assert!(matches!(again, Error::Conflict(_)), "cancelling a finished job: {again:?}");
     });
 }
+
+/// A TLS-terminating listener in front of `upstream` (as a load balancer would be), with the certificate of `certs`;
+/// returns its `https://localhost:port` URL.
+async fn tls_front(certs: &ackbox_testing::certs::TestCerts, upstream: String) -> String {
+    use rustls_pki_types::pem::PemObject;
+    let chain: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(&certs.server_cert)
+        .expect("server certificate")
+        .collect::<Result<_, _>>()
+        .expect("PEM");
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&certs.server_key).expect("server key");
+    let config =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake: nothing to forward then.
+                let Ok(mut tls) = acceptor.accept(sock).await else { return };
+                let Ok(mut api) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut api).await;
+            });
+        }
+    });
+    format!("https://localhost:{port}")
+}
+
+#[test]
+fn the_client_speaks_https_by_default_and_checks_the_certificate() {
+    let stack = Stack::start();
+    let dir = std::env::temp_dir().join(format!("ackbox-client-tls-{}", uuid::Uuid::new_v4().simple()));
+    let certs = ackbox_testing::certs::make(&dir);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let url = tls_front(&certs, stack.api_url.clone()).await;
+        let ca = std::fs::read(&certs.ca).expect("CA");
+        let client =
+            ackbox_client::ClientBuilder::new(&url, &stack.key).add_root_certificate_pem(ca).build().expect("client");
+        let job = client.submit("echo", serde_json::json!({"over": "https"})).await.expect("submit over https");
+        let done = client.wait(job.id, Duration::from_secs(60)).await.expect("wait over https");
+        assert_eq!(done.status, JobStatus::Succeeded);
+
+        // Without the private CA the certificate is refused: the client does check it.
+        let stranger = ackbox_client::ClientBuilder::new(&url, &stack.key).retries(0).build().expect("client");
+        let err = stranger.get(job.id).await.expect_err("an unknown CA must be refused");
+        assert!(matches!(err, Error::Transport(_)), "{err:?}");
+        let other = std::fs::read(&certs.other_ca).expect("other CA");
+        let wrong = ackbox_client::ClientBuilder::new(&url, &stack.key)
+            .add_root_certificate_pem(other)
+            .retries(0)
+            .build()
+            .expect("client");
+        assert!(wrong.get(job.id).await.is_err(), "a CA that did not sign the certificate must be refused");
+        let garbage = ackbox_client::ClientBuilder::new(&url, &stack.key).add_root_certificate_pem("not a PEM").build();
+        assert!(matches!(garbage, Err(Error::Config(_))), "a root certificate without PEM is a configuration error");
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

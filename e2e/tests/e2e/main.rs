@@ -11,3 +11,4 @@ mod lifecycle;
 mod membership;
 mod pollers;
 mod read_your_writes;
+mod tls;

@@ -14,6 +14,14 @@ pub enum TopicError {
     /// The admin client could not be built or the request failed.
     #[error("kafka admin request failed: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// The request failed, and librdkafka said why it could not talk to the brokers (a TLS or SASL failure, say).
+    #[error("kafka admin request failed: {error}; the brokers could not be used: {reason}")]
+    Unreachable {
+        /// The admin request's error (a time-out, usually).
+        error: rdkafka::error::KafkaError,
+        /// What librdkafka reported on the connection.
+        reason: String,
+    },
     /// The broker refused to create the topic.
     #[error("cannot create topic {topic}: {code}")]
     Refused {
@@ -35,7 +43,15 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, partitions: i32, repli
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(10)))
         .request_timeout(Some(Duration::from_secs(5)));
-    let results = admin.create_topics([&new], &opts).await?;
+    let results = match admin.create_topics([&new], &opts).await {
+        Ok(results) => results,
+        Err(e) => {
+            return Err(match why_unreachable(cfg).await {
+                Some(reason) => TopicError::Unreachable { error: e, reason },
+                None => TopicError::Kafka(e),
+            })
+        }
+    };
     for result in results {
         match result {
             Ok(_) => log::info!("created topic {topic} with {partitions} partitions"),
@@ -53,6 +69,56 @@ pub async fn ensure_topic_retrying(cfg: &KafkaConfig, partitions: i32, replicati
     let what = format!("creating topic {} at KAFKA_BROKERS={} (Kafka unreachable or refusing)", cfg.topic, cfg.brokers);
     let backoff = crate::retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     crate::retry::retry_forever(&what, backoff, || ensure_topic(cfg, &cfg.topic, partitions, replication)).await
+}
+
+/// Keeps the first few distinct errors librdkafka reported on a client's connections: the cause (a refused
+/// certificate, say) comes first, and its consequence ("all brokers are down") after it.
+#[derive(Default)]
+struct LastError(std::sync::Mutex<Vec<String>>);
+
+impl LastError {
+    fn keep(&self, message: String) {
+        let mut seen = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() < 3 && !seen.contains(&message) {
+            seen.push(message);
+        }
+    }
+}
+
+impl rdkafka::client::ClientContext for LastError {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        if matches!(level, L::Emerg | L::Alert | L::Critical | L::Error | L::Warning) {
+            self.keep(format!("{fac}: {message}"));
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.keep(format!("{error}: {reason}"));
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for LastError {}
+
+/// Why the brokers cannot be used, in librdkafka's words, or `None` when they can (or it said nothing). The admin
+/// client never serves its main queue, where librdkafka puts connection errors, so a TLS handshake refused for a
+/// wrong CA shows there only as a time-out; a short-lived consumer asks for metadata and reads those errors.
+async fn why_unreachable(cfg: &KafkaConfig) -> Option<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let cfg = cfg.client_config();
+    tokio::task::spawn_blocking(move || {
+        let probe: BaseConsumer<LastError> = cfg.create_with_context(LastError::default()).ok()?;
+        let failed = probe.fetch_metadata(None, Duration::from_secs(5)).is_err();
+        // Serves the queued log and error events, which call LastError.
+        for _ in 0..5 {
+            let _ = probe.poll(Duration::from_millis(20));
+        }
+        let seen = probe.context().0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).join("; ");
+        (failed && !seen.is_empty()).then_some(seen)
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Kafka's rule for a topic name, which it applies to a `group.instance.id` too: at most 249 of letters, digits,

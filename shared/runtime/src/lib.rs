@@ -4,6 +4,7 @@ pub mod kafka;
 pub mod listen;
 pub mod logging;
 pub mod ops;
+pub mod pg_tls;
 pub mod retry;
 pub mod telemetry;
 

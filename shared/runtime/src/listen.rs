@@ -4,6 +4,10 @@
 //! its own connection. It never holds a pool connection and reconnects by itself with backoff. Notifications sent
 //! while it was away are lost, so it reports every (re)connect and disconnect: a cache must be dropped, a waiter
 //! must re-check.
+//!
+//! It honours the TLS settings of `DATABASE_URL` as libpq does for the pooled connections ([`crate::pg_tls`]), and
+//! [`preflight`] lets a service stop at start-up when those settings refuse the server's certificate, instead of
+//! degrading quietly to time-outs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +15,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_postgres::AsyncMessage;
+
+use crate::pg_tls::{PgTls, PgTlsError};
 
 /// Channel the outbox trigger notifies on every insert.
 pub const OUTBOX_CHANNEL: &str = "ackbox_outbox";
@@ -75,12 +81,64 @@ pub fn spawn_listener(
     )
 }
 
+/// Why [`preflight`] stops a service.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    /// The URL's TLS settings cannot be honoured (bad `sslmode`, unreadable CA file, …).
+    #[error(transparent)]
+    Settings(#[from] PgTlsError),
+    /// The server answered, and its certificate is not what the settings accept (wrong CA, wrong host name).
+    #[error("the Postgres server's TLS certificate is refused by DATABASE_URL's settings (sslmode, sslrootcert): {0}")]
+    Certificate(String),
+}
+
+/// Checks `DATABASE_URL`'s TLS settings and connects once. A refused certificate or a bad setting is an error: it
+/// will not fix itself, and the service would otherwise run with every Postgres connection failing. An unreachable
+/// server is only logged: the service starts and waits for it, as before.
+pub async fn preflight(database_url: &str) -> Result<(), PreflightError> {
+    let tls = PgTls::from_url(database_url)?;
+    let attempt = tokio::time::timeout(Duration::from_secs(10), tls.config.connect(tls.connector.clone())).await;
+    match attempt {
+        Ok(Ok((client, connection))) => {
+            drop(client);
+            let _ = connection.await;
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            let chain = error_chain(&e);
+            if chain.contains("certificate") || chain.contains("CertificateRequired") {
+                return Err(PreflightError::Certificate(chain));
+            }
+            log::warn!("Postgres not reachable at start-up ({chain}); waiting for it");
+            Ok(())
+        }
+        Err(_) => {
+            log::warn!("Postgres did not answer within 10 s at start-up; waiting for it");
+            Ok(())
+        }
+    }
+}
+
+/// An error and its sources, one line: tokio-postgres' own message ("error performing TLS handshake") hides the
+/// reason, which is in the source.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 async fn listen_once(
     database_url: &str,
     channels: &[&str],
     on_event: &(dyn Fn(Event) + Send + Sync),
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+) -> Result<(), ListenError> {
+    let tls = PgTls::from_url(database_url)?;
+    let (client, mut connection) = tls.config.connect(tls.connector).await.map_err(ListenError::from_pg)?;
     let (tx, mut rx) = futures::channel::mpsc::unbounded();
     let driver = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -97,7 +155,7 @@ async fn listen_once(
         Ok(())
     });
     let listen: String = channels.iter().map(|c| format!("LISTEN {c};")).collect();
-    client.batch_execute(&listen).await?;
+    client.batch_execute(&listen).await.map_err(ListenError::from_pg)?;
     log::info!("listening for notifications on {}", channels.join(", "));
     on_event(Event::Connected);
     while let Some(msg) = rx.next().await {
@@ -107,7 +165,22 @@ async fn listen_once(
     }
     drop(client);
     match driver.await {
-        Ok(result) => result,
+        Ok(result) => result.map_err(ListenError::from_pg),
         Err(_) => Ok(()),
+    }
+}
+
+/// Why the LISTEN connection ended.
+#[derive(Debug, thiserror::Error)]
+enum ListenError {
+    #[error(transparent)]
+    Settings(#[from] PgTlsError),
+    #[error("{0}")]
+    Postgres(String),
+}
+
+impl ListenError {
+    fn from_pg(e: tokio_postgres::Error) -> Self {
+        Self::Postgres(error_chain(&e))
     }
 }

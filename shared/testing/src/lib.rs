@@ -16,6 +16,9 @@ use diesel::{Connection, RunQueryDsl};
 use ackbox_db::db::{build_pool, PgPool};
 use ackbox_runtime::kafka::{KafkaConfig, DEFAULT_KAFKA_BROKERS};
 
+pub mod certs;
+pub mod tls_postgres;
+
 /// Admin URL used when `ACKBOX_TEST_ADMIN_URL` is unset (the machine's trust-auth Postgres).
 ///
 /// Without TLS: the tests talk to Postgres over loopback, and with libpq's default (`sslmode=prefer`, and the local
@@ -94,6 +97,8 @@ fn ensure_template() -> &'static str {
 pub struct TestDb {
     name: String,
     url: String,
+    /// The URL it was created through, and is dropped through.
+    admin: String,
     /// Set by [`TestDb::expect_drained`]: dropping the database checks that every outbox row was delivered.
     expect_drained: std::sync::atomic::AtomicBool,
 }
@@ -106,7 +111,18 @@ impl TestDb {
         let mut conn = admin_conn();
         exec(&mut conn, &format!("CREATE DATABASE {name} TEMPLATE {template}"));
         let url = with_database(&admin_url(), &name);
-        Self { name, url, expect_drained: Default::default() }
+        Self { name, url, admin: admin_url(), expect_drained: Default::default() }
+    }
+
+    /// A new database on another cluster (`admin` is a URL with `CREATEDB` rights there, e.g.
+    /// [`tls_postgres::TlsPostgres::url`]), migrated from scratch: the template lives on the main cluster only.
+    pub fn migrated_on(admin: &str) -> Self {
+        let name = format!("ackbox_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::establish(admin).unwrap_or_else(|e| panic!("connect to {admin}: {e}"));
+        exec(&mut conn, &format!("CREATE DATABASE {name}"));
+        let url = with_database(admin, &name);
+        ackbox_db::migrate::run_pending(&url).expect("migrate the test database");
+        Self { name, url, admin: admin.to_string(), expect_drained: Default::default() }
     }
 
     /// The test database's URL.
@@ -180,7 +196,7 @@ impl Drop for TestDb {
             let left = self.undelivered();
             if left != 0 {
                 // Dropped before the database: the panic fails the test, and the database still goes below.
-                if let Ok(mut conn) = PgConnection::establish(&admin_url()) {
+                if let Ok(mut conn) = PgConnection::establish(&self.admin) {
                     let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
                         .execute(&mut conn);
                 }
@@ -190,7 +206,7 @@ impl Drop for TestDb {
             }
         }
         // FORCE terminates connections a still-running component holds, so a failing test never leaks a database.
-        if let Ok(mut conn) = PgConnection::establish(&admin_url()) {
+        if let Ok(mut conn) = PgConnection::establish(&self.admin) {
             let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn);
         }
     }
