@@ -1,10 +1,17 @@
-"""make lint-deploy, part 2: every environment variable a service binary reads appears in each deploy target, and
-every variable a deploy target sets is read by some binary (no typos, no dead knobs).
+"""make lint-deploy, part 2: each service gets exactly the environment it reads, in each deploy target.
 
-Read = a string literal "ACKBOX_*", "KAFKA_*" or "DATABASE_*" in api/, relay/, worker/ or shared/{types,db,runtime}
-sources (the test harness, shared/testing, excluded), plus RUST_LOG (env_logger) and OTEL_EXPORTER_OTLP_ENDPOINT
-(opentelemetry-otlp). Set = environment keys of the ackbox services in
-deploy/compose/docker-compose.yml; ConfigMap data, Secret data and container env in deploy/k8s/*.yaml.
+For each of api, relay, worker (and the migrate one-shot), per target:
+  1. every variable the service's binary reads is set for it;
+  2. every variable set only for it (its own compose `environment` keys beyond the shared block, its own ConfigMaps
+     and Secrets in k8s) is read by it: no typos, no dead knobs, and no setting on the wrong service (the topic's
+     partitions on a worker, say, which never creates the topic);
+  3. every variable of the shared block (compose's `x-ackbox-common`, k8s's `ackbox-common`) is read by some
+     service that gets it.
+
+Read = a string literal "ACKBOX_*", "KAFKA_*" or "DATABASE_*" in the service's sources: its own crate, plus the shared
+crates it runs (shared/db and shared/types for all; shared/runtime for the three services, its kafka.rs for relay and
+worker only), plus RUST_LOG (env_logger) and OTEL_EXPORTER_OTLP_ENDPOINT (opentelemetry-otlp). The migrate one-shot
+(`ackbox-api migrate`) reads the database settings and RUST_LOG.
 """
 import pathlib
 import re
@@ -13,69 +20,111 @@ import sys
 from ruamel.yaml import YAML
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SOURCES = ["api/src", "relay/src", "worker/src", "shared/types/src", "shared/db/src", "shared/runtime/src"]
-NOT_SERVICE_CODE = set()  # the test harness (shared/testing) is not read at all
-ACKBOX_SERVICES = {"migrate", "api", "relay", "worker"}
+SERVICES = ("api", "relay", "worker")
+# Source path → services that run it; the longest matching path wins.
+SOURCES = {
+    "api/src": {"api"},
+    "relay/src": {"relay"},
+    "worker/src": {"worker"},
+    "shared/types/src": {"api", "relay", "worker"},
+    "shared/db/src": {"api", "relay", "worker", "migrate"},
+    "shared/runtime/src": {"api", "relay", "worker"},
+    "shared/runtime/src/kafka.rs": {"relay", "worker"},
+}
 VAR = re.compile(r'"((?:ACKBOX|KAFKA|DATABASE)_[A-Z0-9_]+)"')
 
 
-def read_by_binaries(root):
+def owners(rel):
+    best = max((p for p in SOURCES if rel == p or rel.startswith(p + "/")), key=len)
+    return SOURCES[best]
+
+
+def read_by_service(root):
     # RUST_LOG is env_logger's; OTEL_EXPORTER_OTLP_ENDPOINT is opentelemetry-otlp's (ackbox_runtime::telemetry).
-    found = {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT"}
-    for src in SOURCES:
+    read = {s: {"RUST_LOG", "OTEL_EXPORTER_OTLP_ENDPOINT"} for s in SERVICES}
+    read["migrate"] = {"RUST_LOG"}
+    for src in [p for p in SOURCES if not p.endswith(".rs")]:
         for path in (root / src).rglob("*.rs"):
-            if str(path.relative_to(root)) in NOT_SERVICE_CODE:
-                continue
-            found.update(VAR.findall(path.read_text(encoding="utf-8")))
-    return found
+            names = set(VAR.findall(path.read_text(encoding="utf-8")))
+            for service in owners(str(path.relative_to(root))):
+                read[service] |= names
+    # The migrate one-shot reads only the database settings (DbConfig), not everything shared/db mentions.
+    read["migrate"] = {"RUST_LOG", "DATABASE_URL", "ACKBOX_AUTO_MIGRATE", "ACKBOX_DB_POOL_SIZE",
+                       "ACKBOX_DB_CONNECT_TIMEOUT_MS"} & (read["migrate"] | {"RUST_LOG"})
+    return read
 
 
-def set_by_compose(path):
+def compose_sets(path):
     doc = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    names = set()
+    common = set((doc.get("x-ackbox-common") or {}).keys())
+    per = {}
     for name, service in doc.get("services", {}).items():
-        if name in ACKBOX_SERVICES:
-            names.update((service.get("environment") or {}).keys())
-    return names
+        if name in SERVICES or name == "migrate":
+            per[name] = set((service.get("environment") or {}).keys())
+    return common, per
 
 
-def set_by_k8s(folder):
-    names = set()
+def k8s_sets(folder):
+    maps, pods = {}, {}
     for path in sorted(folder.glob("*.yaml")):
         for doc in YAML(typ="safe").load_all(path.read_text(encoding="utf-8")):
             if not isinstance(doc, dict):
                 continue
-            kind = doc.get("kind")
+            kind, name = doc.get("kind"), (doc.get("metadata") or {}).get("name", "")
             if kind == "ConfigMap":
-                names.update((doc.get("data") or {}).keys())
+                maps[name] = set((doc.get("data") or {}).keys())
             elif kind == "Secret":
-                names.update((doc.get("stringData") or {}).keys())
-                names.update((doc.get("data") or {}).keys())
-            spec = doc.get("spec", {}) or {}
-            pod = (spec.get("template", {}) or {}).get("spec", {}) or {}
-            for container in pod.get("containers", []) or []:
-                names.update(e["name"] for e in container.get("env", []) or [])
-    return names
+                maps[name] = set((doc.get("stringData") or {}).keys()) | set((doc.get("data") or {}).keys())
+            elif kind in ("Deployment", "Job"):
+                pod = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+                refs, env = [], set()
+                for c in pod.get("containers", []) or []:
+                    for src in c.get("envFrom", []) or []:
+                        ref = src.get("configMapRef") or src.get("secretRef") or {}
+                        refs.append(ref.get("name"))
+                    env |= {e["name"] for e in c.get("env", []) or []}
+                service = name.removeprefix("ackbox-")
+                pods[service] = (refs, env)
+    common = maps.get("ackbox-common", set())
+    per, own = {}, {}
+    for service, (refs, env) in pods.items():
+        per[service] = set(env).union(*(maps.get(r, set()) for r in refs))
+        own[service] = set(env).union(*(maps.get(r, set()) for r in refs if r != "ackbox-common"))
+    return common, per, own
 
 
-def compare(what, read, declared):
+def check(target, read, common, per, own):
     problems = []
-    for name in sorted(read - declared):
-        problems.append(f"{what}: {name} is read by a binary but not set (add it, with its default)")
-    for name in sorted(declared - read):
-        problems.append(f"{what}: {name} is set but no binary reads it (a typo or a dead knob)")
+    for service in SERVICES + ("migrate",):
+        if service not in per:
+            problems.append(f"{target}: no {service} service")
+            continue
+        for name in sorted(read[service] - per[service]):
+            problems.append(f"{target}: {service} reads {name} but it is not set for it (add it, with its default)")
+        if service == "migrate":
+            continue
+        for name in sorted(own[service] - read[service]):
+            problems.append(f"{target}: {name} is set for {service}, which never reads it (a typo, a dead knob, or "
+                            f"the wrong service)")
+    users = set().union(*(read[s] for s in SERVICES))
+    for name in sorted(common - users):
+        problems.append(f"{target}: {name} is in the shared block but no service reads it")
     return problems
 
 
 def main(root):
-    read = read_by_binaries(root)
-    problems = compare("deploy/compose/docker-compose.yml", read, set_by_compose(root / "deploy/compose/docker-compose.yml"))
-    problems += compare("deploy/k8s", read, set_by_k8s(root / "deploy/k8s"))
+    read = read_by_service(root)
+    c_common, c_per = compose_sets(root / "deploy/compose/docker-compose.yml")
+    c_own = {s: env - c_common for s, env in c_per.items()}
+    problems = check("deploy/compose/docker-compose.yml", read, c_common, c_per, c_own)
+    k_common, k_per, k_own = k8s_sets(root / "deploy/k8s")
+    problems += check("deploy/k8s", read, k_common, k_per, k_own)
     for p in problems:
         print(p)
     if problems:
         return 1
-    print(f"env: all {len(read)} variables the binaries read are set in compose and k8s, and nothing else is")
+    counts = ", ".join(f"{s} {len(read[s])}" for s in SERVICES + ("migrate",))
+    print(f"env: each service gets exactly what it reads, in compose and k8s ({counts} variables)")
     return 0
 
 

@@ -8,13 +8,13 @@
 //! | `ACKBOX_TOPIC` | `ackbox.jobs` | topic written into each job's outbox row |
 //! | `ACKBOX_IDEMPOTENCY_TTL_SECS` | [`DEFAULT_IDEMPOTENCY_TTL_SECS`] | how long an Idempotency-Key is remembered |
 //! | `ACKBOX_OVERDUE_AFTER` | [`DEFAULT_OVERDUE_AFTER_SECS`] | seconds in `queued` after which a job is reported `overdue` |
-//! | `ACKBOX_RATE_LIMIT_PER_SEC` | [`DEFAULT_RATE_LIMIT_PER_SEC`] | requests per second per tenant |
-//! | `ACKBOX_RATE_LIMIT_BURST` | [`DEFAULT_RATE_LIMIT_BURST`] | burst per tenant |
+//! | `ACKBOX_RATE_LIMIT_PER_SEC` | [`DEFAULT_RATE_LIMIT_PER_SEC`] | requests per second per tenant (at least 1) |
+//! | `ACKBOX_RATE_LIMIT_BURST` | [`DEFAULT_RATE_LIMIT_BURST`] | burst per tenant (at least 1) |
 //! | `ACKBOX_MAX_WAIT_SECS` | [`DEFAULT_MAX_WAIT_SECS`] | longest `Prefer: wait` honoured |
 //! | `ACKBOX_MAX_WAITERS` | [`DEFAULT_MAX_WAITERS`] | long-polls waiting at once; beyond it a long-poll is answered at once |
 //! | `ACKBOX_MAX_IN_FLIGHT` | [`DEFAULT_MAX_IN_FLIGHT`] | requests being worked on at once (long-polls waiting and the ops paths not counted); beyond it 503 at once |
 //! | `ACKBOX_MAX_CONNECTIONS` | [`DEFAULT_MAX_CONNECTIONS`] | open client connections; beyond it new ones wait in the listen backlog, unaccepted |
-//! | `ACKBOX_REQUEST_TIMEOUT_SECS` | [`DEFAULT_REQUEST_TIMEOUT_SECS`] | deadline of a whole request, body included (408); raised to `ACKBOX_MAX_WAIT_SECS` + 5 if lower |
+//! | `ACKBOX_REQUEST_TIMEOUT_SECS` | [`DEFAULT_REQUEST_TIMEOUT_SECS`] | deadline of a whole request, body included (408); at least `ACKBOX_MAX_WAIT_SECS` + 5 (less is refused at start-up) |
 //! | `ACKBOX_KEY_CACHE_TTL_SECS` | [`DEFAULT_KEY_CACHE_TTL_SECS`] | backstop lifetime of a cached key (revocation is immediate regardless) |
 //! | `ACKBOX_SUBMIT_COMMITTERS` | [`DEFAULT_SUBMIT_COMMITTERS`] | group-commit transactions in flight at once (each holds a pool connection) |
 //! | `ACKBOX_SUBMIT_BATCH` | [`DEFAULT_SUBMIT_BATCH`] | most submissions in one group-commit transaction |
@@ -114,17 +114,18 @@ impl ApiConfig {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let max_wait = secs("ACKBOX_MAX_WAIT_SECS", DEFAULT_MAX_WAIT_SECS)?;
         // A long-poll must always end (and be answered) before the request deadline cuts it.
-        let request_timeout = secs("ACKBOX_REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT_SECS)?
-            .max(max_wait + std::time::Duration::from_secs(5));
+        let request_timeout = secs("ACKBOX_REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT_SECS)?;
+        check_request_timeout(request_timeout, max_wait)?;
         Ok(Self {
             bind: config::optional("ACKBOX_BIND").unwrap_or_else(|| DEFAULT_BIND.to_string()),
-            http_workers: config::parse_or("ACKBOX_HTTP_WORKERS", cores)?.max(1),
+            http_workers: positive("ACKBOX_HTTP_WORKERS", cores)?,
             max_body_bytes: config::parse_or("ACKBOX_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
             topic: config::optional("ACKBOX_TOPIC").unwrap_or_else(|| DEFAULT_TOPIC.to_string()),
             idempotency_ttl: secs("ACKBOX_IDEMPOTENCY_TTL_SECS", DEFAULT_IDEMPOTENCY_TTL_SECS)?,
             overdue_after: secs("ACKBOX_OVERDUE_AFTER", DEFAULT_OVERDUE_AFTER_SECS)?,
-            rate_limit_per_sec: config::parse_or("ACKBOX_RATE_LIMIT_PER_SEC", DEFAULT_RATE_LIMIT_PER_SEC)?,
-            rate_limit_burst: config::parse_or("ACKBOX_RATE_LIMIT_BURST", DEFAULT_RATE_LIMIT_BURST)?,
+            // 0 would have been raised to 1 request per second: refused instead.
+            rate_limit_per_sec: positive("ACKBOX_RATE_LIMIT_PER_SEC", DEFAULT_RATE_LIMIT_PER_SEC as usize)? as u32,
+            rate_limit_burst: positive("ACKBOX_RATE_LIMIT_BURST", DEFAULT_RATE_LIMIT_BURST as usize)? as u32,
             max_wait,
             request_timeout,
             key_cache_ttl: secs("ACKBOX_KEY_CACHE_TTL_SECS", DEFAULT_KEY_CACHE_TTL_SECS)?,
@@ -138,6 +139,26 @@ impl ApiConfig {
             db: DbConfig::from_env()?,
         })
     }
+}
+
+/// Refuses a request deadline that would cut a long-poll short (it was raised silently before).
+pub fn check_request_timeout(
+    request_timeout: std::time::Duration,
+    max_wait: std::time::Duration,
+) -> Result<(), ConfigError> {
+    let least = max_wait + std::time::Duration::from_secs(5);
+    if request_timeout < least {
+        return Err(ConfigError::Invalid {
+            name: "ACKBOX_REQUEST_TIMEOUT_SECS".into(),
+            value: request_timeout.as_secs().to_string(),
+            reason: format!(
+                "must be at least ACKBOX_MAX_WAIT_SECS + 5 ({} s): a long-poll must be answered before the request \
+                 deadline cuts it",
+                least.as_secs()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A count that must be at least 1: 0 is refused with a message, not clamped.
@@ -174,7 +195,15 @@ pub fn public_url(raw: &str) -> Result<String, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::public_url;
+    use super::{check_request_timeout, public_url};
+
+    #[test]
+    fn a_request_deadline_that_would_cut_a_long_poll_short_is_refused() {
+        let secs = std::time::Duration::from_secs;
+        assert!(check_request_timeout(secs(65), secs(60)).is_ok());
+        let err = check_request_timeout(secs(64), secs(60)).expect_err("too short").to_string();
+        assert!(err.contains("ACKBOX_REQUEST_TIMEOUT_SECS") && err.contains("ACKBOX_MAX_WAIT_SECS"), "{err}");
+    }
 
     #[test]
     fn a_public_url_is_absolute_http_with_a_host_and_loses_its_trailing_slash() {

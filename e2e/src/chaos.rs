@@ -31,9 +31,13 @@ use crate::{Component, Stack};
 /// Leases, rescue and group timeouts short enough for faults to heal within a run.
 pub const FAST_RECOVERY: &[(&str, &str)] = &[
     ("ACKBOX_LEASE_MS", "1500"),
+    // At most a third of the lease (refused otherwise).
+    ("ACKBOX_HEARTBEAT_MS", "500"),
     ("ACKBOX_RESCUE_INTERVAL_MS", "200"),
     ("ACKBOX_DISPATCH_TIMEOUT_MS", "5000"),
     ("ACKBOX_WORKER_CONCURRENCY", "16"),
+    // At most the concurrency (refused otherwise).
+    ("ACKBOX_WORKER_BATCH", "16"),
     ("ACKBOX_WORKER_SESSION_TIMEOUT_MS", "6000"),
     ("ACKBOX_RELAY_DELIVERY_TIMEOUT_MS", "3000"),
     ("ACKBOX_DB_CONNECT_TIMEOUT_MS", "1000"),

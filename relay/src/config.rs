@@ -3,9 +3,9 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `ACKBOX_RELAY_BATCH` | [`DEFAULT_BATCH`] | outbox rows claimed and produced per round |
-//! | `ACKBOX_RELAY_CONCURRENCY` | [`DEFAULT_CONCURRENCY`] | round loops per process: one claims while another awaits its delivery reports |
+//! | `ACKBOX_RELAY_CONCURRENCY` | [`DEFAULT_CONCURRENCY`] | round loops per process (1–64): one claims while another awaits its delivery reports |
 //! | `ACKBOX_RELAY_IDEMPOTENCE` | `true` | librdkafka `enable.idempotence`: fewer duplicates and per-partition order on retries. Ackbox does not depend on it (duplicates and reordering are harmless by design) |
-//! | `ACKBOX_RELAY_MAX_IN_FLIGHT` | [`DEFAULT_MAX_IN_FLIGHT`] | librdkafka `max.in.flight.requests.per.connection` (1..=5 with idempotence) |
+//! | `ACKBOX_RELAY_MAX_IN_FLIGHT` | [`DEFAULT_MAX_IN_FLIGHT`] | librdkafka `max.in.flight.requests.per.connection` (1–5, librdkafka's bound with idempotence; outside is refused) |
 //! | `ACKBOX_RELAY_POLL_MS` | [`DEFAULT_POLL_MS`] | longest idle wait between rounds when no NOTIFY arrives |
 //! | `ACKBOX_RELAY_LINGER_MS` | [`DEFAULT_LINGER_MS`] | librdkafka `linger.ms`: how long the producer waits to fill a batch |
 //! | `ACKBOX_RELAY_DELIVERY_TIMEOUT_MS` | [`DEFAULT_DELIVERY_TIMEOUT_MS`] | librdkafka `message.timeout.ms`: after it a row counts as failed and is retried later |
@@ -133,9 +133,10 @@ impl RelayConfig {
             db: DbConfig::from_env()?,
             kafka: KafkaConfig::from_env()?,
             batch,
-            concurrency: config::parse_or("ACKBOX_RELAY_CONCURRENCY", DEFAULT_CONCURRENCY)?.max(1),
+            concurrency: in_range("ACKBOX_RELAY_CONCURRENCY", DEFAULT_CONCURRENCY as i64, 1, 64)? as usize,
             idempotence: config::bool_or("ACKBOX_RELAY_IDEMPOTENCE", true)?,
-            max_in_flight: config::parse_or("ACKBOX_RELAY_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)?.clamp(1, 5),
+            // librdkafka allows at most 5 with idempotence: more was clamped before, and is refused now.
+            max_in_flight: in_range("ACKBOX_RELAY_MAX_IN_FLIGHT", i64::from(DEFAULT_MAX_IN_FLIGHT), 1, 5)? as u32,
             poll_interval: config::millis_or("ACKBOX_RELAY_POLL_MS", DEFAULT_POLL_MS)?,
             linger: config::millis_or("ACKBOX_RELAY_LINGER_MS", DEFAULT_LINGER_MS)?,
             delivery_timeout,
@@ -143,12 +144,12 @@ impl RelayConfig {
             replication: config::parse_or("ACKBOX_TOPIC_REPLICATION", DEFAULT_REPLICATION)?,
             rescue_interval: config::millis_or("ACKBOX_RESCUE_INTERVAL_MS", DEFAULT_RESCUE_INTERVAL_MS)?,
             dispatch_timeout: config::millis_or("ACKBOX_DISPATCH_TIMEOUT_MS", DEFAULT_DISPATCH_TIMEOUT_MS)?,
-            rescue_batch: config::parse_or("ACKBOX_RESCUE_BATCH", DEFAULT_RESCUE_BATCH)?.max(1),
+            rescue_batch: in_range("ACKBOX_RESCUE_BATCH", DEFAULT_RESCUE_BATCH, 1, 1_000_000)?,
             retention: Duration::from_secs(config::parse_or("ACKBOX_OUTBOX_RETENTION_SECS", DEFAULT_RETENTION_SECS)?),
-            retention_batch: config::parse_or("ACKBOX_RETENTION_BATCH", DEFAULT_RETENTION_BATCH)?.max(1),
+            retention_batch: in_range("ACKBOX_RETENTION_BATCH", DEFAULT_RETENTION_BATCH, 1, 1_000_000)?,
             stats_interval: config::millis_or("ACKBOX_STATS_INTERVAL_MS", DEFAULT_STATS_INTERVAL_MS)?,
             vacuum: config::bool_or("ACKBOX_RELAY_VACUUM", true)?,
-            vacuum_dead_tuples: config::parse_or("ACKBOX_VACUUM_DEAD_TUPLES", DEFAULT_VACUUM_DEAD_TUPLES)?.max(1),
+            vacuum_dead_tuples: in_range("ACKBOX_VACUUM_DEAD_TUPLES", DEFAULT_VACUUM_DEAD_TUPLES, 1, i64::MAX)?,
             ops_bind: config::optional("ACKBOX_RELAY_OPS_BIND").unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),
             kind_topics: parse_kind_topics(config::optional("ACKBOX_KIND_TOPICS").as_deref().unwrap_or(""))?,
         })
@@ -158,6 +159,19 @@ impl RelayConfig {
     pub fn topic_for<'a>(&'a self, kind: Option<&str>, row_topic: &'a str) -> &'a str {
         kind.and_then(|k| self.kind_topics.get(k)).map_or(row_topic, String::as_str)
     }
+}
+
+/// Reads a count that must lie in `min..=max`: a value outside is refused with the range, never clamped.
+fn in_range(name: &str, default: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let n: i64 = config::parse_or(name, default)?;
+    if !(min..=max).contains(&n) {
+        return Err(ConfigError::Invalid {
+            name: name.into(),
+            value: n.to_string(),
+            reason: format!("must be between {min} and {max}"),
+        });
+    }
+    Ok(n)
 }
 
 /// Refuses a delivery timeout the relay role's idle-in-transaction timeout would cut short.
@@ -214,6 +228,13 @@ mod tests {
             let err = parse_kind_topics(bad).expect_err(bad).to_string();
             assert!(err.contains("ACKBOX_KIND_TOPICS"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_count_out_of_range_is_refused_with_the_range() {
+        assert_eq!(in_range("UNSET_SETTING_OF_A_TEST", 5, 1, 5).expect("default"), 5);
+        let err = in_range("UNSET_SETTING_OF_A_TEST", 6, 1, 5).expect_err("out of range").to_string();
+        assert!(err.contains("UNSET_SETTING_OF_A_TEST") && err.contains("between 1 and 5"), "{err}");
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! |---|---|---|
 //! | `ACKBOX_WORKER_GROUP` | [`DEFAULT_GROUP`] | Kafka consumer group; every worker of one deployment shares it |
 //! | `ACKBOX_WORKER_CONCURRENCY` | [`DEFAULT_CONCURRENCY`] | jobs running at once in this process (the in-flight bound) |
-//! | `ACKBOX_WORKER_BATCH` | [`DEFAULT_BATCH`] | messages claimed with one UPDATE |
+//! | `ACKBOX_WORKER_BATCH` | [`DEFAULT_BATCH`] | messages claimed with one UPDATE; at most `ACKBOX_WORKER_CONCURRENCY` (more is refused: a batch can never be larger than the jobs that may run at once) |
 //! | `ACKBOX_LEASE_MS` | [`DEFAULT_LEASE_MS`] | lease of a running attempt |
-//! | `ACKBOX_HEARTBEAT_MS` | [`DEFAULT_HEARTBEAT_MS`] | lease extension interval (at most a third of the lease); also re-reads cancel requests, which normally arrive by `LISTEN` at once |
+//! | `ACKBOX_HEARTBEAT_MS` | [`DEFAULT_HEARTBEAT_MS`] | lease extension interval: at most a third of the lease (more is refused at start-up, since one late heartbeat would then let the lease lapse under a running job); also re-reads cancel requests, which normally arrive by `LISTEN` at once |
 //! | `ACKBOX_JOB_TIMEOUT_MS` | [`DEFAULT_JOB_TIMEOUT_MS`] | a handler running longer fails the attempt with `timeout` |
 //! | `ACKBOX_RETRY_BASE_MS` | [`DEFAULT_RETRY_BASE_MS`] | first retry backoff; doubles per attempt, ±25 % jitter |
 //! | `ACKBOX_RETRY_MAX_MS` | [`DEFAULT_RETRY_MAX_MS`] | longest retry backoff |
@@ -18,7 +18,10 @@
 //! | `ACKBOX_MAX_RESULT_BYTES` | [`DEFAULT_MAX_RESULT_BYTES`] | largest result (or error) a handler may return, as JSON; a larger one fails its job with `result_unstorable` |
 //! | `ACKBOX_OUTCOME_WRITE_TRIES` | [`DEFAULT_OUTCOME_WRITE_TRIES`] | times Postgres may refuse a batch of outcomes (a query error, not an outage) before its jobs are released: their leases lapse and the rescuer takes over |
 //! | `ACKBOX_WORKER_OPS_BIND` | [`DEFAULT_OPS_BIND`] | address of `/metrics`, `/healthz`, `/readyz` |
-//! | `ACKBOX_TOPIC_PARTITIONS`, `ACKBOX_TOPIC_REPLICATION` | 6, 1 | used if the worker has to create the topic |
+//! | `ACKBOX_WORKER_MAX_CONSUMERS` | unset (not checked) | the most workers of this group the fleet runs (the autoscaler's maximum); a topic with fewer partitions gets a warning at start-up |
+//!
+//! The worker never creates the topic: the relay owns it (`ACKBOX_TOPIC_PARTITIONS`, `ACKBOX_TOPIC_REPLICATION` are
+//! the relay's), and a worker that starts first waits for it.
 //!
 //! Plus `DATABASE_URL` & co. ([`DbConfig`]) and `KAFKA_BROKERS`, `ACKBOX_TOPIC`, `ACKBOX_KAFKA_OPTS` ([`KafkaConfig`]).
 
@@ -86,10 +89,9 @@ pub struct WorkerConfig {
     pub retry_max: Duration,
     /// `fetch.wait.max.ms`.
     pub fetch_wait: Duration,
-    /// Partitions if the worker creates the topic.
-    pub partitions: i32,
-    /// Replication if the worker creates the topic.
-    pub replication: i32,
+    /// The most consumers of this group the fleet runs (an autoscaler's maximum): fewer partitions than this gets a
+    /// warning at start-up. `None`: not checked.
+    pub max_consumers: Option<u32>,
     /// Consumer group session timeout.
     pub session_timeout: Duration,
     /// `group.instance.id` (static membership), if set.
@@ -119,21 +121,27 @@ impl WorkerConfig {
         let concurrency =
             positive("ACKBOX_WORKER_CONCURRENCY", config::parse_or("ACKBOX_WORKER_CONCURRENCY", DEFAULT_CONCURRENCY)?)?;
         let batch = positive("ACKBOX_WORKER_BATCH", config::parse_or("ACKBOX_WORKER_BATCH", DEFAULT_BATCH)?)?;
+        check_batch(batch, concurrency)?;
+        let lease = config::millis_or("ACKBOX_LEASE_MS", DEFAULT_LEASE_MS)?;
+        let heartbeat = config::millis_or("ACKBOX_HEARTBEAT_MS", DEFAULT_HEARTBEAT_MS)?;
+        check_heartbeat(heartbeat, lease)?;
         Ok(Self {
             db: DbConfig::from_env()?,
             kafka: KafkaConfig::from_env()?,
             group: config::optional("ACKBOX_WORKER_GROUP").unwrap_or_else(|| DEFAULT_GROUP.to_string()),
             concurrency,
-            // A batch larger than the in-flight bound could never be claimed at once.
-            batch: batch.min(concurrency),
-            lease: config::millis_or("ACKBOX_LEASE_MS", DEFAULT_LEASE_MS)?,
-            heartbeat: config::millis_or("ACKBOX_HEARTBEAT_MS", DEFAULT_HEARTBEAT_MS)?,
+            batch,
+            lease,
+            heartbeat,
             job_timeout: config::millis_or("ACKBOX_JOB_TIMEOUT_MS", DEFAULT_JOB_TIMEOUT_MS)?,
             retry_base: config::millis_or("ACKBOX_RETRY_BASE_MS", DEFAULT_RETRY_BASE_MS)?,
             retry_max: config::millis_or("ACKBOX_RETRY_MAX_MS", DEFAULT_RETRY_MAX_MS)?,
             fetch_wait: config::millis_or("ACKBOX_KAFKA_FETCH_WAIT_MS", DEFAULT_FETCH_WAIT_MS)?,
-            partitions: config::parse_or("ACKBOX_TOPIC_PARTITIONS", 6)?,
-            replication: config::parse_or("ACKBOX_TOPIC_REPLICATION", 1)?,
+            max_consumers: config::optional("ACKBOX_WORKER_MAX_CONSUMERS")
+                .map(|_| config::parse_or("ACKBOX_WORKER_MAX_CONSUMERS", 0u32))
+                .transpose()?
+                .map(|n| positive("ACKBOX_WORKER_MAX_CONSUMERS", n as usize).map(|_| n))
+                .transpose()?,
             session_timeout: config::millis_or("ACKBOX_WORKER_SESSION_TIMEOUT_MS", DEFAULT_SESSION_TIMEOUT_MS)?,
             instance_id: config::optional("ACKBOX_WORKER_INSTANCE_ID").map(validate_instance_id).transpose()?,
             shutdown_grace: config::millis_or("ACKBOX_SHUTDOWN_GRACE_MS", DEFAULT_SHUTDOWN_GRACE_MS)?,
@@ -143,7 +151,10 @@ impl WorkerConfig {
                 "ACKBOX_MAX_RESULT_BYTES",
                 config::parse_or("ACKBOX_MAX_RESULT_BYTES", DEFAULT_MAX_RESULT_BYTES)?,
             )?,
-            outcome_write_tries: config::parse_or("ACKBOX_OUTCOME_WRITE_TRIES", DEFAULT_OUTCOME_WRITE_TRIES)?.max(1),
+            outcome_write_tries: positive(
+                "ACKBOX_OUTCOME_WRITE_TRIES",
+                config::parse_or("ACKBOX_OUTCOME_WRITE_TRIES", DEFAULT_OUTCOME_WRITE_TRIES)? as usize,
+            )? as u32,
         })
     }
 
@@ -173,6 +184,37 @@ fn validate_instance_id(raw: String) -> Result<String, ConfigError> {
     }
 }
 
+/// Refuses a claim batch larger than the in-flight bound (it was clamped silently before).
+pub fn check_batch(batch: usize, concurrency: usize) -> Result<(), ConfigError> {
+    if batch > concurrency {
+        return Err(ConfigError::Invalid {
+            name: "ACKBOX_WORKER_BATCH".into(),
+            value: batch.to_string(),
+            reason: format!(
+                "must not exceed ACKBOX_WORKER_CONCURRENCY ({concurrency}): a batch larger than the jobs that may run \
+                 at once could never be claimed whole"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a heartbeat longer than a third of the lease: the lease must survive a late or failed heartbeat.
+pub fn check_heartbeat(heartbeat: Duration, lease: Duration) -> Result<(), ConfigError> {
+    if heartbeat.is_zero() || heartbeat > lease / 3 {
+        return Err(ConfigError::Invalid {
+            name: "ACKBOX_HEARTBEAT_MS".into(),
+            value: heartbeat.as_millis().to_string(),
+            reason: format!(
+                "must be between 1 and a third of ACKBOX_LEASE_MS ({} ms), so that a lease outlives a late \
+                 heartbeat",
+                lease.as_millis()
+            ),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +226,18 @@ mod tests {
         assert!(validate_instance_id("slash/no".into()).is_err());
         assert!(validate_instance_id("x".repeat(250)).is_err());
         assert!(validate_instance_id("x".repeat(249)).is_ok());
+    }
+
+    #[test]
+    fn values_that_used_to_be_clamped_silently_are_refused_naming_the_variable() {
+        let lease = Duration::from_secs(30);
+        assert!(check_heartbeat(Duration::from_secs(10), lease).is_ok());
+        for bad in [Duration::from_millis(10_001), Duration::ZERO] {
+            let err = check_heartbeat(bad, lease).expect_err("refused").to_string();
+            assert!(err.contains("ACKBOX_HEARTBEAT_MS") && err.contains("ACKBOX_LEASE_MS"), "{err}");
+        }
+        assert!(check_batch(64, 64).is_ok());
+        let err = check_batch(65, 64).expect_err("refused").to_string();
+        assert!(err.contains("ACKBOX_WORKER_BATCH") && err.contains("ACKBOX_WORKER_CONCURRENCY"), "{err}");
     }
 }

@@ -39,7 +39,8 @@ pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
     let pool = ackbox_db::db::build_pool(&config.db);
     // Kinds first: the API accepts them while Kafka is still unreachable, and the outbox holds the jobs until then.
     register_kinds(&pool, &registry).await;
-    ackbox_runtime::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
+    // The relay owns the topic (it creates it with its partitions and replication); the worker waits for it.
+    ackbox_runtime::kafka::wait_for_topic(&config.kafka, config.max_consumers).await;
     let metrics = metrics::WorkerMetrics::new();
     ackbox_runtime::ops::spawn(&config.ops_bind, metrics.registry.clone(), pool.clone())
         .with_context(|| format!("failed to bind the ops endpoint {} (ACKBOX_WORKER_OPS_BIND)", config.ops_bind))?;

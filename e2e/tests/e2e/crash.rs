@@ -9,6 +9,8 @@ use diesel::prelude::*;
 /// Short leases and a fast rescuer, so crashed attempts come back within the test's deadline.
 const FAST_RESCUE: &[(&str, &str)] = &[
     ("ACKBOX_LEASE_MS", "1500"),
+    // At most a third of the lease (refused otherwise).
+    ("ACKBOX_HEARTBEAT_MS", "500"),
     ("ACKBOX_RESCUE_INTERVAL_MS", "200"),
     ("ACKBOX_DISPATCH_TIMEOUT_MS", "5000"),
     ("ACKBOX_RELAY_BATCH", "10"),
@@ -91,7 +93,11 @@ fn killing_the_worker_and_the_relay_mid_flight_loses_nothing_and_doubles_nothing
 
 #[test]
 fn a_worker_paused_past_its_lease_cannot_overwrite_the_attempt_that_replaced_it() {
-    let mut stack = Stack::start_with(&[("ACKBOX_LEASE_MS", "1000"), ("ACKBOX_RESCUE_INTERVAL_MS", "200")]);
+    let mut stack = Stack::start_with(&[
+        ("ACKBOX_LEASE_MS", "1000"),
+        ("ACKBOX_HEARTBEAT_MS", "333"),
+        ("ACKBOX_RESCUE_INTERVAL_MS", "200"),
+    ]);
     let client = stack.client();
     let mut conn = stack.db.conn();
     let doc = stack.submit(&client, serde_json::json!({"kind": "effect", "payload": {"ms": 2500}, "max_attempts": 3}));

@@ -12,3 +12,4 @@ mod membership;
 mod pollers;
 mod read_your_writes;
 mod tls;
+mod topics;

@@ -22,6 +22,9 @@ pub enum TopicError {
         /// What librdkafka reported on the connection.
         reason: String,
     },
+    /// The topic does not exist (yet).
+    #[error("topic {0} does not exist yet (the relay creates it, with ACKBOX_TOPIC_PARTITIONS partitions)")]
+    Missing(String),
     /// The broker refused to create the topic.
     #[error("cannot create topic {topic}: {code}")]
     Refused {
@@ -69,6 +72,56 @@ pub async fn ensure_topic_retrying(cfg: &KafkaConfig, partitions: i32, replicati
     let what = format!("creating topic {} at KAFKA_BROKERS={} (Kafka unreachable or refusing)", cfg.topic, cfg.brokers);
     let backoff = crate::retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     crate::retry::retry_forever(&what, backoff, || ensure_topic(cfg, &cfg.topic, partitions, replication)).await
+}
+
+/// How many partitions `topic` has, or `None` when the broker does not know it. A failure to reach the brokers
+/// carries librdkafka's reason when it gave one.
+pub async fn partition_count(cfg: &KafkaConfig, topic: &str) -> Result<Option<usize>, TopicError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let (client, name) = (cfg.client_config(), topic.to_string());
+    let looked_up = tokio::task::spawn_blocking(move || {
+        let probe: BaseConsumer<LastError> = client.create_with_context(LastError::default())?;
+        let found = probe.fetch_metadata(Some(&name), Duration::from_secs(5)).map(|metadata| {
+            metadata.topics().iter().find(|t| t.name() == name).and_then(|t| match t.error() {
+                None if !t.partitions().is_empty() => Some(t.partitions().len()),
+                _ => None,
+            })
+        });
+        for _ in 0..5 {
+            let _ = probe.poll(Duration::from_millis(20));
+        }
+        let seen = probe.context().0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).join("; ");
+        Ok::<_, rdkafka::error::KafkaError>(found.map_err(|error| (error, seen)))
+    })
+    .await
+    .map_err(|_| TopicError::Kafka(rdkafka::error::KafkaError::Canceled))??;
+    match looked_up {
+        Ok(found) => Ok(found),
+        Err((error, reason)) if !reason.is_empty() => Err(TopicError::Unreachable { error, reason }),
+        Err((error, _)) => Err(TopicError::Kafka(error)),
+    }
+}
+
+/// Waits until the topic exists, and returns its partition count. The relay is the one component that creates
+/// topics, so a worker that starts first waits for it here, saying so (and naming `KAFKA_BROKERS` when the brokers
+/// cannot be reached). A topic with fewer partitions than `max_consumers` gets a warning: Kafka gives each
+/// partition to one consumer of the group, so the consumers beyond the partition count would sit idle.
+pub async fn wait_for_topic(cfg: &KafkaConfig, max_consumers: Option<u32>) -> usize {
+    let what = format!("looking up topic {} at KAFKA_BROKERS={}", cfg.topic, cfg.brokers);
+    let backoff = crate::retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let partitions = crate::retry::retry_forever(&what, backoff, || async {
+        partition_count(cfg, &cfg.topic).await?.ok_or_else(|| TopicError::Missing(cfg.topic.clone()))
+    })
+    .await;
+    match max_consumers {
+        Some(max) if partitions < max as usize => log::warn!(
+            "topic {} has {partitions} partitions but ACKBOX_WORKER_MAX_CONSUMERS is {max}: consumers beyond \
+             {partitions} will sit idle (add partitions with kafka-topics.sh --alter --partitions {max})",
+            cfg.topic
+        ),
+        _ => log::info!("topic {} has {partitions} partitions", cfg.topic),
+    }
+    partitions
 }
 
 /// Keeps the first few distinct errors librdkafka reported on a client's connections: the cause (a refused
