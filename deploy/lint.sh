@@ -2,7 +2,11 @@
 # make lint-deploy: validates deploy/ offline (Docker and Kubernetes cannot run on our machines).
 #   1. docker-compose.yml against the compose-spec schema (check-jsonschema, PyPI, schema bundled);
 #   2. deploy/k8s/*.yaml against Kubernetes 1.30 schemas, strictly (kubernetes-validate, PyPI, schemas bundled);
-#   3. each service gets exactly the env vars its binary reads, in both targets (lint_env.py).
+#   3. each service gets exactly the env vars its binary reads, in both targets (lint_env.py);
+#   4. every pod passes the restricted Pod Security Standard (lint_pss.py);
+#   5. the CRD manifests (monitoring/, keda/) agree with the rest (lint_k8s_extras.py), and the alert rules pass
+#      `promtool check rules` and their unit tests (`promtool test rules monitoring/alerts.test.yaml`). promtool
+#      comes from Debian's prometheus package, unpacked under .ackbox/tools (no service is installed or started).
 # Each check is first run on a deliberately broken copy and must fail there: a validator that passes everything
 # would otherwise go unnoticed.
 set -euo pipefail
@@ -18,6 +22,17 @@ compose() { "$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec "$
 k8s() { "$VENV/bin/kubernetes-validate" --strict --quiet -k "$K8S_VERSION" "$@"; }
 k8s_files=()
 for f in "$ROOT"/deploy/k8s/*.yaml; do [ "$(basename "$f")" = kustomization.yaml ] || k8s_files+=("$f"); done
+
+PROMTOOL="$ROOT/.ackbox/tools/promtool"
+if ! [ -x "$PROMTOOL" ]; then
+  if command -v promtool >/dev/null; then PROMTOOL=$(command -v promtool); else
+    say "fetching promtool from Debian's prometheus package (once per machine)"
+    mkdir -p "$ROOT/.ackbox/tools" "$TMP/deb"
+    (cd "$TMP/deb" && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus; }; } &&
+      dpkg-deb -x prometheus_*.deb x && cp x/usr/bin/promtool "$PROMTOOL")
+  fi
+fi
+"$PROMTOOL" --version >/dev/null
 
 say "negative controls: broken copies must fail"
 sed 's/^    image: postgres:16$/    image: postgres:16\n    restart_policy: always/' "$ROOT/deploy/compose/docker-compose.yml" >"$TMP/bad-compose.yml"
@@ -35,6 +50,20 @@ sed -i 's/^  ACKBOX_WORKER_OPS_BIND: /  ACKBOX_TOPIC_PARTITIONS: "24"\n  ACKBOX_
 ! "$VENV/bin/python" "$ROOT/deploy/lint_env.py" "$TMP/root" >"$TMP/env.out" && grep -q "ACKBOX_TOPIC_PARTITIONS is set for worker" "$TMP/env.out" ||
   { echo "lint_env.py missed a relay setting on the worker"; exit 1; }
 
+cp -r "$ROOT/deploy/k8s" "$TMP/pss"
+sed -i 's/capabilities: {drop: \[ALL\]}/capabilities: {drop: [NET_RAW]}/' "$TMP/pss/worker.yaml"
+! "$VENV/bin/python" "$ROOT/deploy/lint_pss.py" "$TMP/pss" >"$TMP/pss.out" && grep -q "drop must include ALL" "$TMP/pss.out" ||
+  { echo "lint_pss.py accepted a container that keeps its capabilities"; exit 1; }
+sed -i 's/  maxReplicaCount: 24/  maxReplicaCount: 30/' "$TMP/pss/keda/scaled-object.yaml"
+! "$VENV/bin/python" "$ROOT/deploy/lint_k8s_extras.py" "$TMP/pss" "$TMP/bad-rules.yaml" >/dev/null ||
+  { echo "lint_k8s_extras.py missed a ScaledObject scaling past the partitions"; exit 1; }
+"$VENV/bin/python" "$ROOT/deploy/lint_k8s_extras.py" "$ROOT/deploy/k8s" "$TMP/bad-rules.yaml" >/dev/null
+sed -i 's/> 60$/> 6000/' "$TMP/bad-rules.yaml"
+cp "$ROOT/deploy/k8s/monitoring/alerts.test.yaml" "$TMP/bad-alerts.test.yaml"
+sed -i 's/rules.generated.yaml/bad-rules.yaml/' "$TMP/bad-alerts.test.yaml"
+! "$PROMTOOL" test rules "$TMP/bad-alerts.test.yaml" >/dev/null 2>&1 ||
+  { echo "promtool test rules passed an alert whose threshold was changed"; exit 1; }
+
 say "compose: deploy/compose/docker-compose.yml"
 compose "$ROOT/deploy/compose/docker-compose.yml"
 say "kubernetes $K8S_VERSION (strict): ${k8s_files[*]##*/}"
@@ -42,3 +71,10 @@ k8s "${k8s_files[@]}"
 echo "ok -- ${#k8s_files[@]} files valid"
 say "environment variables: binaries vs deploy files"
 "$VENV/bin/python" "$ROOT/deploy/lint_env.py" "$ROOT"
+say "pod security: the restricted standard"
+"$VENV/bin/python" "$ROOT/deploy/lint_pss.py" "$ROOT/deploy/k8s"
+say "CRD manifests and alert rules (promtool $("$PROMTOOL" --version 2>&1 | head -1 | awk '{print $3}'))"
+"$VENV/bin/python" "$ROOT/deploy/lint_k8s_extras.py" "$ROOT/deploy/k8s" "$TMP/rules.generated.yaml"
+"$PROMTOOL" check rules "$TMP/rules.generated.yaml"
+cp "$ROOT/deploy/k8s/monitoring/alerts.test.yaml" "$TMP/alerts.test.yaml"
+"$PROMTOOL" test rules "$TMP/alerts.test.yaml"

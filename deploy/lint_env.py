@@ -70,7 +70,8 @@ def k8s_sets(folder):
         for doc in YAML(typ="safe").load_all(path.read_text(encoding="utf-8")):
             if not isinstance(doc, dict):
                 continue
-            kind, name = doc.get("kind"), (doc.get("metadata") or {}).get("name", "")
+            meta = doc.get("metadata") or {}
+            kind, name = doc.get("kind"), meta.get("name") or meta.get("generateName", "").rstrip("-")
             if kind == "ConfigMap":
                 maps[name] = set((doc.get("data") or {}).keys())
             elif kind == "Secret":

@@ -3,6 +3,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `ACKBOX_BIND` | [`DEFAULT_BIND`] | address to listen on (`127.0.0.1:0` picks a free port and prints it) |
+//! | `ACKBOX_API_OPS_BIND` | [`DEFAULT_OPS_BIND`] | address of the ops endpoint: `/metrics`, `/healthz`, `/readyz`, on its own port as the relay's and worker's, so the public port does not expose metrics |
 //! | `ACKBOX_HTTP_WORKERS` | number of cores | actix worker threads |
 //! | `ACKBOX_MAX_BODY_BYTES` | [`DEFAULT_MAX_BODY_BYTES`] | largest accepted request body; larger gets 413 |
 //! | `ACKBOX_TOPIC` | `ackbox.jobs` | topic written into each job's outbox row |
@@ -33,6 +34,8 @@ fn secs(name: &str, default: u64) -> Result<std::time::Duration, ConfigError> {
 
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default ops address.
+pub const DEFAULT_OPS_BIND: &str = "127.0.0.1:9100";
 /// Default body limit: 256 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 
@@ -70,6 +73,8 @@ pub const DEFAULT_SUBMIT_QUEUE: usize = 2048;
 pub struct ApiConfig {
     /// Listen address.
     pub bind: String,
+    /// Ops endpoint address.
+    pub ops_bind: String,
     /// Actix worker threads.
     pub http_workers: usize,
     /// Body limit in bytes.
@@ -118,6 +123,7 @@ impl ApiConfig {
         check_request_timeout(request_timeout, max_wait)?;
         Ok(Self {
             bind: config::optional("ACKBOX_BIND").unwrap_or_else(|| DEFAULT_BIND.to_string()),
+            ops_bind: config::optional("ACKBOX_API_OPS_BIND").unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),
             http_workers: positive("ACKBOX_HTTP_WORKERS", cores)?,
             max_body_bytes: config::parse_or("ACKBOX_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
             topic: config::optional("ACKBOX_TOPIC").unwrap_or_else(|| DEFAULT_TOPIC.to_string()),

@@ -19,7 +19,7 @@ pub mod waiters;
 pub use state::AppState;
 
 use std::collections::HashSet;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, RwLock};
 
 use ackbox_db::db::PgPool;
@@ -34,14 +34,16 @@ use crate::estimates::Estimates;
 use crate::metrics::ApiMetrics;
 use crate::waiters::Waiters;
 
-/// Builds the HTTP server on an already bound listener (tests bind port 0) and starts the process's shared
-/// listener thread. The server handles SIGTERM itself: it stops accepting and lets in-flight requests finish.
-pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::Result<Server> {
+/// Builds the HTTP server on an already bound listener (tests bind port 0), starts the process's shared listener
+/// thread, and serves the ops endpoint (`/metrics`, `/healthz`, `/readyz`) on `config.ops_bind`, whose bound address
+/// it returns. The server handles SIGTERM itself: it stops accepting and lets in-flight requests finish.
+pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::Result<(Server, SocketAddr)> {
     let workers = config.http_workers;
     // actix bounds connections per worker thread: share the process's bound among them.
     let connections_per_worker = config.max_connections.div_ceil(workers.max(1)).max(1);
     let max_body = config.max_body_bytes;
     let metrics = ApiMetrics::new();
+    let ops = ackbox_runtime::ops::spawn(&config.ops_bind, metrics.registry.clone(), pool.clone())?;
     let keys = Arc::new(KeyCache::new(config.key_cache_ttl));
     let waiters = Arc::new(Waiters::with_gauge(metrics.waiters.clone()));
     let estimates = Arc::new(Estimates::default());
@@ -104,5 +106,5 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
     .shutdown_timeout(30)
     .listen(listener)?
     .run();
-    Ok(server)
+    Ok((server, ops))
 }

@@ -57,5 +57,9 @@ async fn serve() -> anyhow::Result<()> {
     log::info!("ackbox-api listening on http://{addr}");
     // The one line on stdout: scripts and tests read the port from it when ACKBOX_BIND asks for port 0.
     println!("listening on http://{addr}");
-    ackbox_api::run(listener, pool, config).context("failed to start the HTTP server")?.await.context("server error")
+    let ops_bind = config.ops_bind.clone();
+    let (server, _ops) = ackbox_api::run(listener, pool, config).with_context(|| {
+        format!("failed to start the HTTP server or the ops endpoint {ops_bind} (ACKBOX_API_OPS_BIND)")
+    })?;
+    server.await.context("server error")
 }

@@ -201,6 +201,7 @@ impl Stack {
             .env("ACKBOX_HTTP_WORKERS", "2")
             // Tests run in parallel: every ops endpoint takes a free port.
             .env("ACKBOX_RELAY_OPS_BIND", "127.0.0.1:0")
+            .env("ACKBOX_API_OPS_BIND", "127.0.0.1:0")
             .env("ACKBOX_WORKER_OPS_BIND", "127.0.0.1:0")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(extra.iter().copied())
@@ -223,6 +224,17 @@ impl Stack {
             self.worker_names.push((child.id(), name));
         }
         self.children.push((component, child));
+    }
+
+    /// The ops endpoint (`http://addr`, serving `/metrics`) of the first instance of `component`, read from the
+    /// line it logs at start-up ("ops endpoints on http://…"): every instance binds a free port.
+    pub fn ops_url(&self, component: Component) -> String {
+        let path = self.log_path(component);
+        ackbox_testing::wait_for("the ops endpoint's address in the log", Duration::from_secs(30), || {
+            let log = std::fs::read_to_string(&path).ok()?;
+            let rest = log.split("ops endpoints on ").nth(1)?;
+            Some(rest.split_whitespace().next()?.to_string())
+        })
     }
 
     /// A blocking HTTP client with a sane timeout that authenticates as the stack's tenant.

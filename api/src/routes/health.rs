@@ -1,4 +1,5 @@
-//! `GET /healthz` (the process is up), `GET /readyz` (the database answers) and `GET /metrics` (Prometheus).
+//! `GET /healthz` (the process is up) and `GET /readyz` (the database answers) on the public port, for load
+//! balancers. `/metrics` is on the ops port only (`ACKBOX_API_OPS_BIND`, `ackbox_runtime::ops`).
 
 use actix_web::{web, HttpResponse};
 use diesel::RunQueryDsl;
@@ -15,11 +16,4 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.with_conn(|c| Ok(diesel::sql_query("SELECT 1").execute(c).map(|_| ())?)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
-}
-
-/// Prometheus text format.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(ackbox_runtime::ops::render(&state.metrics.registry))
 }

@@ -29,7 +29,6 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
         .route("/dashboard", web::get().to(dashboard_page::page))
         .route("/dashboard/app.js", web::get().to(dashboard_page::script))

@@ -61,7 +61,12 @@ async fn metrics_count_requests_by_route_and_status_and_submissions_by_kind() {
     app.submit(serde_json::json!({"kind": "echo"})).await;
     app.submit(serde_json::json!({"kind": "echo"})).await;
     app.get(&format!("/v1/jobs/{}", uuid::Uuid::now_v7())).send().await.expect("GET");
-    let text = app.client.get(app.url("/metrics")).send().await.expect("GET").text().await.expect("text");
+    let text = app.client.get(app.ops_url("/metrics")).send().await.expect("GET").text().await.expect("text");
+    // Metrics live on the ops port only: the public port, which a load balancer exposes, does not serve them.
+    let public = app.client.get(app.url("/metrics")).send().await.expect("GET public /metrics");
+    assert_eq!(public.status().as_u16(), 404, "the public port serves /metrics");
+    let ready = app.client.get(app.ops_url("/readyz")).send().await.expect("GET ops /readyz");
+    assert_eq!(ready.status().as_u16(), 200);
     for line in [
         "ackbox_http_requests_total{method=\"POST\",route=\"/v1/jobs\",status=\"202\"} 2",
         "ackbox_http_requests_total{method=\"GET\",route=\"/v1/jobs/{id}\",status=\"404\"} 1",

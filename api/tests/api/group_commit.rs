@@ -9,7 +9,7 @@ use crate::helpers::{assert_problem, spawn_app_with, TestApp};
 
 /// A metric's value from `/metrics` (the first sample whose line starts with `name`).
 pub(crate) async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app.client.get(app.url("/metrics")).send().await.expect("GET /metrics").text().await.expect("text");
+    let text = app.client.get(app.ops_url("/metrics")).send().await.expect("GET /metrics").text().await.expect("text");
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .and_then(|l| l.rsplit(' ').next())

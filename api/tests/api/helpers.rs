@@ -15,11 +15,14 @@ pub struct TestApp {
     pub db: TestDb,
     pub topic: String,
     pub key: String,
+    /// The ops endpoint (`/metrics`, `/healthz`, `/readyz`), e.g. `http://127.0.0.1:41235`.
+    pub ops_address: String,
 }
 
 pub fn test_config(db: &TestDb, topic: &str) -> ApiConfig {
     ApiConfig {
         bind: "127.0.0.1:0".into(),
+        ops_bind: "127.0.0.1:0".into(),
         http_workers: 2,
         max_body_bytes: 256 * 1024,
         topic: topic.to_string(),
@@ -68,14 +71,19 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ApiConfig)) -> TestApp {
     let listener = TcpListener::bind(&config.bind).expect("bind port 0");
     let address = format!("http://{}", listener.local_addr().expect("local addr"));
     let pool = ackbox_db::db::build_pool(&config.db);
-    let server = ackbox_api::run(listener, pool, config).expect("start server");
+    let (server, ops) = ackbox_api::run(listener, pool, config).expect("start server");
     actix_web::rt::spawn(server);
-    TestApp { address, client: reqwest::Client::new(), db, topic, key }
+    TestApp { address, client: reqwest::Client::new(), db, topic, key, ops_address: format!("http://{ops}") }
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
+    }
+
+    /// `path` on the ops endpoint (`/metrics`).
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("{}{}", self.ops_address, path)
     }
 
     /// An authenticated GET.

@@ -24,7 +24,7 @@ async fn a_long_poll_returns_as_soon_as_the_job_finishes() {
     let id = app.submit(serde_json::json!({"kind": "noop"})).await;
     // Wait until the API's listener is connected (a long-poll before that still works, it just cannot be woken).
     ackbox_testing::wait_for_async("the listener to connect", Duration::from_secs(30), || async {
-        let text = app.get("/metrics").send().await.ok()?.text().await.ok()?;
+        let text = app.client.get(app.ops_url("/metrics")).send().await.ok()?.text().await.ok()?;
         text.lines().any(|l| l == "ackbox_listener_connected 1").then_some(())
     })
     .await;
@@ -73,7 +73,7 @@ async fn a_thousand_waiters_do_not_exhaust_a_pool_of_four() {
     let meanwhile = async {
         // While 1000 requests wait, the metrics show them and a submission still gets a connection.
         let gauge = ackbox_testing::wait_for_async("waiters to register", Duration::from_secs(30), || async {
-            let text = app.client.get(app.url("/metrics")).send().await.ok()?.text().await.ok()?;
+            let text = app.client.get(app.ops_url("/metrics")).send().await.ok()?.text().await.ok()?;
             let n: i64 = text.lines().find_map(|l| l.strip_prefix("ackbox_long_poll_waiters "))?.parse().ok()?;
             (n >= 500).then_some(n)
         })

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use ackbox_e2e::Stack;
+use ackbox_e2e::{Component, Stack};
 use ackbox_testing::wait_for;
 
 /// Short deadlines so the slow clients are cut within the test.
@@ -191,7 +191,10 @@ fn no_secrets_anywhere(stack: Stack) -> Vec<String> {
         .expect("GET");
     assert_eq!(wrong_key.status().as_u16(), 401);
     responses.push(wrong_key.text().expect("body"));
-    responses.push(reqwest::blocking::get(stack.url("/metrics")).expect("metrics").text().expect("body"));
+    for component in [Component::Api, Component::Relay, Component::Worker] {
+        let ops = stack.ops_url(component);
+        responses.push(reqwest::blocking::get(format!("{ops}/metrics")).expect("metrics").text().expect("body"));
+    }
 
     for r in &responses {
         assert!(!r.contains(&marker), "a response carries the payload: {r}");
