@@ -9,7 +9,8 @@ use ackbox_e2e::{Component, Stack};
 use ackbox_testing::wait_for;
 
 /// Short deadlines so the slow clients are cut within the test.
-const SHORT: &[(&str, &str)] = &[("ACKBOX_MAX_WAIT_SECS", "1"), ("ACKBOX_REQUEST_TIMEOUT_SECS", "3")];
+// The request deadline must be at least the longest wait + 5 s (a shorter one is refused at start-up).
+const SHORT: &[(&str, &str)] = &[("ACKBOX_MAX_WAIT_SECS", "1"), ("ACKBOX_REQUEST_TIMEOUT_SECS", "6")];
 
 fn connect(stack: &Stack) -> TcpStream {
     let addr = stack.api_url.trim_start_matches("http://").to_string();
