@@ -17,6 +17,11 @@ pub enum Keys {
         /// Make the tenant an admin: its keys open the dashboard (every tenant's jobs, the outbox, lag).
         #[arg(long)]
         admin: bool,
+        /// Store the key held by this environment variable (a bootstrap key from a Secret) instead of making one.
+        /// Idempotent: the same key again changes nothing, so a bootstrap Job can run on every deploy. The key is
+        /// never printed.
+        #[arg(long, value_name = "VAR")]
+        key_from_env: Option<String>,
     },
     /// List keys (never the keys themselves).
     List,
@@ -30,7 +35,28 @@ pub enum Keys {
 /// Runs a keys command.
 pub fn run(conn: &mut PgConnection, cmd: Keys, json: bool) -> anyhow::Result<()> {
     match cmd {
-        Keys::Create { tenant, admin } => {
+        Keys::Create { tenant, admin, key_from_env: Some(var) } => {
+            let key = std::env::var(&var).with_context(|| format!("--key-from-env {var}: the variable is not set"))?;
+            if tenant.trim().is_empty() || tenant.len() > 128 {
+                bail!("--tenant must be 1 to 128 characters");
+            }
+            let t = ackbox_db::models::tenant::ensure_tenant(conn, &tenant).context("failed to create the tenant")?;
+            if admin {
+                ackbox_db::models::tenant::set_admin(conn, t.id, true).context("failed to make the tenant admin")?;
+            }
+            let done = ackbox_db::models::tenant::import_key(conn, t.id, key.trim())
+                .with_context(|| format!("failed to store the key from {var}"))?;
+            let what = match done {
+                ackbox_db::models::tenant::Imported::Created => "stored",
+                ackbox_db::models::tenant::Imported::AlreadyPresent => "already present",
+            };
+            if json {
+                println!("{}", serde_json::json!({"tenant": t.name, "admin": admin, "result": what}));
+            } else {
+                eprintln!("key from {var} for tenant {}: {what}", t.name);
+            }
+        }
+        Keys::Create { tenant, admin, key_from_env: None } => {
             if tenant.trim().is_empty() || tenant.len() > 128 {
                 bail!("--tenant must be 1 to 128 characters");
             }

@@ -34,9 +34,12 @@ fn denied(db: &TestDb, role: &str, sql: &str) -> bool {
 #[test]
 fn every_service_role_has_statement_and_idle_in_transaction_timeouts() {
     let db = TestDb::new();
-    for (role, statement, idle) in
-        [("ackbox_api", "15s", "30s"), ("ackbox_relay", "30s", "1min"), ("ackbox_worker", "15s", "30s")]
-    {
+    for (role, statement, idle) in [
+        ("ackbox_api", "15s", "30s"),
+        ("ackbox_relay", "30s", "1min"),
+        ("ackbox_worker", "15s", "30s"),
+        ("ackbox_keys", "15s", "30s"),
+    ] {
         let mut conn = as_role(&db, role);
         assert_eq!(show(&mut conn, "statement_timeout"), statement, "{role}");
         assert_eq!(show(&mut conn, "idle_in_transaction_session_timeout"), idle, "{role}");
@@ -61,6 +64,11 @@ fn each_role_is_refused_what_its_service_never_does() {
     assert!(denied(&db, "ackbox_worker", "SELECT key_hash FROM api_keys"));
     assert!(denied(&db, "ackbox_worker", "SELECT * FROM idempotency_keys"));
     assert!(denied(&db, "ackbox_worker", "DELETE FROM outbox"));
+    // keys (migration 10): tenants and keys only.
+    assert!(denied(&db, "ackbox_keys", "SELECT count(*) FROM jobs"));
+    assert!(denied(&db, "ackbox_keys", "DELETE FROM api_keys"));
+    assert!(denied(&db, "ackbox_keys", "UPDATE api_keys SET key_hash = ''"));
+    assert!(!denied(&db, "ackbox_keys", "UPDATE api_keys SET revoked_at = now() WHERE false"));
     // And what they do is allowed (a control, so the checks above cannot pass for another reason).
     assert!(!denied(&db, "ackbox_api", "SELECT count(*) FROM jobs"));
     assert!(!denied(&db, "ackbox_relay", "DELETE FROM outbox WHERE false"));

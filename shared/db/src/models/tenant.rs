@@ -111,6 +111,53 @@ pub fn create_key(conn: &mut PgConnection, tenant_id: Uuid) -> QueryResult<(ApiK
     Ok((row, key))
 }
 
+/// What [`import_key`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Imported {
+    /// The key was stored.
+    Created,
+    /// The same key was already there, for this tenant: nothing changed (a bootstrap run twice).
+    AlreadyPresent,
+}
+
+/// Why [`import_key`] refused a key.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Not `ackbox_<12 hex>_<hex>`, or too long.
+    #[error("the key is not an Ackbox key (ackbox_<12 hex digits>_<hex digits>, at most {MAX_KEY_LEN} characters)")]
+    Malformed,
+    /// Another key, or this key for another tenant, holds its prefix.
+    #[error("a different key, or this key for another tenant, already uses the prefix {0}")]
+    Conflict(String),
+    /// The database refused.
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+/// Stores a key chosen by the operator (a bootstrap key from a Secret) for `tenant_id`, once: running it again with
+/// the same key changes nothing. Only its hash is stored, as for [`create_key`].
+pub fn import_key(conn: &mut PgConnection, tenant_id: Uuid, key: &str) -> Result<Imported, ImportError> {
+    let prefix = key_prefix(key).ok_or(ImportError::Malformed)?.to_string();
+    let inserted = diesel::insert_into(api_keys::table)
+        .values((
+            api_keys::id.eq(Uuid::now_v7()),
+            api_keys::tenant_id.eq(tenant_id),
+            api_keys::prefix.eq(&prefix),
+            api_keys::key_hash.eq(hash_key(key)),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    if inserted == 1 {
+        return Ok(Imported::Created);
+    }
+    let existing: Option<ApiKey> =
+        api_keys::table.filter(api_keys::prefix.eq(&prefix)).select(ApiKey::as_select()).first(conn).optional()?;
+    match existing {
+        Some(row) if row.tenant_id == tenant_id && key_matches(key, &row.key_hash) => Ok(Imported::AlreadyPresent),
+        _ => Err(ImportError::Conflict(prefix)),
+    }
+}
+
 /// The tenant a key authenticates, or `None` for a malformed, unknown or revoked key.
 pub fn authenticate(conn: &mut PgConnection, key: &str) -> QueryResult<Option<Uuid>> {
     let Some(prefix) = key_prefix(key) else { return Ok(None) };
