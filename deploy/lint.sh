@@ -70,7 +70,9 @@ say "kubernetes $K8S_VERSION (strict): ${k8s_files[*]##*/}"
 k8s "${k8s_files[@]}"
 echo "ok -- ${#k8s_files[@]} files valid"
 say "environment variables: binaries vs deploy files"
-"$VENV/bin/python" "$ROOT/deploy/lint_env.py" "$ROOT"
+# The binaries' --help is checked against the same lists (built here if needed; incremental after `make test`).
+(cd "$ROOT" && cargo build -q --workspace --bins)
+"$VENV/bin/python" "$ROOT/deploy/lint_env.py" "$ROOT" "$ROOT/target/debug"
 say "pod security: the restricted standard"
 "$VENV/bin/python" "$ROOT/deploy/lint_pss.py" "$ROOT/deploy/k8s"
 say "CRD manifests and alert rules (promtool $("$PROMTOOL" --version 2>&1 | head -1 | awk '{print $3}'))"

@@ -12,9 +12,13 @@ Read = a string literal "ACKBOX_*", "KAFKA_*" or "DATABASE_*" in the service's s
 crates it runs (shared/db and shared/types for all; shared/runtime for the three services, its kafka.rs for relay and
 worker only), plus RUST_LOG (env_logger) and OTEL_EXPORTER_OTLP_ENDPOINT (opentelemetry-otlp). The migrate one-shot
 (`ackbox-api migrate`) reads the database settings and RUST_LOG.
+
+With a folder of built binaries (argv[2]), it also checks that each service's `--help` lists exactly the variables
+its code reads (`[env: NAME]`, clap's env support): the help is the reference an SRE reads.
 """
 import pathlib
 import re
+import subprocess
 import sys
 
 from ruamel.yaml import YAML
@@ -113,21 +117,41 @@ def check(target, read, common, per, own):
     return problems
 
 
-def main(root):
+HELP_ENV = re.compile(r"\[env: ([A-Z0-9_]+)")
+
+
+def check_help(bin_dir, read):
+    problems = []
+    for service in SERVICES:
+        binary = pathlib.Path(bin_dir) / f"ackbox-{service}"
+        out = subprocess.run([str(binary), "--help"], capture_output=True, text=True, check=True,
+                             env={"PATH": "/usr/bin:/bin"}).stdout
+        listed = set(HELP_ENV.findall(out))
+        for name in sorted(read[service] - listed):
+            problems.append(f"ackbox-{service} --help: {name} is read by its code but not listed")
+        for name in sorted(listed - read[service]):
+            problems.append(f"ackbox-{service} --help: {name} is listed but its code does not read it")
+    return problems
+
+
+def main(root, bin_dir=None):
     read = read_by_service(root)
     c_common, c_per = compose_sets(root / "deploy/compose/docker-compose.yml")
     c_own = {s: env - c_common for s, env in c_per.items()}
     problems = check("deploy/compose/docker-compose.yml", read, c_common, c_per, c_own)
     k_common, k_per, k_own = k8s_sets(root / "deploy/k8s")
     problems += check("deploy/k8s", read, k_common, k_per, k_own)
+    if bin_dir:
+        problems += check_help(bin_dir, read)
     for p in problems:
         print(p)
     if problems:
         return 1
     counts = ", ".join(f"{s} {len(read[s])}" for s in SERVICES + ("migrate",))
-    print(f"env: each service gets exactly what it reads, in compose and k8s ({counts} variables)")
+    also = ", and each binary's --help lists exactly those" if bin_dir else ""
+    print(f"env: each service gets exactly what it reads, in compose and k8s ({counts} variables){also}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT))
+    sys.exit(main(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT, sys.argv[2] if len(sys.argv) > 2 else None))

@@ -26,11 +26,8 @@
 //!
 //! Plus the database variables of [`ackbox_db::config::DbConfig`].
 
-use ackbox_db::config::{self, ConfigError, DbConfig, DEFAULT_TOPIC};
-
-fn secs(name: &str, default: u64) -> Result<std::time::Duration, ConfigError> {
-    config::parse_or(name, default).map(std::time::Duration::from_secs)
-}
+use ackbox_db::config::{ConfigError, DbArgs, DbConfig, DEFAULT_TOPIC};
+use ackbox_runtime::logging::ObservabilityArgs;
 
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -113,37 +110,116 @@ pub struct ApiConfig {
     pub db: DbConfig,
 }
 
-impl ApiConfig {
-    /// Reads the configuration; the error names the offending variable.
-    pub fn from_env() -> Result<Self, ConfigError> {
+/// Every setting of the api, as clap arguments: `ackbox-api --help` lists each variable with its default. Each is
+/// read from its environment variable (or the flag of the same name).
+#[derive(Clone, Debug, clap::Parser)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub observability: ObservabilityArgs,
+    /// Address to listen on (port 0 picks a free port and prints it).
+    #[arg(long, env = "ACKBOX_BIND", default_value = DEFAULT_BIND, value_name = "ACKBOX_BIND")]
+    pub bind: String,
+    /// Address of the ops endpoint: /metrics, /healthz, /readyz (metrics are not on the public port).
+    #[arg(long, env = "ACKBOX_API_OPS_BIND", default_value = DEFAULT_OPS_BIND, value_name = "ACKBOX_API_OPS_BIND")]
+    pub api_ops_bind: String,
+    /// actix worker threads (default: the number of cores; at least 1).
+    #[arg(long, env = "ACKBOX_HTTP_WORKERS", value_name = "ACKBOX_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+    /// Largest accepted request body in bytes; larger gets 413.
+    #[arg(long, env = "ACKBOX_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES, value_name = "ACKBOX_MAX_BODY_BYTES")]
+    pub max_body_bytes: usize,
+    /// Topic written into each job's outbox row.
+    #[arg(long, env = "ACKBOX_TOPIC", default_value = DEFAULT_TOPIC, value_name = "ACKBOX_TOPIC")]
+    pub topic: String,
+    /// How long an Idempotency-Key is remembered, in seconds.
+    #[arg(long, env = "ACKBOX_IDEMPOTENCY_TTL_SECS", default_value_t = DEFAULT_IDEMPOTENCY_TTL_SECS, value_name = "ACKBOX_IDEMPOTENCY_TTL_SECS")]
+    pub idempotency_ttl_secs: u64,
+    /// Seconds in `queued` after which a job is reported overdue.
+    #[arg(long, env = "ACKBOX_OVERDUE_AFTER", default_value_t = DEFAULT_OVERDUE_AFTER_SECS, value_name = "ACKBOX_OVERDUE_AFTER")]
+    pub overdue_after: u64,
+    /// Requests per second per tenant (at least 1).
+    #[arg(long, env = "ACKBOX_RATE_LIMIT_PER_SEC", default_value_t = DEFAULT_RATE_LIMIT_PER_SEC, value_name = "ACKBOX_RATE_LIMIT_PER_SEC")]
+    pub rate_limit_per_sec: u32,
+    /// Burst per tenant (at least 1).
+    #[arg(long, env = "ACKBOX_RATE_LIMIT_BURST", default_value_t = DEFAULT_RATE_LIMIT_BURST, value_name = "ACKBOX_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: u32,
+    /// Longest `Prefer: wait` honoured, in seconds.
+    #[arg(long, env = "ACKBOX_MAX_WAIT_SECS", default_value_t = DEFAULT_MAX_WAIT_SECS, value_name = "ACKBOX_MAX_WAIT_SECS")]
+    pub max_wait_secs: u64,
+    /// Deadline of a whole request (408), in seconds: at least ACKBOX_MAX_WAIT_SECS + 5.
+    #[arg(long, env = "ACKBOX_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS, value_name = "ACKBOX_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: u64,
+    /// Backstop lifetime of a cached key, in seconds (revocation is immediate regardless).
+    #[arg(long, env = "ACKBOX_KEY_CACHE_TTL_SECS", default_value_t = DEFAULT_KEY_CACHE_TTL_SECS, value_name = "ACKBOX_KEY_CACHE_TTL_SECS")]
+    pub key_cache_ttl_secs: u64,
+    /// Long-polls waiting at once; beyond it a long-poll is answered at once (at least 1).
+    #[arg(long, env = "ACKBOX_MAX_WAITERS", default_value_t = DEFAULT_MAX_WAITERS, value_name = "ACKBOX_MAX_WAITERS")]
+    pub max_waiters: usize,
+    /// Requests worked on at once; beyond it 503 at once (at least 1).
+    #[arg(long, env = "ACKBOX_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT, value_name = "ACKBOX_MAX_IN_FLIGHT")]
+    pub max_in_flight: usize,
+    /// Open client connections; beyond it new ones wait unaccepted (at least 1).
+    #[arg(long, env = "ACKBOX_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_name = "ACKBOX_MAX_CONNECTIONS")]
+    pub max_connections: usize,
+    /// Group-commit transactions in flight at once (at least 1).
+    #[arg(long, env = "ACKBOX_SUBMIT_COMMITTERS", default_value_t = DEFAULT_SUBMIT_COMMITTERS, value_name = "ACKBOX_SUBMIT_COMMITTERS")]
+    pub submit_committers: usize,
+    /// Most submissions in one group-commit transaction (at least 1).
+    #[arg(long, env = "ACKBOX_SUBMIT_BATCH", default_value_t = DEFAULT_SUBMIT_BATCH, value_name = "ACKBOX_SUBMIT_BATCH")]
+    pub submit_batch: usize,
+    /// Most submissions waiting for a transaction; beyond it 503 at once (at least 1).
+    #[arg(long, env = "ACKBOX_SUBMIT_QUEUE", default_value_t = DEFAULT_SUBMIT_QUEUE, value_name = "ACKBOX_SUBMIT_QUEUE")]
+    pub submit_queue: usize,
+    /// External base URL of every link, e.g. https://jobs.example.com (unset: each request's scheme and Host).
+    #[arg(long, env = "ACKBOX_PUBLIC_URL", value_name = "ACKBOX_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+impl TryFrom<ApiArgs> for ApiConfig {
+    type Error = ConfigError;
+
+    fn try_from(a: ApiArgs) -> Result<Self, ConfigError> {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let max_wait = secs("ACKBOX_MAX_WAIT_SECS", DEFAULT_MAX_WAIT_SECS)?;
+        let secs = std::time::Duration::from_secs;
+        let or = |v: String, default: &str| if v.trim().is_empty() { default.to_string() } else { v };
+        let max_wait = secs(a.max_wait_secs);
         // A long-poll must always end (and be answered) before the request deadline cuts it.
-        let request_timeout = secs("ACKBOX_REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT_SECS)?;
+        let request_timeout = secs(a.request_timeout_secs);
         check_request_timeout(request_timeout, max_wait)?;
         Ok(Self {
-            bind: config::optional("ACKBOX_BIND").unwrap_or_else(|| DEFAULT_BIND.to_string()),
-            ops_bind: config::optional("ACKBOX_API_OPS_BIND").unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),
-            http_workers: positive("ACKBOX_HTTP_WORKERS", cores)?,
-            max_body_bytes: config::parse_or("ACKBOX_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
-            topic: config::optional("ACKBOX_TOPIC").unwrap_or_else(|| DEFAULT_TOPIC.to_string()),
-            idempotency_ttl: secs("ACKBOX_IDEMPOTENCY_TTL_SECS", DEFAULT_IDEMPOTENCY_TTL_SECS)?,
-            overdue_after: secs("ACKBOX_OVERDUE_AFTER", DEFAULT_OVERDUE_AFTER_SECS)?,
+            bind: or(a.bind, DEFAULT_BIND),
+            ops_bind: or(a.api_ops_bind, DEFAULT_OPS_BIND),
+            http_workers: positive("ACKBOX_HTTP_WORKERS", a.http_workers.unwrap_or(cores))?,
+            max_body_bytes: a.max_body_bytes,
+            topic: or(a.topic, DEFAULT_TOPIC),
+            idempotency_ttl: secs(a.idempotency_ttl_secs),
+            overdue_after: secs(a.overdue_after),
             // 0 would have been raised to 1 request per second: refused instead.
-            rate_limit_per_sec: positive("ACKBOX_RATE_LIMIT_PER_SEC", DEFAULT_RATE_LIMIT_PER_SEC as usize)? as u32,
-            rate_limit_burst: positive("ACKBOX_RATE_LIMIT_BURST", DEFAULT_RATE_LIMIT_BURST as usize)? as u32,
+            rate_limit_per_sec: positive("ACKBOX_RATE_LIMIT_PER_SEC", a.rate_limit_per_sec as usize)? as u32,
+            rate_limit_burst: positive("ACKBOX_RATE_LIMIT_BURST", a.rate_limit_burst as usize)? as u32,
             max_wait,
             request_timeout,
-            key_cache_ttl: secs("ACKBOX_KEY_CACHE_TTL_SECS", DEFAULT_KEY_CACHE_TTL_SECS)?,
-            max_waiters: positive("ACKBOX_MAX_WAITERS", DEFAULT_MAX_WAITERS)?,
-            max_in_flight: positive("ACKBOX_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)?,
-            max_connections: positive("ACKBOX_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)?,
-            submit_committers: positive("ACKBOX_SUBMIT_COMMITTERS", DEFAULT_SUBMIT_COMMITTERS)?,
-            submit_batch: positive("ACKBOX_SUBMIT_BATCH", DEFAULT_SUBMIT_BATCH)?,
-            submit_queue: positive("ACKBOX_SUBMIT_QUEUE", DEFAULT_SUBMIT_QUEUE)?,
-            public_url: config::optional("ACKBOX_PUBLIC_URL").map(|u| public_url(&u)).transpose()?,
-            db: DbConfig::from_env()?,
+            key_cache_ttl: secs(a.key_cache_ttl_secs),
+            max_waiters: positive("ACKBOX_MAX_WAITERS", a.max_waiters)?,
+            max_in_flight: positive("ACKBOX_MAX_IN_FLIGHT", a.max_in_flight)?,
+            max_connections: positive("ACKBOX_MAX_CONNECTIONS", a.max_connections)?,
+            submit_committers: positive("ACKBOX_SUBMIT_COMMITTERS", a.submit_committers)?,
+            submit_batch: positive("ACKBOX_SUBMIT_BATCH", a.submit_batch)?,
+            submit_queue: positive("ACKBOX_SUBMIT_QUEUE", a.submit_queue)?,
+            public_url: a.public_url.filter(|u| !u.trim().is_empty()).map(|u| public_url(&u)).transpose()?,
+            db: a.db.try_into()?,
         })
+    }
+}
+
+impl ApiConfig {
+    /// Reads the configuration from the environment alone ([`ApiArgs`]); the error names the offending variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        <ApiArgs as clap::Parser>::try_parse_from(["ackbox-api"]).map_err(ConfigError::from_clap)?.try_into()
     }
 }
 
@@ -168,8 +244,7 @@ pub fn check_request_timeout(
 }
 
 /// A count that must be at least 1: 0 is refused with a message, not clamped.
-fn positive(name: &str, default: usize) -> Result<usize, ConfigError> {
-    let n: usize = config::parse_or(name, default)?;
+fn positive(name: &str, n: usize) -> Result<usize, ConfigError> {
     if n == 0 {
         return Err(ConfigError::Invalid { name: name.into(), value: "0".into(), reason: "must be at least 1".into() });
     }

@@ -1,5 +1,6 @@
 //! `ackbox-api`: the HTTP front door. `ackbox-api` (or `ackbox-api serve`) runs the server; `ackbox-api migrate`
-//! applies pending migrations and exits.
+//! applies pending migrations and exits; `ackbox-api check-config` checks the configuration; `--help` lists every
+//! environment variable it reads, with its default.
 
 use std::net::TcpListener;
 
@@ -8,10 +9,17 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ackbox-api", version, about = "Ackbox HTTP API")]
+#[command(
+    name = "ackbox-api",
+    version,
+    about = "Ackbox HTTP API",
+    after_help = "Every setting is an environment variable (or the flag of the same name); each is listed above with its default."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    config: ackbox_api::config::ApiArgs,
 }
 
 #[derive(Subcommand)]
@@ -20,14 +28,18 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Check the configuration (every variable, and DATABASE_URL's TLS settings) and exit: 0 when it is valid.
+    CheckConfig,
 }
 
 fn main() -> anyhow::Result<()> {
     ackbox_runtime::process::init_logging().context("invalid configuration")?;
     let cli = Cli::parse();
+    let config = ApiConfig::try_from(cli.config).context("invalid configuration")?;
     match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => ackbox_runtime::process::report_valid("ackbox-api", &config.db.url),
         Command::Migrate => {
-            let db = ackbox_db::config::DbConfig::from_env().context("invalid configuration")?;
+            let db = config.db;
             let applied = ackbox_db::migrate::run_pending(&db.url).context("failed to run migrations")?;
             log::info!(
                 "migrations applied: {}",
@@ -35,13 +47,12 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Serve => serve(),
+        Command::Serve => serve(config),
     }
 }
 
 #[actix_web::main]
-async fn serve() -> anyhow::Result<()> {
-    let config = ApiConfig::from_env().context("invalid configuration")?;
+async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     // Flushes buffered spans when the server stops.
     let _telemetry = ackbox_runtime::telemetry::init("ackbox-api").context("invalid OTEL_* configuration")?;
     // A CA or host name that refuses the server's certificate will not fix itself: stop here, saying so.

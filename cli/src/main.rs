@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod config;
 mod jobs;
 mod keys;
 mod kinds;
@@ -41,6 +42,9 @@ enum Command {
     /// Job kinds the API accepts (workers register theirs at start-up).
     #[command(subcommand)]
     Kinds(kinds::Kinds),
+    /// The services' configuration: `config check` validates the current environment for api, relay and worker.
+    #[command(subcommand)]
+    Config(config::Config),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Command::Outbox(cmd) => outbox::run(&mut connect(cli.database_url)?, cmd, json),
         Command::Jobs(cmd) => jobs::run(&mut connect(cli.database_url)?, cmd, json),
         Command::Kinds(cmd) => kinds::run(&mut connect(cli.database_url)?, cmd, json),
+        Command::Config(cmd) => config::run(cmd, cli.database_url, json),
     }
 }
 

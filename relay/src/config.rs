@@ -30,8 +30,9 @@
 
 use std::time::Duration;
 
-use ackbox_db::config::{self, ConfigError, DbConfig};
-use ackbox_runtime::kafka::KafkaConfig;
+use ackbox_db::config::{boolish, ConfigError, DbArgs, DbConfig};
+use ackbox_runtime::kafka::{KafkaArgs, KafkaConfig};
+use ackbox_runtime::logging::ObservabilityArgs;
 
 /// Default rows per round.
 pub const DEFAULT_BATCH: i64 = 500;
@@ -116,43 +117,117 @@ pub struct RelayConfig {
     pub kind_topics: std::collections::BTreeMap<String, String>,
 }
 
-impl RelayConfig {
-    /// Reads the configuration; the error names the offending variable.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let batch: i64 = config::parse_or("ACKBOX_RELAY_BATCH", DEFAULT_BATCH)?;
-        if !(1..=100_000).contains(&batch) {
-            return Err(ConfigError::Invalid {
-                name: "ACKBOX_RELAY_BATCH".into(),
-                value: batch.to_string(),
-                reason: "must be between 1 and 100000".into(),
-            });
-        }
-        let delivery_timeout = config::millis_or("ACKBOX_RELAY_DELIVERY_TIMEOUT_MS", DEFAULT_DELIVERY_TIMEOUT_MS)?;
+/// Every setting of the relay, as clap arguments: `ackbox-relay --help` lists each variable with its default. Each
+/// is read from its environment variable (or the flag of the same name).
+#[derive(Clone, Debug, clap::Parser)]
+pub struct RelayArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub observability: ObservabilityArgs,
+    /// Outbox rows claimed and produced per round (1-100000).
+    #[arg(long, env = "ACKBOX_RELAY_BATCH", default_value_t = DEFAULT_BATCH, value_name = "ACKBOX_RELAY_BATCH")]
+    pub relay_batch: i64,
+    /// Round loops per process (1-64): one claims while another awaits its delivery reports.
+    #[arg(long, env = "ACKBOX_RELAY_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY as i64, value_name = "ACKBOX_RELAY_CONCURRENCY")]
+    pub relay_concurrency: i64,
+    /// librdkafka enable.idempotence: fewer duplicates and per-partition order on retries (Ackbox tolerates both).
+    #[arg(long, env = "ACKBOX_RELAY_IDEMPOTENCE", default_value_t = true, value_parser = boolish(), action = clap::ArgAction::Set, value_name = "ACKBOX_RELAY_IDEMPOTENCE")]
+    pub relay_idempotence: bool,
+    /// librdkafka max.in.flight.requests.per.connection (1-5, librdkafka's bound with idempotence).
+    #[arg(long, env = "ACKBOX_RELAY_MAX_IN_FLIGHT", default_value_t = i64::from(DEFAULT_MAX_IN_FLIGHT), value_name = "ACKBOX_RELAY_MAX_IN_FLIGHT")]
+    pub relay_max_in_flight: i64,
+    /// Longest idle wait between rounds when no NOTIFY arrives, in ms.
+    #[arg(long, env = "ACKBOX_RELAY_POLL_MS", default_value_t = DEFAULT_POLL_MS, value_name = "ACKBOX_RELAY_POLL_MS")]
+    pub relay_poll_ms: u64,
+    /// librdkafka linger.ms: how long the producer waits to fill a batch.
+    #[arg(long, env = "ACKBOX_RELAY_LINGER_MS", default_value_t = DEFAULT_LINGER_MS, value_name = "ACKBOX_RELAY_LINGER_MS")]
+    pub relay_linger_ms: u64,
+    /// librdkafka message.timeout.ms: after it a row counts as failed and is retried later (below 60000, the relay
+    /// role's idle-in-transaction timeout).
+    #[arg(long, env = "ACKBOX_RELAY_DELIVERY_TIMEOUT_MS", default_value_t = DEFAULT_DELIVERY_TIMEOUT_MS, value_name = "ACKBOX_RELAY_DELIVERY_TIMEOUT_MS")]
+    pub relay_delivery_timeout_ms: u64,
+    /// Partitions when the relay creates the topic (the relay is its one creator): the ceiling on worker parallelism.
+    #[arg(long, env = "ACKBOX_TOPIC_PARTITIONS", default_value_t = DEFAULT_PARTITIONS, value_name = "ACKBOX_TOPIC_PARTITIONS")]
+    pub topic_partitions: i32,
+    /// Replication factor when the relay creates the topic (3 on a real cluster).
+    #[arg(long, env = "ACKBOX_TOPIC_REPLICATION", default_value_t = DEFAULT_REPLICATION, value_name = "ACKBOX_TOPIC_REPLICATION")]
+    pub topic_replication: i32,
+    /// How often the rescuer and retention run, in ms.
+    #[arg(long, env = "ACKBOX_RESCUE_INTERVAL_MS", default_value_t = DEFAULT_RESCUE_INTERVAL_MS, value_name = "ACKBOX_RESCUE_INTERVAL_MS")]
+    pub rescue_interval_ms: u64,
+    /// A queued job whose dispatch was published this long ago (ms) without starting is dispatched again.
+    #[arg(long, env = "ACKBOX_DISPATCH_TIMEOUT_MS", default_value_t = DEFAULT_DISPATCH_TIMEOUT_MS, value_name = "ACKBOX_DISPATCH_TIMEOUT_MS")]
+    pub dispatch_timeout_ms: u64,
+    /// Jobs per rescuer pass and part (1-1000000).
+    #[arg(long, env = "ACKBOX_RESCUE_BATCH", default_value_t = DEFAULT_RESCUE_BATCH, value_name = "ACKBOX_RESCUE_BATCH")]
+    pub rescue_batch: i64,
+    /// Published outbox rows are kept this long (s) for inspection, then deleted.
+    #[arg(long, env = "ACKBOX_OUTBOX_RETENTION_SECS", default_value_t = DEFAULT_RETENTION_SECS, value_name = "ACKBOX_OUTBOX_RETENTION_SECS")]
+    pub outbox_retention_secs: u64,
+    /// Rows deleted per retention statement (1-1000000).
+    #[arg(long, env = "ACKBOX_RETENTION_BATCH", default_value_t = DEFAULT_RETENTION_BATCH, value_name = "ACKBOX_RETENTION_BATCH")]
+    pub retention_batch: i64,
+    /// Where autovacuum is off, vacuum outbox, jobs and idempotency_keys once their dead versions pass
+    /// ACKBOX_VACUUM_DEAD_TUPLES plus 1 % of live rows (if the role may).
+    #[arg(long, env = "ACKBOX_RELAY_VACUUM", default_value_t = true, value_parser = boolish(), action = clap::ArgAction::Set, value_name = "ACKBOX_RELAY_VACUUM")]
+    pub relay_vacuum: bool,
+    /// Dead versions that make the relay vacuum a table (at least 1).
+    #[arg(long, env = "ACKBOX_VACUUM_DEAD_TUPLES", default_value_t = DEFAULT_VACUUM_DEAD_TUPLES, value_name = "ACKBOX_VACUUM_DEAD_TUPLES")]
+    pub vacuum_dead_tuples: i64,
+    /// How often the backlog and jobs-by-status gauges are refreshed, in ms.
+    #[arg(long, env = "ACKBOX_STATS_INTERVAL_MS", default_value_t = DEFAULT_STATS_INTERVAL_MS, value_name = "ACKBOX_STATS_INTERVAL_MS")]
+    pub stats_interval_ms: u64,
+    /// kind=topic,kind=topic: jobs of these kinds go to their own topic (for a worker fleet of their own).
+    #[arg(long, env = "ACKBOX_KIND_TOPICS", default_value = "", value_name = "ACKBOX_KIND_TOPICS")]
+    pub kind_topics: String,
+    /// Address of /metrics, /healthz, /readyz.
+    #[arg(long, env = "ACKBOX_RELAY_OPS_BIND", default_value = DEFAULT_OPS_BIND, value_name = "ACKBOX_RELAY_OPS_BIND")]
+    pub relay_ops_bind: String,
+}
+
+impl TryFrom<RelayArgs> for RelayConfig {
+    type Error = ConfigError;
+
+    fn try_from(a: RelayArgs) -> Result<Self, ConfigError> {
+        let delivery_timeout = Duration::from_millis(a.relay_delivery_timeout_ms);
         check_delivery_timeout(delivery_timeout)?;
         Ok(Self {
-            db: DbConfig::from_env()?,
-            kafka: KafkaConfig::from_env()?,
-            batch,
-            concurrency: in_range("ACKBOX_RELAY_CONCURRENCY", DEFAULT_CONCURRENCY as i64, 1, 64)? as usize,
-            idempotence: config::bool_or("ACKBOX_RELAY_IDEMPOTENCE", true)?,
+            db: a.db.try_into()?,
+            kafka: a.kafka.try_into()?,
+            batch: check_range("ACKBOX_RELAY_BATCH", a.relay_batch, 1, 100_000)?,
+            concurrency: check_range("ACKBOX_RELAY_CONCURRENCY", a.relay_concurrency, 1, 64)? as usize,
+            idempotence: a.relay_idempotence,
             // librdkafka allows at most 5 with idempotence: more was clamped before, and is refused now.
-            max_in_flight: in_range("ACKBOX_RELAY_MAX_IN_FLIGHT", i64::from(DEFAULT_MAX_IN_FLIGHT), 1, 5)? as u32,
-            poll_interval: config::millis_or("ACKBOX_RELAY_POLL_MS", DEFAULT_POLL_MS)?,
-            linger: config::millis_or("ACKBOX_RELAY_LINGER_MS", DEFAULT_LINGER_MS)?,
+            max_in_flight: check_range("ACKBOX_RELAY_MAX_IN_FLIGHT", a.relay_max_in_flight, 1, 5)? as u32,
+            poll_interval: Duration::from_millis(a.relay_poll_ms),
+            linger: Duration::from_millis(a.relay_linger_ms),
             delivery_timeout,
-            partitions: config::parse_or("ACKBOX_TOPIC_PARTITIONS", DEFAULT_PARTITIONS)?,
-            replication: config::parse_or("ACKBOX_TOPIC_REPLICATION", DEFAULT_REPLICATION)?,
-            rescue_interval: config::millis_or("ACKBOX_RESCUE_INTERVAL_MS", DEFAULT_RESCUE_INTERVAL_MS)?,
-            dispatch_timeout: config::millis_or("ACKBOX_DISPATCH_TIMEOUT_MS", DEFAULT_DISPATCH_TIMEOUT_MS)?,
-            rescue_batch: in_range("ACKBOX_RESCUE_BATCH", DEFAULT_RESCUE_BATCH, 1, 1_000_000)?,
-            retention: Duration::from_secs(config::parse_or("ACKBOX_OUTBOX_RETENTION_SECS", DEFAULT_RETENTION_SECS)?),
-            retention_batch: in_range("ACKBOX_RETENTION_BATCH", DEFAULT_RETENTION_BATCH, 1, 1_000_000)?,
-            stats_interval: config::millis_or("ACKBOX_STATS_INTERVAL_MS", DEFAULT_STATS_INTERVAL_MS)?,
-            vacuum: config::bool_or("ACKBOX_RELAY_VACUUM", true)?,
-            vacuum_dead_tuples: in_range("ACKBOX_VACUUM_DEAD_TUPLES", DEFAULT_VACUUM_DEAD_TUPLES, 1, i64::MAX)?,
-            ops_bind: config::optional("ACKBOX_RELAY_OPS_BIND").unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),
-            kind_topics: parse_kind_topics(config::optional("ACKBOX_KIND_TOPICS").as_deref().unwrap_or(""))?,
+            partitions: check_range("ACKBOX_TOPIC_PARTITIONS", i64::from(a.topic_partitions), 1, 100_000)? as i32,
+            replication: check_range("ACKBOX_TOPIC_REPLICATION", i64::from(a.topic_replication), 1, 100)? as i32,
+            rescue_interval: Duration::from_millis(a.rescue_interval_ms),
+            dispatch_timeout: Duration::from_millis(a.dispatch_timeout_ms),
+            rescue_batch: check_range("ACKBOX_RESCUE_BATCH", a.rescue_batch, 1, 1_000_000)?,
+            retention: Duration::from_secs(a.outbox_retention_secs),
+            retention_batch: check_range("ACKBOX_RETENTION_BATCH", a.retention_batch, 1, 1_000_000)?,
+            stats_interval: Duration::from_millis(a.stats_interval_ms),
+            vacuum: a.relay_vacuum,
+            vacuum_dead_tuples: check_range("ACKBOX_VACUUM_DEAD_TUPLES", a.vacuum_dead_tuples, 1, i64::MAX)?,
+            ops_bind: if a.relay_ops_bind.trim().is_empty() { DEFAULT_OPS_BIND.to_string() } else { a.relay_ops_bind },
+            kind_topics: parse_kind_topics(&a.kind_topics)?,
         })
+    }
+}
+
+impl RelayConfig {
+    /// Reads the configuration from the environment alone ([`RelayArgs`]); the error names the offending variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        <RelayArgs as clap::Parser>::try_parse_from(["ackbox-relay"]).map_err(ConfigError::from_clap)?.try_into()
     }
 
     /// The topic a row of `kind` is produced to: its route, if any, else the row's own topic.
@@ -161,9 +236,8 @@ impl RelayConfig {
     }
 }
 
-/// Reads a count that must lie in `min..=max`: a value outside is refused with the range, never clamped.
-fn in_range(name: &str, default: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
-    let n: i64 = config::parse_or(name, default)?;
+/// A count that must lie in `min..=max`: a value outside is refused with the range, never clamped.
+fn check_range(name: &str, n: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
     if !(min..=max).contains(&n) {
         return Err(ConfigError::Invalid {
             name: name.into(),
@@ -232,9 +306,9 @@ mod tests {
 
     #[test]
     fn a_count_out_of_range_is_refused_with_the_range() {
-        assert_eq!(in_range("UNSET_SETTING_OF_A_TEST", 5, 1, 5).expect("default"), 5);
-        let err = in_range("UNSET_SETTING_OF_A_TEST", 6, 1, 5).expect_err("out of range").to_string();
-        assert!(err.contains("UNSET_SETTING_OF_A_TEST") && err.contains("between 1 and 5"), "{err}");
+        assert_eq!(check_range("SOME_SETTING", 5, 1, 5).expect("in range"), 5);
+        let err = check_range("SOME_SETTING", 6, 1, 5).expect_err("out of range").to_string();
+        assert!(err.contains("SOME_SETTING") && err.contains("between 1 and 5"), "{err}");
     }
 
     #[test]

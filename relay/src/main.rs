@@ -8,10 +8,17 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ackbox-relay", version, about = "Ackbox outbox relay")]
+#[command(
+    name = "ackbox-relay",
+    version,
+    about = "Ackbox outbox relay",
+    after_help = "Every setting is an environment variable (or the flag of the same name); each is listed above with its default."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    config: ackbox_relay::config::RelayArgs,
 }
 
 #[derive(Subcommand)]
@@ -20,13 +27,18 @@ enum Command {
     Run,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Check the configuration (every variable, and DATABASE_URL's TLS settings) and exit: 0 when it is valid.
+    CheckConfig,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ackbox_runtime::process::init_logging().context("invalid configuration")?;
     let cli = Cli::parse();
-    let config = RelayConfig::from_env().context("invalid configuration")?;
+    let config = RelayConfig::try_from(cli.config).context("invalid configuration")?;
+    if matches!(cli.command, Some(Command::CheckConfig)) {
+        return ackbox_runtime::process::report_valid("ackbox-relay", &config.db.url);
+    }
     // Flushes buffered spans when main returns.
     let _telemetry = ackbox_runtime::telemetry::init("ackbox-relay").context("invalid OTEL_* configuration")?;
     // A CA or host name that refuses the server's certificate will not fix itself: stop here, saying so.

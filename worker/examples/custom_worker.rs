@@ -42,7 +42,6 @@ impl Handler for WordCount {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    ackbox_runtime::process::init_logging()?;
     let mut registry = ackbox_worker::handlers::builtin();
     registry.register("word_count", WordCount);
     ackbox_worker::main_with(registry).await

@@ -27,8 +27,9 @@
 
 use std::time::Duration;
 
-use ackbox_db::config::{self, ConfigError, DbConfig};
-use ackbox_runtime::kafka::KafkaConfig;
+use ackbox_db::config::{ConfigError, DbArgs, DbConfig};
+use ackbox_runtime::kafka::{KafkaArgs, KafkaConfig};
+use ackbox_runtime::logging::ObservabilityArgs;
 
 /// Default consumer group.
 pub const DEFAULT_GROUP: &str = "ackbox-workers";
@@ -108,54 +109,135 @@ pub struct WorkerConfig {
     pub outcome_write_tries: u32,
 }
 
-impl WorkerConfig {
-    /// Reads the configuration; the error names the offending variable.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let positive = |name: &str, v: usize| {
-            if v == 0 {
-                Err(ConfigError::Invalid { name: name.into(), value: "0".into(), reason: "must be at least 1".into() })
-            } else {
-                Ok(v)
-            }
-        };
-        let concurrency =
-            positive("ACKBOX_WORKER_CONCURRENCY", config::parse_or("ACKBOX_WORKER_CONCURRENCY", DEFAULT_CONCURRENCY)?)?;
-        let batch = positive("ACKBOX_WORKER_BATCH", config::parse_or("ACKBOX_WORKER_BATCH", DEFAULT_BATCH)?)?;
+/// Every setting of a worker, as clap arguments: `ackbox-worker --help` lists each variable with its default. Each is
+/// read from its environment variable (or the flag of the same name).
+#[derive(Clone, Debug, clap::Parser)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub observability: ObservabilityArgs,
+    /// Kafka consumer group; every worker of one deployment shares it.
+    #[arg(long, env = "ACKBOX_WORKER_GROUP", default_value = DEFAULT_GROUP, value_name = "ACKBOX_WORKER_GROUP")]
+    pub worker_group: String,
+    /// Jobs running at once in this process (the in-flight bound; at least 1).
+    #[arg(long, env = "ACKBOX_WORKER_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY, value_name = "ACKBOX_WORKER_CONCURRENCY")]
+    pub worker_concurrency: usize,
+    /// Messages claimed with one UPDATE (1 to ACKBOX_WORKER_CONCURRENCY).
+    #[arg(long, env = "ACKBOX_WORKER_BATCH", default_value_t = DEFAULT_BATCH, value_name = "ACKBOX_WORKER_BATCH")]
+    pub worker_batch: usize,
+    /// Lease of a running attempt, in ms.
+    #[arg(long, env = "ACKBOX_LEASE_MS", default_value_t = DEFAULT_LEASE_MS, value_name = "ACKBOX_LEASE_MS")]
+    pub lease_ms: u64,
+    /// Lease extension interval, in ms: at most a third of the lease. Also re-reads cancel requests.
+    #[arg(long, env = "ACKBOX_HEARTBEAT_MS", default_value_t = DEFAULT_HEARTBEAT_MS, value_name = "ACKBOX_HEARTBEAT_MS")]
+    pub heartbeat_ms: u64,
+    /// A handler running longer (ms) fails the attempt with `timeout`.
+    #[arg(long, env = "ACKBOX_JOB_TIMEOUT_MS", default_value_t = DEFAULT_JOB_TIMEOUT_MS, value_name = "ACKBOX_JOB_TIMEOUT_MS")]
+    pub job_timeout_ms: u64,
+    /// First retry backoff (ms); doubles per attempt, with jitter.
+    #[arg(long, env = "ACKBOX_RETRY_BASE_MS", default_value_t = DEFAULT_RETRY_BASE_MS, value_name = "ACKBOX_RETRY_BASE_MS")]
+    pub retry_base_ms: u64,
+    /// Longest retry backoff (ms).
+    #[arg(long, env = "ACKBOX_RETRY_MAX_MS", default_value_t = DEFAULT_RETRY_MAX_MS, value_name = "ACKBOX_RETRY_MAX_MS")]
+    pub retry_max_ms: u64,
+    /// librdkafka fetch.wait.max.ms.
+    #[arg(long, env = "ACKBOX_KAFKA_FETCH_WAIT_MS", default_value_t = DEFAULT_FETCH_WAIT_MS, value_name = "ACKBOX_KAFKA_FETCH_WAIT_MS")]
+    pub kafka_fetch_wait_ms: u64,
+    /// The most workers of this group the fleet runs (an autoscaler's maximum): a topic with fewer partitions gets a
+    /// warning at start-up. Unset: not checked.
+    #[arg(long, env = "ACKBOX_WORKER_MAX_CONSUMERS", value_name = "ACKBOX_WORKER_MAX_CONSUMERS")]
+    pub worker_max_consumers: Option<String>,
+    /// librdkafka session.timeout.ms: how soon the group notices a dead worker.
+    #[arg(long, env = "ACKBOX_WORKER_SESSION_TIMEOUT_MS", default_value_t = DEFAULT_SESSION_TIMEOUT_MS, value_name = "ACKBOX_WORKER_SESSION_TIMEOUT_MS")]
+    pub worker_session_timeout_ms: u64,
+    /// librdkafka group.instance.id (static membership): a name unique to this replica and stable across restarts.
+    /// Unset: dynamic membership.
+    #[arg(long, env = "ACKBOX_WORKER_INSTANCE_ID", value_name = "ACKBOX_WORKER_INSTANCE_ID")]
+    pub worker_instance_id: Option<String>,
+    /// On SIGTERM, how long (ms) in-flight jobs may run before they are cancelled.
+    #[arg(long, env = "ACKBOX_SHUTDOWN_GRACE_MS", default_value_t = DEFAULT_SHUTDOWN_GRACE_MS, value_name = "ACKBOX_SHUTDOWN_GRACE_MS")]
+    pub shutdown_grace_ms: u64,
+    /// librdkafka statistics (consumer lag) interval, in ms.
+    #[arg(long, env = "ACKBOX_STATS_INTERVAL_MS", default_value_t = DEFAULT_STATS_INTERVAL_MS, value_name = "ACKBOX_STATS_INTERVAL_MS")]
+    pub stats_interval_ms: u64,
+    /// Address of /metrics, /healthz, /readyz.
+    #[arg(long, env = "ACKBOX_WORKER_OPS_BIND", default_value = DEFAULT_OPS_BIND, value_name = "ACKBOX_WORKER_OPS_BIND")]
+    pub worker_ops_bind: String,
+    /// Largest result or error a handler may return, in bytes of JSON (at least 1).
+    #[arg(long, env = "ACKBOX_MAX_RESULT_BYTES", default_value_t = DEFAULT_MAX_RESULT_BYTES, value_name = "ACKBOX_MAX_RESULT_BYTES")]
+    pub max_result_bytes: usize,
+    /// Times Postgres may refuse a batch of outcomes before its jobs are released to the rescuer (at least 1).
+    #[arg(long, env = "ACKBOX_OUTCOME_WRITE_TRIES", default_value_t = DEFAULT_OUTCOME_WRITE_TRIES, value_name = "ACKBOX_OUTCOME_WRITE_TRIES")]
+    pub outcome_write_tries: u32,
+}
+
+/// A count that must be at least 1: 0 is refused with a message, not clamped.
+fn positive(name: &str, v: usize) -> Result<usize, ConfigError> {
+    if v == 0 {
+        return Err(ConfigError::Invalid { name: name.into(), value: "0".into(), reason: "must be at least 1".into() });
+    }
+    Ok(v)
+}
+
+/// An optional string setting: unset and empty are the same.
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+impl TryFrom<WorkerArgs> for WorkerConfig {
+    type Error = ConfigError;
+
+    fn try_from(a: WorkerArgs) -> Result<Self, ConfigError> {
+        let concurrency = positive("ACKBOX_WORKER_CONCURRENCY", a.worker_concurrency)?;
+        let batch = positive("ACKBOX_WORKER_BATCH", a.worker_batch)?;
         check_batch(batch, concurrency)?;
-        let lease = config::millis_or("ACKBOX_LEASE_MS", DEFAULT_LEASE_MS)?;
-        let heartbeat = config::millis_or("ACKBOX_HEARTBEAT_MS", DEFAULT_HEARTBEAT_MS)?;
+        let lease = Duration::from_millis(a.lease_ms);
+        let heartbeat = Duration::from_millis(a.heartbeat_ms);
         check_heartbeat(heartbeat, lease)?;
+        let max_consumers = non_empty(a.worker_max_consumers)
+            .map(|raw| match raw.trim().parse::<u32>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(ConfigError::Invalid {
+                    name: "ACKBOX_WORKER_MAX_CONSUMERS".into(),
+                    value: raw,
+                    reason: "must be a whole number of at least 1".into(),
+                }),
+            })
+            .transpose()?;
         Ok(Self {
-            db: DbConfig::from_env()?,
-            kafka: KafkaConfig::from_env()?,
-            group: config::optional("ACKBOX_WORKER_GROUP").unwrap_or_else(|| DEFAULT_GROUP.to_string()),
+            db: a.db.try_into()?,
+            kafka: a.kafka.try_into()?,
+            group: non_empty(Some(a.worker_group)).unwrap_or_else(|| DEFAULT_GROUP.to_string()),
             concurrency,
             batch,
             lease,
             heartbeat,
-            job_timeout: config::millis_or("ACKBOX_JOB_TIMEOUT_MS", DEFAULT_JOB_TIMEOUT_MS)?,
-            retry_base: config::millis_or("ACKBOX_RETRY_BASE_MS", DEFAULT_RETRY_BASE_MS)?,
-            retry_max: config::millis_or("ACKBOX_RETRY_MAX_MS", DEFAULT_RETRY_MAX_MS)?,
-            fetch_wait: config::millis_or("ACKBOX_KAFKA_FETCH_WAIT_MS", DEFAULT_FETCH_WAIT_MS)?,
-            max_consumers: config::optional("ACKBOX_WORKER_MAX_CONSUMERS")
-                .map(|_| config::parse_or("ACKBOX_WORKER_MAX_CONSUMERS", 0u32))
-                .transpose()?
-                .map(|n| positive("ACKBOX_WORKER_MAX_CONSUMERS", n as usize).map(|_| n))
-                .transpose()?,
-            session_timeout: config::millis_or("ACKBOX_WORKER_SESSION_TIMEOUT_MS", DEFAULT_SESSION_TIMEOUT_MS)?,
-            instance_id: config::optional("ACKBOX_WORKER_INSTANCE_ID").map(validate_instance_id).transpose()?,
-            shutdown_grace: config::millis_or("ACKBOX_SHUTDOWN_GRACE_MS", DEFAULT_SHUTDOWN_GRACE_MS)?,
-            stats_interval: config::millis_or("ACKBOX_STATS_INTERVAL_MS", DEFAULT_STATS_INTERVAL_MS)?,
-            ops_bind: config::optional("ACKBOX_WORKER_OPS_BIND").unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),
-            max_result_bytes: positive(
-                "ACKBOX_MAX_RESULT_BYTES",
-                config::parse_or("ACKBOX_MAX_RESULT_BYTES", DEFAULT_MAX_RESULT_BYTES)?,
-            )?,
-            outcome_write_tries: positive(
-                "ACKBOX_OUTCOME_WRITE_TRIES",
-                config::parse_or("ACKBOX_OUTCOME_WRITE_TRIES", DEFAULT_OUTCOME_WRITE_TRIES)? as usize,
-            )? as u32,
+            job_timeout: Duration::from_millis(a.job_timeout_ms),
+            retry_base: Duration::from_millis(a.retry_base_ms),
+            retry_max: Duration::from_millis(a.retry_max_ms),
+            fetch_wait: Duration::from_millis(a.kafka_fetch_wait_ms),
+            max_consumers,
+            session_timeout: Duration::from_millis(a.worker_session_timeout_ms),
+            instance_id: non_empty(a.worker_instance_id).map(validate_instance_id).transpose()?,
+            shutdown_grace: Duration::from_millis(a.shutdown_grace_ms),
+            stats_interval: Duration::from_millis(a.stats_interval_ms),
+            ops_bind: non_empty(Some(a.worker_ops_bind)).unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),
+            max_result_bytes: positive("ACKBOX_MAX_RESULT_BYTES", a.max_result_bytes)?,
+            outcome_write_tries: positive("ACKBOX_OUTCOME_WRITE_TRIES", a.outcome_write_tries as usize)? as u32,
         })
+    }
+}
+
+impl WorkerConfig {
+    /// Reads the configuration from the environment alone ([`WorkerArgs`]); the error names the offending variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        <WorkerArgs as clap::Parser>::try_parse_from(["ackbox-worker"]).map_err(ConfigError::from_clap)?.try_into()
     }
 
     /// Backoff before attempt `attempt + 1`: `retry_base * 2^(attempt-1)`, capped at `retry_max`, with ±25 % jitter so

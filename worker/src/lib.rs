@@ -21,12 +21,53 @@ pub use ackbox_types::trace::TraceContext;
 pub use async_trait::async_trait;
 pub use handler::{Handler, HandlerError, JobContext, Registry};
 
-/// Runs a worker process with `registry` until SIGTERM/SIGINT: reads the config from the environment, migrates if
-/// asked to, ensures the topic, and consumes. This is what `ackbox-worker` runs; a binary with its own job kinds
-/// calls it with its own registry.
+/// A worker binary's command line: every setting (`--help` lists each variable with its default) and the
+/// subcommands. [`main_with`] parses it, so a binary with its own job kinds gets the same one.
+#[derive(clap::Parser)]
+#[command(
+    version,
+    about = "Ackbox worker",
+    after_help = "Every setting is an environment variable (or the flag of the same name); each is listed above with its default."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: config::WorkerArgs,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Consume and run jobs (the default).
+    Run,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Check the configuration (every variable, and DATABASE_URL's TLS settings) and exit: 0 when it is valid.
+    CheckConfig,
+}
+
+/// Runs a worker process with `registry` until SIGTERM/SIGINT: parses the command line and the environment
+/// (`--help` lists every variable), migrates if asked to, waits for the topic, and consumes. This is what
+/// `ackbox-worker` runs; a binary with its own job kinds calls it with its own registry. `migrate` and
+/// `check-config` do that and exit.
 pub async fn main_with(registry: Registry) -> anyhow::Result<()> {
     use anyhow::Context;
-    let config = config::WorkerConfig::from_env().context("invalid configuration")?;
+    ackbox_runtime::process::init_logging().context("invalid configuration")?;
+    let binary = std::env::args()
+        .next()
+        .and_then(|a| std::path::Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()));
+    let cli = <Cli as clap::Parser>::parse();
+    let config = config::WorkerConfig::try_from(cli.config).context("invalid configuration")?;
+    match cli.command {
+        Some(Command::CheckConfig) => {
+            return ackbox_runtime::process::report_valid(binary.as_deref().unwrap_or("ackbox-worker"), &config.db.url)
+        }
+        Some(Command::Migrate) => {
+            ackbox_db::migrate::run_pending_in_background(&config.db.url).await.context("failed to run migrations")?;
+            return Ok(());
+        }
+        Some(Command::Run) | None => {}
+    }
     // Flushes buffered spans when main_with returns.
     let _telemetry = ackbox_runtime::telemetry::init("ackbox-worker").context("invalid OTEL_* configuration")?;
     // A CA or host name that refuses the server's certificate will not fix itself: stop here, saying so.

@@ -3,6 +3,7 @@
 mod chaos;
 mod cli;
 mod client;
+mod config;
 mod crash;
 mod dashboard;
 mod fleets;

@@ -11,6 +11,10 @@
 //! | `ACKBOX_KAFKA_OPTS` | (empty) | (read by `ackbox_runtime::kafka::KafkaConfig`) extra librdkafka settings, `key=value` pairs separated by `,` (e.g. SASL/TLS) |
 //!
 //! Helpers here never fall back silently on a malformed value: the error names the variable.
+//!
+//! Each binary declares its settings as clap arguments with `env` ([`DbArgs`] here, flattened into each binary's
+//! command line), so `--help` lists every variable it reads with its default, and a malformed value is refused
+//! before anything starts. Variables that hold secrets (`DATABASE_URL`) never have their values shown.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -38,6 +42,64 @@ pub enum ConfigError {
         /// Why it was rejected.
         reason: String,
     },
+    /// The command line or the environment did not parse (clap's message, which names the variable).
+    #[error("{0}")]
+    Parse(String),
+}
+
+impl ConfigError {
+    /// clap's error as one of ours, without its usage footer.
+    pub fn from_clap(e: clap::Error) -> Self {
+        let text = e.to_string();
+        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid configuration");
+        Self::Parse(first.trim_start_matches("error: ").to_string())
+    }
+}
+
+/// The accepted spellings of a boolean variable: true/false, 1/0, yes/no, on/off.
+pub fn boolish() -> clap::builder::BoolishValueParser {
+    clap::builder::BoolishValueParser::new()
+}
+
+/// The database settings every binary reads, as clap arguments (`--help` lists them with their defaults).
+#[derive(Clone, Debug, clap::Parser)]
+pub struct DbArgs {
+    /// Postgres URL, e.g. postgres://ackbox_api@db:5432/ackbox?sslmode=verify-full&sslrootcert=/etc/ackbox/ca.pem.
+    /// libpq's sslmode and sslrootcert apply to every connection, the LISTEN one included.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "DATABASE_URL")]
+    pub database_url: String,
+    /// Connections in the process's pool (at least 1).
+    #[arg(long, env = "ACKBOX_DB_POOL_SIZE", default_value_t = DEFAULT_DB_POOL_SIZE, value_name = "ACKBOX_DB_POOL_SIZE")]
+    pub db_pool_size: u32,
+    /// How long to wait for a pooled connection, in milliseconds (then 503 / retry).
+    #[arg(long, env = "ACKBOX_DB_CONNECT_TIMEOUT_MS", default_value_t = DEFAULT_DB_CONNECT_TIMEOUT_MS, value_name = "ACKBOX_DB_CONNECT_TIMEOUT_MS")]
+    pub db_connect_timeout_ms: u64,
+    /// Run pending migrations at start-up (false where a migration Job does it).
+    #[arg(long, env = "ACKBOX_AUTO_MIGRATE", default_value_t = true, value_parser = boolish(), action = clap::ArgAction::Set, value_name = "ACKBOX_AUTO_MIGRATE")]
+    pub auto_migrate: bool,
+}
+
+impl TryFrom<DbArgs> for DbConfig {
+    type Error = ConfigError;
+
+    fn try_from(args: DbArgs) -> Result<Self, ConfigError> {
+        if args.db_pool_size == 0 {
+            return Err(ConfigError::Invalid {
+                name: "ACKBOX_DB_POOL_SIZE".into(),
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        if args.database_url.trim().is_empty() {
+            return Err(ConfigError::Missing("DATABASE_URL".into()));
+        }
+        Ok(Self {
+            url: args.database_url,
+            pool_size: args.db_pool_size,
+            connect_timeout: Duration::from_millis(args.db_connect_timeout_ms),
+            auto_migrate: args.auto_migrate,
+        })
+    }
 }
 
 /// Reads a required variable.
@@ -104,21 +166,12 @@ pub struct DbConfig {
 }
 
 impl DbConfig {
-    /// Reads `DATABASE_URL`, `ACKBOX_DB_POOL_SIZE`, `ACKBOX_DB_CONNECT_TIMEOUT_MS`, `ACKBOX_AUTO_MIGRATE`.
+    /// Reads `DATABASE_URL`, `ACKBOX_DB_POOL_SIZE`, `ACKBOX_DB_CONNECT_TIMEOUT_MS`, `ACKBOX_AUTO_MIGRATE` ([`DbArgs`]
+    /// from the environment alone).
     pub fn from_env() -> Result<Self, ConfigError> {
-        let pool_size = parse_or("ACKBOX_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)?;
-        if pool_size == 0 {
-            return Err(ConfigError::Invalid {
-                name: "ACKBOX_DB_POOL_SIZE".into(),
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
+        if optional("DATABASE_URL").is_none() {
+            return Err(ConfigError::Missing("DATABASE_URL".into()));
         }
-        Ok(Self {
-            url: required("DATABASE_URL")?,
-            pool_size,
-            connect_timeout: millis_or("ACKBOX_DB_CONNECT_TIMEOUT_MS", DEFAULT_DB_CONNECT_TIMEOUT_MS)?,
-            auto_migrate: bool_or("ACKBOX_AUTO_MIGRATE", true)?,
-        })
+        <DbArgs as clap::Parser>::try_parse_from(["ackbox"]).map_err(ConfigError::from_clap)?.try_into()
     }
 }

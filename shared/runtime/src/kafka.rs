@@ -6,7 +6,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
-use ackbox_db::config::{optional, ConfigError, DEFAULT_TOPIC};
+use ackbox_db::config::{ConfigError, DEFAULT_TOPIC};
 
 /// Creating a topic failed for a reason other than "it already exists".
 #[derive(Debug, thiserror::Error)]
@@ -195,23 +195,48 @@ pub struct KafkaConfig {
     pub extra: Vec<(String, String)>,
 }
 
+/// The Kafka settings of the relay and the worker, as clap arguments (`--help` lists them with their defaults).
+#[derive(Clone, Debug, clap::Parser)]
+pub struct KafkaArgs {
+    /// bootstrap.servers: host:port,host:port.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = DEFAULT_KAFKA_BROKERS, value_name = "KAFKA_BROKERS")]
+    pub kafka_brokers: String,
+    /// The topic that carries job dispatch messages.
+    #[arg(long, env = "ACKBOX_TOPIC", default_value = DEFAULT_TOPIC, value_name = "ACKBOX_TOPIC")]
+    pub topic: String,
+    /// Extra librdkafka settings, key=value,key=value: security.protocol=SSL|SASL_SSL, ssl.ca.location,
+    /// sasl.mechanism=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512|OAUTHBEARER, sasl.username, sasl.password, ... (never shown:
+    /// it may hold a password).
+    #[arg(
+        long,
+        env = "ACKBOX_KAFKA_OPTS",
+        default_value = "",
+        hide_env_values = true,
+        hide_default_value = true,
+        value_name = "ACKBOX_KAFKA_OPTS"
+    )]
+    pub kafka_opts: String,
+}
+
+impl TryFrom<KafkaArgs> for KafkaConfig {
+    type Error = ConfigError;
+
+    fn try_from(args: KafkaArgs) -> Result<Self, ConfigError> {
+        let extra = parse_kafka_opts(&args.kafka_opts).map_err(|reason| ConfigError::Invalid {
+            name: "ACKBOX_KAFKA_OPTS".into(),
+            // The value may hold SASL credentials: never echo it.
+            value: "<redacted>".into(),
+            reason,
+        })?;
+        let or = |v: String, default: &str| if v.trim().is_empty() { default.to_string() } else { v };
+        Ok(Self { brokers: or(args.kafka_brokers, DEFAULT_KAFKA_BROKERS), topic: or(args.topic, DEFAULT_TOPIC), extra })
+    }
+}
+
 impl KafkaConfig {
-    /// Reads `KAFKA_BROKERS`, `ACKBOX_TOPIC` and `ACKBOX_KAFKA_OPTS`.
+    /// Reads `KAFKA_BROKERS`, `ACKBOX_TOPIC` and `ACKBOX_KAFKA_OPTS` ([`KafkaArgs`] from the environment alone).
     pub fn from_env() -> Result<Self, ConfigError> {
-        let extra = match optional("ACKBOX_KAFKA_OPTS") {
-            None => Vec::new(),
-            Some(raw) => parse_kafka_opts(&raw).map_err(|reason| ConfigError::Invalid {
-                name: "ACKBOX_KAFKA_OPTS".into(),
-                // The value may hold SASL credentials: never echo it.
-                value: "<redacted>".into(),
-                reason,
-            })?,
-        };
-        Ok(Self {
-            brokers: optional("KAFKA_BROKERS").unwrap_or_else(|| DEFAULT_KAFKA_BROKERS.into()),
-            topic: optional("ACKBOX_TOPIC").unwrap_or_else(|| DEFAULT_TOPIC.into()),
-            extra,
-        })
+        <KafkaArgs as clap::Parser>::try_parse_from(["ackbox"]).map_err(ConfigError::from_clap)?.try_into()
     }
 
     /// A librdkafka client config with the brokers and extra settings applied.

@@ -17,6 +17,15 @@ pub mod process {
         Ok(())
     }
 
+    /// The end of a binary's `check-config`: the settings parsed and passed their checks; this adds the static checks
+    /// of `DATABASE_URL`'s TLS settings (sslmode, a readable CA file), then says so on stdout. No connection is made.
+    pub fn report_valid(binary: &str, database_url: &str) -> anyhow::Result<()> {
+        use anyhow::Context;
+        crate::pg_tls::PgTls::from_url(database_url).context("invalid configuration")?;
+        println!("{binary}: configuration is valid");
+        Ok(())
+    }
+
     /// Resolves on SIGTERM or SIGINT: the cue for a graceful stop.
     pub async fn shutdown_signal() {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

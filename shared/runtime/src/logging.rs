@@ -39,6 +39,23 @@ impl LogFormat {
     }
 }
 
+/// The logging and tracing settings every service reads, as clap arguments so that `--help` lists them; they are
+/// read from the environment by [`LogFormat::from_env`], env_logger and opentelemetry-otlp themselves, before the
+/// command line is parsed.
+#[derive(Clone, Debug, clap::Parser)]
+pub struct ObservabilityArgs {
+    /// Log format: text (for a terminal) or json (one object per line: ts, level, target, msg, job_id, ...).
+    #[arg(long, env = LOG_FORMAT_VAR, default_value = "text", value_name = "ACKBOX_LOG_FORMAT")]
+    pub log_format: String,
+    /// Log filter, env_logger's syntax (info, warn,ackbox_worker=debug, ...).
+    #[arg(long, env = "RUST_LOG", default_value = "info", value_name = "RUST_LOG")]
+    pub rust_log: String,
+    /// OTLP/HTTP collector for spans, e.g. http://otel-collector:4318 (unset or empty: no export). The other
+    /// standard OTEL_* variables apply too.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+}
+
 /// Initialises env_logger in `format`, with `info` as the default level (`RUST_LOG` overrides).
 pub fn init(format: LogFormat) {
     let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
