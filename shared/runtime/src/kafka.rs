@@ -205,7 +205,7 @@ pub struct KafkaArgs {
     #[arg(long, env = "ACKBOX_TOPIC", default_value = DEFAULT_TOPIC, value_name = "ACKBOX_TOPIC")]
     pub topic: String,
     /// Extra librdkafka settings, key=value,key=value: security.protocol=SSL|SASL_SSL, ssl.ca.location,
-    /// sasl.mechanism=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512|OAUTHBEARER, sasl.username, sasl.password, ... (never shown:
+    /// sasl.mechanism=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512, sasl.username, sasl.password, ... (never shown:
     /// it may hold a password).
     #[arg(
         long,
