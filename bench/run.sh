@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench: Ackbox measured next to its physical ceilings on this machine. Reports numbers; asserts nothing.
-# PART=all|ceilings|accept|latency|recovery|drain|peers|scaleout|sustained|profile (default all: every part but profile).
+# PART=all|ceilings|accept|batch|latency|recovery|drain|peers|scaleout|sustained|profile (default all: every part but profile).
 # Writes bench/results/latest.md and bench/results/latest.png.
 set -euo pipefail
 
@@ -161,6 +161,55 @@ LUA
   done
   row ""
   row "api peak RSS during the accept test: $(peak_rss_mib "$API_PID") MiB (goal ≤ 64)"
+  row ""
+  stop "$API_PID"
+fi
+
+if want batch; then
+  # POST /v1/jobs/batch (#16): 1000 noop jobs per request, one transaction each, closed loop. Beside it, pgbench of
+  # the same 1000-job transaction (two multi-row INSERTs) in the same run: the ceiling of the endpoint's design.
+  say "batch submit: POST /v1/jobs/batch, 1000 jobs per request"
+  reset_db
+  TENANT=$(sql "SELECT id FROM tenants WHERE name = 'bench'")
+  cat >"$WORK/submit1000.sql" <<SQL
+BEGIN;
+INSERT INTO jobs (id, tenant_id, kind, payload, max_attempts)
+  SELECT gen_random_uuid(), '$TENANT', 'noop', '{}', 3 FROM generate_series(1, 1000);
+INSERT INTO outbox (aggregate_id, topic, key, payload, headers)
+  SELECT gen_random_uuid(), '$TOPIC', 'k', '{"v":1,"job_id":"x","kind":"noop","attempt":1}', '{"ackbox-kind":"noop"}'
+    FROM generate_series(1, 1000);
+COMMIT;
+SQL
+  start api; API_PID=$LAST_PID; wait_api
+  python3 - "$WORK/batch.lua" "$KEY" <<'PY'
+import json, sys
+body = json.dumps({"jobs": [{"kind": "noop", "payload": {}} for _ in range(1000)]})
+open(sys.argv[1], "w").write(f'''wrk.method = "POST"
+wrk.body = '{body}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {sys.argv[2]}"
+''')
+PY
+  row "## 2b. Batch submit (POST /v1/jobs/batch, 1000 noop jobs per request, closed loop, wrk on loopback)"
+  row ""
+  row "Each request is one transaction, all or nothing. Goal: ≥ 20,000 jobs/s accepted."
+  row ""
+  row "| connections | requests/s | jobs/s | p50 | p99 | pgbench, same 1000-job transaction (jobs/s) | ratio |"
+  row "|---|---|---|---|---|---|---|"
+  for c in 1 2 4 8; do
+    out=$(wrk -t1 -c"$c" -d"${DURATION}s" --latency -s "$WORK/batch.lua" "http://127.0.0.1:$API_PORT/v1/jobs/batch" 2>&1)
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+    p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $4}')
+    jobs=$(python3 -c "print(int($rps * 1000))")
+    tps=$(pgbench -n -f "$WORK/submit1000.sql" -c "$c" -j 1 -T "$DURATION" "$DB_URL" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+    pg=$(python3 -c "print(int($tps * 1000))")
+    row "| $c | $rps${non2xx:+ ($non2xx non-2xx)} | $jobs | $p50 | $p99 | $pg | $(python3 -c "print(f'{$jobs/max($pg,1):.2f}')") |"
+    if [ "$jobs" -gt "${BATCH_RATE:-0}" ]; then BATCH_RATE=$jobs BATCH_CONNS=$c; fi
+  done
+  row ""
+  row "Best: **$BATCH_RATE jobs/s** at $BATCH_CONNS connections ($([ "$BATCH_RATE" -ge 20000 ] && echo "meets" || echo "misses") the 20,000 goal); api peak RSS $(peak_rss_mib "$API_PID") MiB."
   row ""
   stop "$API_PID"
 fi
@@ -481,12 +530,12 @@ if want sustained; then
   stop "$API_PID"; stop "$WORKER_PID"; stop "$RELAY_PID"
 fi
 
-if [ -n "${SUSTAINED_RATE:-}${ACCEPT_RATE:-}${ACKBOX_DRAIN_RATE:-}" ]; then
-  row "## Summary: three rates of one run"
+if [ -n "${SUSTAINED_RATE:-}${ACCEPT_RATE:-}${ACKBOX_DRAIN_RATE:-}${BATCH_RATE:-}" ]; then
+  row "## Summary: the rates of one run"
   row ""
-  row "| closed-loop accept (POST/s, ${ACCEPT_CONNS:-?} connections) | drain of $DRAIN_JOBS preloaded jobs (jobs/s) | sustained (jobs/s, p99 ≤ 100 ms) |"
-  row "|---|---|---|"
-  row "| ${ACCEPT_RATE:-not run} | ${ACKBOX_DRAIN_RATE:-not run} | ${SUSTAINED_RATE:-not run} |"
+  row "| closed-loop accept (POST/s, ${ACCEPT_CONNS:-?} connections) | batch submit (jobs/s) | drain of $DRAIN_JOBS preloaded jobs (jobs/s) | sustained (jobs/s, p99 ≤ 100 ms) |"
+  row "|---|---|---|---|"
+  row "| ${ACCEPT_RATE:-not run} | ${BATCH_RATE:-not run} | ${ACKBOX_DRAIN_RATE:-not run} | ${SUSTAINED_RATE:-not run} |"
   row ""
 fi
 

@@ -6,6 +6,7 @@
 //! | `ACKBOX_API_OPS_BIND` | [`DEFAULT_OPS_BIND`] | address of the ops endpoint: `/metrics`, `/healthz`, `/readyz`, on its own port as the relay's and worker's, so the public port does not expose metrics |
 //! | `ACKBOX_HTTP_WORKERS` | number of cores | actix worker threads |
 //! | `ACKBOX_MAX_BODY_BYTES` | [`DEFAULT_MAX_BODY_BYTES`] | largest accepted request body; larger gets 413 |
+//! | `ACKBOX_MAX_BATCH_BODY_BYTES` | [`DEFAULT_MAX_BATCH_BODY_BYTES`] | largest body of `POST /v1/jobs/batch`; larger gets 413 |
 //! | `ACKBOX_TOPIC` | `ackbox.jobs` | topic written into each job's outbox row |
 //! | `ACKBOX_IDEMPOTENCY_TTL_SECS` | [`DEFAULT_IDEMPOTENCY_TTL_SECS`] | how long an Idempotency-Key is remembered |
 //! | `ACKBOX_OVERDUE_AFTER` | [`DEFAULT_OVERDUE_AFTER_SECS`] | seconds in `queued` after which a job is reported `overdue` |
@@ -35,6 +36,9 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_OPS_BIND: &str = "127.0.0.1:9100";
 /// Default body limit: 256 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Default body limit of `POST /v1/jobs/batch`: 4 MiB (1000 jobs of about 4 KiB).
+pub const DEFAULT_MAX_BATCH_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Default Idempotency-Key lifetime: 24 h.
 pub const DEFAULT_IDEMPOTENCY_TTL_SECS: u64 = 86_400;
@@ -76,6 +80,8 @@ pub struct ApiConfig {
     pub http_workers: usize,
     /// Body limit in bytes.
     pub max_body_bytes: usize,
+    /// Body limit of `POST /v1/jobs/batch`.
+    pub max_batch_body_bytes: usize,
     /// Dispatch topic for new jobs.
     pub topic: String,
     /// Idempotency-Key lifetime.
@@ -132,6 +138,9 @@ pub struct ApiArgs {
     /// Largest accepted request body in bytes; larger gets 413.
     #[arg(long, env = "ACKBOX_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES, value_name = "ACKBOX_MAX_BODY_BYTES")]
     pub max_body_bytes: usize,
+    /// Largest body of POST /v1/jobs/batch in bytes; larger gets 413.
+    #[arg(long, env = "ACKBOX_MAX_BATCH_BODY_BYTES", default_value_t = DEFAULT_MAX_BATCH_BODY_BYTES, value_name = "ACKBOX_MAX_BATCH_BODY_BYTES")]
+    pub max_batch_body_bytes: usize,
     /// Topic written into each job's outbox row.
     #[arg(long, env = "ACKBOX_TOPIC", default_value = DEFAULT_TOPIC, value_name = "ACKBOX_TOPIC")]
     pub topic: String,
@@ -195,6 +204,7 @@ impl TryFrom<ApiArgs> for ApiConfig {
             ops_bind: or(a.api_ops_bind, DEFAULT_OPS_BIND),
             http_workers: positive("ACKBOX_HTTP_WORKERS", a.http_workers.unwrap_or(cores))?,
             max_body_bytes: a.max_body_bytes,
+            max_batch_body_bytes: a.max_batch_body_bytes,
             topic: or(a.topic, DEFAULT_TOPIC),
             idempotency_ttl: secs(a.idempotency_ttl_secs),
             overdue_after: secs(a.overdue_after),

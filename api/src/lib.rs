@@ -42,6 +42,7 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
     // actix bounds connections per worker thread: share the process's bound among them.
     let connections_per_worker = config.max_connections.div_ceil(workers.max(1)).max(1);
     let max_body = config.max_body_bytes;
+    let max_batch_body = config.max_batch_body_bytes;
     let metrics = ApiMetrics::new();
     let ops = ackbox_runtime::ops::spawn(&config.ops_bind, metrics.registry.clone(), pool.clone())?;
     let keys = Arc::new(KeyCache::new(config.key_cache_ttl));
@@ -96,7 +97,7 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
             .wrap(from_fn(shed::limit_in_flight))
             // Outermost: metrics, request id, span and access log cover every answer, the other middleware's too.
             .wrap(from_fn(observe::observe))
-            .configure(routes::configure)
+            .configure(|cfg| routes::configure(cfg, max_batch_body))
     })
     .workers(workers)
     .max_connections(connections_per_worker)

@@ -1,8 +1,9 @@
-//! `ackbox submit KIND --payload JSON [--wait]`: through the HTTP API, with the client crate.
+//! `ackbox submit KIND --payload JSON [--wait]`, or `ackbox submit --file jobs.ndjson` (many jobs, through
+//! `POST /v1/jobs/batch` in batches of up to 1000): through the HTTP API, with the client crate.
 
 use std::time::Duration;
 
-use ackbox_client::{Client, Error, Job, JobStatus, SubmitOptions};
+use ackbox_client::{BatchJob, Client, Error, Job, JobStatus, SubmitOptions};
 use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -13,7 +14,13 @@ use crate::table::print_json;
 #[derive(Args)]
 pub struct Submit {
     /// Job kind (registered by some worker).
-    pub kind: String,
+    #[arg(required_unless_present = "file")]
+    pub kind: Option<String>,
+    /// Submit every job of this NDJSON file (one `{"kind": ..., "payload": ..., "max_attempts": ...}` per line; `-`
+    /// reads standard input) through the batch endpoint, 1000 per request, each request all or nothing. Prints
+    /// the ids in file order. With --idempotency-key K, request n uses K-n, so a re-run submits nothing twice.
+    #[arg(long, conflicts_with_all = ["kind", "payload", "wait", "max_attempts"])]
+    pub file: Option<String>,
     /// Payload, as JSON.
     #[arg(long, default_value = "{}")]
     pub payload: String,
@@ -39,6 +46,10 @@ pub struct Submit {
 
 /// Runs `submit`. Exits non-zero when the job ends failed or cancelled, so scripts can `&&` on it.
 pub fn run(args: Submit, json: bool) -> anyhow::Result<()> {
+    if let Some(file) = args.file.clone() {
+        return run_file(&file, &args, json);
+    }
+    let kind = args.kind.clone().context("KIND is required without --file")?;
     let payload: serde_json::Value = serde_json::from_str(&args.payload)
         .with_context(|| format!("--payload is not valid JSON: {}", args.payload))?;
     let (url, key) = crate::settings::api(args.url.clone(), args.api_key.clone())?;
@@ -46,7 +57,7 @@ pub fn run(args: Submit, json: bool) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let opts = SubmitOptions { idempotency_key: args.idempotency_key.clone(), max_attempts: args.max_attempts };
-        let job = client.submit_with(&args.kind, payload, &opts).await.map_err(|e| explain(e, &url))?;
+        let job = client.submit_with(&kind, payload, &opts).await.map_err(|e| explain(e, &url))?;
         if !args.wait {
             if json {
                 return print_json(&job);
@@ -125,4 +136,59 @@ fn explain(e: Error, url: &str) -> anyhow::Error {
         }
         other => anyhow::Error::new(other),
     }
+}
+
+/// Jobs per batch request (the API's limit).
+const BATCH: usize = 1000;
+
+/// `submit --file`: reads every line first (a bad line stops before anything is sent), then submits in batches.
+fn run_file(file: &str, args: &Submit, json: bool) -> anyhow::Result<()> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?
+    };
+    let mut jobs = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let job: BatchJob = serde_json::from_str(line)
+            .with_context(|| format!("{file}:{}: not a job ({{\"kind\": ..., \"payload\": ...}})", n + 1))?;
+        jobs.push(job);
+    }
+    if jobs.is_empty() {
+        bail!("{file} holds no jobs");
+    }
+    let (url, key) = crate::settings::api(args.url.clone(), args.api_key.clone())?;
+    let client = Client::new(&url, &key).context("bad API settings")?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let bar = if json { ProgressBar::hidden() } else { ProgressBar::new(jobs.len() as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} jobs accepted ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut accepted: Vec<Job> = Vec::with_capacity(jobs.len());
+    rt.block_on(async {
+        for (n, chunk) in jobs.chunks(BATCH).enumerate() {
+            let key = args.idempotency_key.as_ref().map(|k| format!("{k}-{n}"));
+            let done = client.submit_batch(chunk, key.as_deref()).await.map_err(|e| {
+                let first = n * BATCH + 1;
+                explain(e, &url).context(format!(
+                    "lines {first} to {} were not accepted ({} jobs before them were)",
+                    first + chunk.len() - 1,
+                    accepted.len()
+                ))
+            })?;
+            bar.inc(done.len() as u64);
+            accepted.extend(done);
+        }
+        anyhow::Ok(())
+    })?;
+    bar.finish_and_clear();
+    if json {
+        return print_json(&accepted);
+    }
+    for job in &accepted {
+        println!("{}", job.id);
+    }
+    eprintln!("{} jobs accepted", accepted.len());
+    Ok(())
 }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 pub use error::{Error, Problem};
-pub use types::{Job, JobPage, JobStatus, ListOptions, SubmitOptions};
+pub use types::{BatchJob, Job, JobPage, JobStatus, ListOptions, SubmitOptions};
 
 /// The longest long-poll the API holds a request for (`Prefer: wait=60`).
 pub const MAX_WAIT_PER_REQUEST: Duration = Duration::from_secs(60);
@@ -172,6 +172,24 @@ impl Client {
             })
             .await?;
         decode(resp).await
+    }
+
+    /// Submits up to 1000 jobs at once (`POST /v1/jobs/batch`), all or nothing: returns their status documents in
+    /// the order given once every job and its dispatch are committed, in one transaction. An invalid item is
+    /// `Error::Invalid` naming its index, and nothing is written. With `idempotency_key` the key stands for the whole
+    /// batch (a retry returns the same jobs), and the client retries the POST itself on 503 and connection errors.
+    pub async fn submit_batch(&self, jobs: &[BatchJob], idempotency_key: Option<&str>) -> Result<Vec<Job>, Error> {
+        let body = serde_json::json!({ "jobs": jobs });
+        let resp = self
+            .execute(idempotency_key.is_some(), || {
+                let req = self.request(Method::POST, "/v1/jobs/batch").json(&body);
+                match idempotency_key {
+                    Some(k) => req.header("Idempotency-Key", k),
+                    None => req,
+                }
+            })
+            .await?;
+        decode::<types::BatchAccepted>(resp).await.map(|b| b.jobs)
     }
 
     /// The job's current status document.

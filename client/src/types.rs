@@ -80,6 +80,37 @@ pub struct ListOptions {
     pub cursor: Option<String>,
 }
 
+/// One job of [`Client::submit_batch`](crate::Client::submit_batch): what a `POST /v1/jobs` body holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchJob {
+    /// Handler kind.
+    pub kind: String,
+    /// Handler input (`{}` when absent).
+    #[serde(default = "empty_object")]
+    pub payload: serde_json::Value,
+    /// Attempts allowed, 1..=100 (server default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<i32>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+impl BatchJob {
+    /// A job of `kind` with `payload`.
+    pub fn new(kind: impl Into<String>, payload: serde_json::Value) -> Self {
+        Self { kind: kind.into(), payload, max_attempts: None }
+    }
+}
+
+/// The body of a batch's 202.
+#[derive(Debug, Deserialize)]
+pub(crate) struct BatchAccepted {
+    pub(crate) jobs: Vec<Job>,
+}
+
 /// Options of [`Client::submit_with`](crate::Client::submit_with).
 #[derive(Clone, Debug, Default)]
 pub struct SubmitOptions {

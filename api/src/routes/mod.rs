@@ -15,18 +15,20 @@ mod get_status_monitor;
 mod health;
 mod list_jobs;
 pub(crate) mod openapi;
+mod submit_batch;
 mod submit_job;
 
 pub(crate) use get_job::prefer_wait;
 pub use list_jobs::{JobList, ListParams};
+pub use submit_batch::{BatchAccepted, SubmitBatch, MAX_BATCH_JOBS};
 pub use submit_job::{fingerprint, valid_kind, SubmitJob};
 
 use crate::document::{etag, StatusDocument};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route; `max_batch_body` bounds `POST /v1/jobs/batch`'s body (the others take the app's limit).
+pub fn configure(cfg: &mut web::ServiceConfig, max_batch_body: usize) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
@@ -42,6 +44,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(submit_job::submit_job))
                         .route(web::get().to(list_jobs::list_jobs))
                         .default_service(web::to(|| method_not_allowed("GET, POST"))),
+                )
+                .service(
+                    web::resource("/jobs/batch")
+                        // A batch's body may be larger than a single job's (ACKBOX_MAX_BATCH_BODY_BYTES).
+                        .app_data(
+                            web::JsonConfig::default()
+                                .limit(max_batch_body)
+                                .content_type_required(true)
+                                .error_handler(crate::error::json_error),
+                        )
+                        .route(web::post().to(submit_batch::submit_batch))
+                        .default_service(web::to(|| method_not_allowed("POST"))),
                 )
                 .service(
                     web::resource("/jobs/{id}")

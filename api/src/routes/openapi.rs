@@ -26,6 +26,7 @@ impl Modify for BearerAuth {
     info(title = "Ackbox", description = "Long-running jobs over HTTP: an id we hand out is always found."),
     paths(
         super::submit_job::submit_job,
+        super::submit_batch::submit_batch,
         super::list_jobs::list_jobs,
         super::get_job::get_job,
         super::get_job_result::get_job_result,
@@ -37,6 +38,8 @@ impl Modify for BearerAuth {
         crate::error::Problem,
         crate::document::StatusDocument,
         super::SubmitJob,
+        super::SubmitBatch,
+        super::BatchAccepted,
         super::JobList,
         crate::operations::StatusMonitor,
         crate::operations::Operation,

@@ -25,6 +25,7 @@ pub fn test_config(db: &TestDb, topic: &str) -> ApiConfig {
         ops_bind: "127.0.0.1:0".into(),
         http_workers: 2,
         max_body_bytes: 256 * 1024,
+        max_batch_body_bytes: 4 * 1024 * 1024,
         topic: topic.to_string(),
         idempotency_ttl: std::time::Duration::from_secs(86_400),
         overdue_after: std::time::Duration::from_secs(300),

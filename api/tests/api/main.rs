@@ -2,6 +2,7 @@
 
 mod auth;
 mod bad_input;
+mod batch;
 mod cancel_and_list;
 mod contract;
 mod get_job;

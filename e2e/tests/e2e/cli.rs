@@ -50,3 +50,43 @@ fn submit_waits_for_the_job_and_reports_its_outcome_in_the_exit_code() {
         .expect("run");
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("ackbox keys create"));
 }
+
+#[test]
+fn submit_file_sends_every_line_through_the_batch_endpoint_in_order_and_a_rerun_with_a_key_adds_nothing() {
+    let stack = Stack::start();
+    let dir = std::env::temp_dir().join(format!("ackbox-ndjson-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    // 2,500 jobs: three requests (1000, 1000, 500).
+    let lines: Vec<String> =
+        (0..2500).map(|n| serde_json::json!({"kind": "echo", "payload": {"n": n}}).to_string()).collect();
+    let file = dir.join("jobs.ndjson");
+    std::fs::write(&file, lines.join("\n") + "\n").expect("write");
+    let path = file.to_str().expect("utf-8 path");
+
+    let out = ackbox(&stack, &["submit", "--file", path, "--idempotency-key", "import-1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(ids.len(), 2500);
+    // In file order: the n-th id's job carries payload n.
+    for n in [0usize, 999, 1000, 2499] {
+        let shown = ackbox(&stack, &["jobs", "show", &ids[n], "--json"]);
+        let doc: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("json");
+        assert_eq!(doc["payload"]["n"], n, "line {n}: {doc}");
+    }
+    // Again with the same key: the same ids, nothing new written.
+    let again = ackbox(&stack, &["submit", "--file", path, "--idempotency-key", "import-1"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let again: Vec<String> = String::from_utf8_lossy(&again.stdout).lines().map(str::to_string).collect();
+    assert_eq!(again, ids);
+    let count: i64 =
+        diesel::RunQueryDsl::get_result(diesel::QueryDsl::count(ackbox_db::schema::jobs::table), &mut stack.db.conn())
+            .expect("count");
+    assert_eq!(count, 2500);
+
+    // A bad line stops everything before a request is sent, naming the line.
+    std::fs::write(&file, "{\"kind\": \"echo\"}\nnot json\n").expect("write");
+    let bad = ackbox(&stack, &["submit", "--file", path]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("jobs.ndjson:2"), "{}", String::from_utf8_lossy(&bad.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ackbox_client::{Client, Error, JobStatus, ListOptions, SubmitOptions};
+use ackbox_client::{BatchJob, Client, Error, JobStatus, ListOptions, SubmitOptions};
 use ackbox_e2e::Stack;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -43,6 +43,17 @@ fn the_client_submits_waits_reads_results_lists_and_cancels_against_a_running_st
         let a = client.submit_with("echo", serde_json::json!({"k": 1}), &opts).await.expect("first");
         let b = client.submit_with("echo", serde_json::json!({"k": 1}), &opts).await.expect("replay");
         assert_eq!(a.id, b.id);
+
+        // a batch: every job in order, one transaction; a bad item is Invalid naming its index, and writes nothing.
+        let batch = [BatchJob::new("echo", serde_json::json!({"i": 0})), BatchJob::new("noop", serde_json::json!({}))];
+        let jobs = client.submit_batch(&batch, Some("batch-key-1")).await.expect("batch");
+        assert_eq!(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>(), ["echo", "noop"]);
+        let again = client.submit_batch(&batch, Some("batch-key-1")).await.expect("replayed batch");
+        assert_eq!(again.iter().map(|j| j.id).collect::<Vec<_>>(), jobs.iter().map(|j| j.id).collect::<Vec<_>>());
+        let bad =
+            [BatchJob::new("echo", serde_json::json!({})), BatchJob::new("nobody-runs-this", serde_json::json!({}))];
+        let refused = client.submit_batch(&bad, None).await.expect_err("must fail");
+        assert!(matches!(refused, Error::Invalid(ref p) if p.detail.contains("jobs[1]")), "{refused:?}");
 
         // typed errors.
         let unknown = client.submit("nobody-runs-this", serde_json::json!({})).await.expect_err("must fail");

@@ -92,6 +92,7 @@ diesel::table! {
         job_id -> Uuid,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
+        batch_job_ids -> Nullable<Array<Uuid>>,
     }
 }
 

@@ -161,6 +161,49 @@ pub fn submit_idempotent(
     })
 }
 
+/// What [`submit_all`] did.
+#[derive(Clone, Debug)]
+pub enum SubmittedBatch {
+    /// Every job of the batch was committed, in request order.
+    Created(Vec<Job>),
+    /// The idempotency key was already used for the same batch: these are its jobs, in request order.
+    Replayed(Vec<Job>),
+    /// The idempotency key was already used for a different request; nothing was written.
+    KeyMismatch,
+}
+
+/// Submits a batch in ONE transaction, all or nothing: every job and its outbox row (and the key, if any) commit
+/// together, or none does. With a key, the key stands for the whole batch: the same batch again returns the same
+/// jobs in the same order; another request under the key is a mismatch. All jobs belong to one tenant.
+pub fn submit_all(
+    conn: &mut PgConnection,
+    news: &[NewJob],
+    topic: &str,
+    key: Option<IdempotencyKey<'_>>,
+) -> QueryResult<SubmittedBatch> {
+    let Some(first) = news.first() else { return Ok(SubmittedBatch::Created(Vec::new())) };
+    conn.transaction(|conn| {
+        use crate::models::idempotency::{batch, claim, set_batch, Claim};
+        if let Some(key) = key {
+            match claim(conn, first.tenant_id, key.key, key.fingerprint, first.id, key.expires_at)? {
+                Claim::Fresh => {
+                    let ids: Vec<Uuid> = news.iter().map(|n| n.id).collect();
+                    set_batch(conn, first.tenant_id, key.key, &ids)?;
+                }
+                Claim::Mismatch => return Ok(SubmittedBatch::KeyMismatch),
+                Claim::Replay(_) => {
+                    // A single submit's key has another fingerprint, so a replayed batch key always has its ids.
+                    let Some(ids) = batch(conn, first.tenant_id, key.key)? else {
+                        return Ok(SubmittedBatch::KeyMismatch);
+                    };
+                    return Job::find_many(conn, &ids).map(SubmittedBatch::Replayed);
+                }
+            }
+        }
+        submit_many(conn, news, topic).map(SubmittedBatch::Created)
+    })
+}
+
 /// What [`cancel`] did.
 #[derive(Clone, Debug)]
 pub enum CancelOutcome {

@@ -62,6 +62,24 @@ pub fn claim(
     Ok(if stored_fp == fingerprint { Claim::Replay(stored_job) } else { Claim::Mismatch })
 }
 
+/// Records the ids of the batch a freshly claimed key stands for (in the claiming transaction).
+pub fn set_batch(conn: &mut PgConnection, tenant_id: Uuid, key: &str, job_ids: &[Uuid]) -> QueryResult<()> {
+    diesel::update(idempotency_keys::table.find((tenant_id, key)))
+        .set(idempotency_keys::batch_job_ids.eq(job_ids))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The ids of the batch a key stands for (`None` for a single submit's key).
+pub fn batch(conn: &mut PgConnection, tenant_id: Uuid, key: &str) -> QueryResult<Option<Vec<Uuid>>> {
+    Ok(idempotency_keys::table
+        .find((tenant_id, key))
+        .select(idempotency_keys::batch_job_ids)
+        .first::<Option<Vec<Uuid>>>(conn)
+        .optional()?
+        .flatten())
+}
+
 /// Deletes up to `limit` expired keys; returns how many.
 pub fn delete_expired(conn: &mut PgConnection, limit: i64) -> QueryResult<usize> {
     diesel::sql_query(

@@ -124,6 +124,14 @@ impl Job {
         jobs::table.find(id).select(Job::as_select()).first(conn).optional()
     }
 
+    /// Finds jobs by id, in the order of `ids` (ids with no job are left out).
+    pub fn find_many(conn: &mut PgConnection, ids: &[Uuid]) -> QueryResult<Vec<Job>> {
+        let mut found: Vec<Job> = jobs::table.filter(jobs::id.eq_any(ids)).select(Job::as_select()).load(conn)?;
+        let position: std::collections::HashMap<Uuid, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        found.sort_by_key(|j| position.get(&j.id).copied().unwrap_or(usize::MAX));
+        Ok(found)
+    }
+
     /// Finds a job by id only if `tenant_id` owns it: another tenant's job is `None`, exactly like a missing one.
     pub fn find_for_tenant(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> QueryResult<Option<Job>> {
         jobs::table.find(id).filter(jobs::tenant_id.eq(tenant_id)).select(Job::as_select()).first(conn).optional()
