@@ -61,6 +61,10 @@ pub struct StatusDocument {
     pub started_at: Option<DateTime<Utc>>,
     /// When it became terminal.
     pub finished_at: Option<DateTime<Utc>>,
+    /// While queued: not started before this time (its `run_at` / `delay_ms`, or a retry's backoff); null otherwise.
+    pub not_before: Option<DateTime<Utc>>,
+    /// The handler timeout this job asked for, in milliseconds (null: the worker's default).
+    pub timeout_ms: Option<i32>,
     /// Output once succeeded.
     pub result: Option<serde_json::Value>,
     /// Last failure (`{"code", "message"}`).
@@ -160,9 +164,12 @@ pub fn etag(doc: &StatusDocument) -> String {
 /// finished operation without an error.
 pub fn as_accepted(mut job: Job) -> Job {
     job.status = JobStatus::Queued;
+    // A job that has not started still has the schedule it was accepted with; after an attempt, not_before is a
+    // retry's backoff, not part of the first answer.
+    let schedule = if job.attempts == 0 { job.not_before } else { None };
     job.attempts = 0;
     job.updated_at = job.created_at;
-    (job.started_at, job.finished_at, job.not_before, job.lease_expires_at) = (None, None, None, None);
+    (job.started_at, job.finished_at, job.not_before, job.lease_expires_at) = (None, None, schedule, None);
     (job.result, job.error, job.progress) = (None, None, None);
     (job.cancel_requested_at, job.dispatch_skipped_at) = (None, None);
     job
@@ -196,6 +203,8 @@ impl StatusDocument {
             updated_at: job.updated_at,
             started_at: job.started_at,
             finished_at: job.finished_at,
+            not_before: job.not_before.filter(|_| job.status == JobStatus::Queued),
+            timeout_ms: job.timeout_ms,
             result: job.result,
             error: job.error,
             progress: job.progress,

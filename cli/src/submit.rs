@@ -19,7 +19,7 @@ pub struct Submit {
     /// Submit every job of this NDJSON file (one `{"kind": ..., "payload": ..., "max_attempts": ...}` per line; `-`
     /// reads standard input) through the batch endpoint, 1000 per request, each request all or nothing. Prints
     /// the ids in file order. With --idempotency-key K, request n uses K-n, so a re-run submits nothing twice.
-    #[arg(long, conflicts_with_all = ["kind", "payload", "wait", "max_attempts"])]
+    #[arg(long, conflicts_with_all = ["kind", "payload", "wait", "max_attempts", "run_at", "delay_ms", "timeout_ms"])]
     pub file: Option<String>,
     /// Payload, as JSON.
     #[arg(long, default_value = "{}")]
@@ -36,6 +36,15 @@ pub struct Submit {
     /// Attempts allowed (1..=100; server default 3).
     #[arg(long)]
     pub max_attempts: Option<i32>,
+    /// Run at this time (RFC 3339, e.g. 2026-12-01T09:00:00Z), not before.
+    #[arg(long, conflicts_with = "delay_ms")]
+    pub run_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Run this many milliseconds from now.
+    #[arg(long)]
+    pub delay_ms: Option<u64>,
+    /// This job's handler timeout in milliseconds (at most 86400000); default: the worker's.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
     /// API base URL (default: $ACKBOX_URL, then .ackbox/local.env).
     #[arg(long)]
     pub url: Option<String>,
@@ -56,7 +65,13 @@ pub fn run(args: Submit, json: bool) -> anyhow::Result<()> {
     let client = Client::new(&url, &key).context("bad API settings")?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let opts = SubmitOptions { idempotency_key: args.idempotency_key.clone(), max_attempts: args.max_attempts };
+        let opts = SubmitOptions {
+            idempotency_key: args.idempotency_key.clone(),
+            max_attempts: args.max_attempts,
+            run_at: args.run_at,
+            delay: args.delay_ms.map(Duration::from_millis),
+            timeout: args.timeout_ms.map(Duration::from_millis),
+        };
         let job = client.submit_with(&kind, payload, &opts).await.map_err(|e| explain(e, &url))?;
         if !args.wait {
             if json {

@@ -161,6 +161,15 @@ impl Client {
         if let Some(n) = opts.max_attempts {
             body["max_attempts"] = n.into();
         }
+        if let Some(at) = opts.run_at {
+            body["run_at"] = at.to_rfc3339().into();
+        }
+        if let Some(delay) = opts.delay {
+            body["delay_ms"] = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX).into();
+        }
+        if let Some(timeout) = opts.timeout {
+            body["timeout_ms"] = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).into();
+        }
         let key = opts.idempotency_key.clone();
         let resp = self
             .execute(key.is_some(), || {

@@ -30,6 +30,12 @@ pub struct Job {
     pub started_at: Option<DateTime<Utc>>,
     /// When it became terminal.
     pub finished_at: Option<DateTime<Utc>>,
+    /// While queued: not started before this time (its `run_at` / `delay_ms`, or a retry's backoff).
+    #[serde(default)]
+    pub not_before: Option<DateTime<Utc>>,
+    /// The handler timeout this job asked for, in milliseconds (`None`: the worker's default).
+    #[serde(default)]
+    pub timeout_ms: Option<i32>,
     /// Output once succeeded.
     pub result: Option<serde_json::Value>,
     /// Last failure (`{"code", "message"}`).
@@ -92,6 +98,15 @@ pub struct BatchJob {
     /// Attempts allowed, 1..=100 (server default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<i32>,
+    /// Run at this time, not before (at most one of `run_at` and `delay_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<DateTime<Utc>>,
+    /// Run this many milliseconds after acceptance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// This job's handler timeout in milliseconds (at most 24 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -101,7 +116,7 @@ fn empty_object() -> serde_json::Value {
 impl BatchJob {
     /// A job of `kind` with `payload`.
     pub fn new(kind: impl Into<String>, payload: serde_json::Value) -> Self {
-        Self { kind: kind.into(), payload, max_attempts: None }
+        Self { kind: kind.into(), payload, max_attempts: None, run_at: None, delay_ms: None, timeout_ms: None }
     }
 }
 
@@ -119,4 +134,11 @@ pub struct SubmitOptions {
     pub idempotency_key: Option<String>,
     /// Attempts allowed, 1..=100 (server default 3).
     pub max_attempts: Option<i32>,
+    /// Run at this time, not before: the job is accepted (and readable) at once, `queued` until then. At most one
+    /// of `run_at` and `delay`.
+    pub run_at: Option<DateTime<Utc>>,
+    /// Run this long after acceptance (whole milliseconds).
+    pub delay: Option<std::time::Duration>,
+    /// This job's handler timeout (whole milliseconds; at most 24 h); `None`: the worker's default.
+    pub timeout: Option<std::time::Duration>,
 }

@@ -135,7 +135,9 @@ async fn run_job(
 ) {
     let (mut span, trace) = attempt_span(&job, &at);
     let Delivery { partition, offset, .. } = at;
-    let timeout = shared.config.job_timeout;
+    // The job's own timeout (POST /v1/jobs timeout_ms, capped by the api), else this worker's default.
+    let timeout =
+        job.timeout_ms.map_or(shared.config.job_timeout, |ms| Duration::from_millis(ms.unsigned_abs().into()));
     let cancel = CancellationToken::new();
     shared.running().insert((job.id, job.attempt), Running { cancel: cancel.clone(), finishing: false });
     shared.metrics.in_flight.inc();

@@ -1,10 +1,12 @@
 //! `POST /v1/jobs`: accept a job. The job row and its outbox row (and the Idempotency-Key, if any) commit in ONE
 //! transaction before the 202 is sent, so every id we hand out can be read back at once.
 
+use ackbox_db::models::job::Schedule;
 use ackbox_db::models::NewJob;
 use ackbox_db::state::Submitted;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -24,6 +26,10 @@ pub const MAX_ATTEMPTS_LIMIT: i32 = 100;
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
 /// Longest accepted Idempotency-Key.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// Longest handler timeout a job may ask for (`timeout_ms`): 24 h.
+pub const MAX_TIMEOUT_MS: i64 = 86_400_000;
+/// Furthest a job may be scheduled ahead (`run_at`, `delay_ms`): 365 days.
+pub const MAX_SCHEDULE_AHEAD_DAYS: i64 = 365;
 
 /// The request body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -39,6 +45,42 @@ pub struct SubmitJob {
     #[schema(minimum = 1, maximum = 100, value_type = Option<i32>)]
     #[serde(default, deserialize_with = "integral")]
     pub max_attempts: Option<i32>,
+    /// Run at this time (RFC 3339), not before: the job is accepted and readable at once, `queued` until then. A
+    /// time in the past runs now; more than 365 days ahead is refused. At most one of `run_at` and `delay_ms`.
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-01T09:00:00Z")]
+    #[serde(default, deserialize_with = "rfc3339")]
+    pub run_at: Option<DateTime<Utc>>,
+    /// Run this many milliseconds after acceptance (0 to 365 days). At most one of `run_at` and `delay_ms`.
+    #[schema(minimum = 0, maximum = 31_536_000_000_i64, value_type = Option<i64>)]
+    #[serde(default, deserialize_with = "integral64")]
+    pub delay_ms: Option<i64>,
+    /// This job's handler timeout in milliseconds (1 to 86400000, 24 h); absent: the worker's default
+    /// (`ACKBOX_JOB_TIMEOUT_MS`). A handler running longer fails the attempt with `timeout`.
+    #[schema(minimum = 1, maximum = 86_400_000, value_type = Option<i64>)]
+    #[serde(default, deserialize_with = "integral64")]
+    pub timeout_ms: Option<i64>,
+}
+
+/// An optional RFC 3339 time; the error names the field (chrono's own message does not).
+fn rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    use serde::de::Error;
+    let Some(raw) = Option::<String>::deserialize(d)? else { return Ok(None) };
+    DateTime::parse_from_rfc3339(&raw)
+        .map(|t| Some(t.with_timezone(&Utc)))
+        .map_err(|e| D::Error::custom(format!("run_at: must be an RFC 3339 time such as 2026-12-01T09:00:00Z ({e})")))
+}
+
+/// [`integral`] for 64-bit values.
+fn integral64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    match n.as_i64() {
+        Some(i) => Ok(Some(i)),
+        None => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9e15 => Ok(Some(f as i64)),
+            _ => Err(D::Error::custom(format!("invalid type: {n}, expected an integer"))),
+        },
+    }
 }
 
 fn empty_object() -> serde_json::Value {
@@ -67,6 +109,11 @@ struct Canonical<'a> {
     kind: &'a str,
     payload: &'a serde_json::Value,
     max_attempts: i32,
+    // Absent options are left out, so a request without them fingerprints as it did before they existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<&'a ackbox_db::models::job::Schedule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout_ms: Option<i32>,
 }
 
 impl SubmitJob {
@@ -96,7 +143,45 @@ impl SubmitJob {
         if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
             return Err(ApiError::Unprocessable(format!("max_attempts: must be between 1 and {MAX_ATTEMPTS_LIMIT}")));
         }
-        Ok(NewJob::new(self.kind, self.payload, max_attempts))
+        let now = Utc::now();
+        let ahead = chrono::Duration::days(MAX_SCHEDULE_AHEAD_DAYS);
+        let schedule = match (self.run_at, self.delay_ms) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::Unprocessable("run_at, delay_ms: give at most one of them".into()));
+            }
+            (Some(at), None) => Some(Schedule::RunAt(at)),
+            (None, Some(ms)) if !(0..=ahead.num_milliseconds()).contains(&ms) => {
+                return Err(ApiError::Unprocessable(format!(
+                    "delay_ms: must be between 0 and {} ({MAX_SCHEDULE_AHEAD_DAYS} days)",
+                    ahead.num_milliseconds()
+                )));
+            }
+            (None, Some(ms)) => Some(Schedule::DelayMs(ms)),
+            (None, None) => None,
+        };
+        let due = match schedule {
+            Some(Schedule::RunAt(at)) => Some(at),
+            Some(Schedule::DelayMs(ms)) => Some(now + chrono::Duration::milliseconds(ms)),
+            None => None,
+        };
+        if due.is_some_and(|due| due > now + ahead) {
+            return Err(ApiError::Unprocessable(format!("run_at: at most {MAX_SCHEDULE_AHEAD_DAYS} days ahead")));
+        }
+        let timeout_ms = match self.timeout_ms {
+            Some(ms) if !(1..=MAX_TIMEOUT_MS).contains(&ms) => {
+                return Err(ApiError::Unprocessable(format!(
+                    "timeout_ms: must be between 1 and {MAX_TIMEOUT_MS} (24 h)"
+                )));
+            }
+            Some(ms) => i32::try_from(ms).ok(),
+            None => None,
+        };
+        let mut job = NewJob::new(self.kind, self.payload, max_attempts);
+        // A time already past runs now, like an unscheduled job.
+        job.not_before = due.filter(|due| *due > now);
+        job.schedule = schedule;
+        job.timeout_ms = timeout_ms;
+        Ok(job)
     }
 }
 
@@ -118,7 +203,13 @@ fn storable(v: &serde_json::Value) -> bool {
 
 /// SHA-256 of the canonical request.
 pub fn fingerprint(job: &NewJob) -> Vec<u8> {
-    let canonical = Canonical { kind: &job.kind, payload: &job.payload, max_attempts: job.max_attempts };
+    let canonical = Canonical {
+        kind: &job.kind,
+        payload: &job.payload,
+        max_attempts: job.max_attempts,
+        schedule: job.schedule.as_ref(),
+        timeout_ms: job.timeout_ms,
+    };
     Sha256::digest(serde_json::to_vec(&canonical).unwrap_or_default()).to_vec()
 }
 

@@ -11,6 +11,7 @@ mod helpers;
 mod honest_headers;
 mod idempotency;
 mod overload;
+mod schedule;
 mod standards;
 mod submit_job;
 mod waiting;

@@ -84,3 +84,26 @@ fn cancelling_a_running_sleep_job_stops_it_early_and_it_ends_cancelled() {
     assert!(started.elapsed() < Duration::from_secs(50), "the 60 s sleep stopped early ({:?})", started.elapsed());
     stack.assert_alive();
 }
+
+#[test]
+fn a_delayed_job_starts_when_due_and_a_job_timeout_of_its_own_stops_its_handler() {
+    let mut stack = Stack::start();
+    let client = stack.client();
+    let delayed = stack.submit(&client, serde_json::json!({"kind": "echo", "payload": {"d": 1}, "delay_ms": 1500}));
+    let due: chrono::DateTime<chrono::Utc> = delayed["not_before"].as_str().expect("not_before").parse().expect("time");
+    // sleep 10 s with a timeout of its own of 300 ms (the worker's default is 5 min): the attempt fails `timeout`.
+    let slow = stack.submit(
+        &client,
+        serde_json::json!({"kind": "sleep", "payload": {"ms": 10_000}, "timeout_ms": 300, "max_attempts": 1}),
+    );
+
+    let doc = wait_terminal(&stack, &client, delayed["id"].as_str().expect("id"));
+    assert_eq!(doc["status"], "succeeded");
+    let started: chrono::DateTime<chrono::Utc> = doc["started_at"].as_str().expect("started_at").parse().expect("time");
+    assert!(started >= due, "started {started} before it was due {due}");
+
+    let doc = wait_terminal(&stack, &client, slow["id"].as_str().expect("id"));
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc["error"]["code"], "timeout", "{doc}");
+    stack.assert_alive();
+}

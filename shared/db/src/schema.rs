@@ -26,6 +26,7 @@ diesel::table! {
         dispatch_skipped_at -> Nullable<Timestamptz>,
         traceparent -> Nullable<Text>,
         tracestate -> Nullable<Text>,
+        timeout_ms -> Nullable<Int4>,
     }
 }
 

@@ -51,7 +51,8 @@ pub fn submit_many(conn: &mut PgConnection, news: &[NewJob], topic: &str) -> Que
     jobs.sort_by_key(|j| position.get(&j.id).copied().unwrap_or(usize::MAX));
     let rows: Vec<_> = jobs
         .iter()
-        .map(|j| outbox::message(topic, &Envelope::new(j.id, &j.kind, 1), j.trace_context().as_ref(), None))
+        // A scheduled job's first dispatch is due when the job is: the relay publishes it then.
+        .map(|j| outbox::message(topic, &Envelope::new(j.id, &j.kind, 1), j.trace_context().as_ref(), j.not_before))
         .collect();
     outbox::enqueue_many(conn, &rows)?;
     Ok(jobs)
@@ -293,6 +294,9 @@ pub struct ClaimedJob {
     /// When this attempt was claimed.
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     pub started_at: DateTime<Utc>,
+    /// The handler timeout the submitter asked for (`None`: the worker's default).
+    #[diesel(sql_type = diesel::sql_types::Nullable<Int4>)]
+    pub timeout_ms: Option<i32>,
 }
 
 /// `queued → running` for every listed job that is queued and due, in one statement. Jobs that are not (duplicates,
@@ -319,7 +323,8 @@ pub fn claim_kinds(
                 lease_expires_at = now() + $2 * interval '1 millisecond'
           WHERE id IN (SELECT id FROM locked) AND status = 'queued' AND (not_before IS NULL OR not_before <= now())
             AND cancel_requested_at IS NULL AND ($3::text[] IS NULL OR kind = ANY($3))
-      RETURNING id, kind, payload, attempts AS attempt, max_attempts, lease_expires_at, created_at, started_at",
+      RETURNING id, kind, payload, attempts AS attempt, max_attempts, lease_expires_at, created_at, started_at,
+                timeout_ms",
     )
     .bind::<Array<SqlUuid>, _>(ids)
     .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)

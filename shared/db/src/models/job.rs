@@ -56,6 +56,8 @@ pub struct Job {
     pub traceparent: Option<String>,
     /// W3C `tracestate` that came with the submit.
     pub tracestate: Option<String>,
+    /// The handler timeout the submitter asked for (`None`: the worker's default).
+    pub timeout_ms: Option<i32>,
 }
 
 /// A job to insert; the database fills status (`queued`), counters and timestamps.
@@ -76,6 +78,24 @@ pub struct NewJob {
     pub traceparent: Option<String>,
     /// W3C `tracestate` that came with the submit.
     pub tracestate: Option<String>,
+    /// Not claimed (and its first dispatch not published) before this time: `run_at` / `delay_ms`.
+    pub not_before: Option<DateTime<Utc>>,
+    /// The handler timeout the submitter asked for.
+    pub timeout_ms: Option<i32>,
+    /// The schedule as the request said it (relative or absolute), for the Idempotency-Key fingerprint: a retried
+    /// `delay_ms` request is the same request, though its `not_before` differs.
+    #[diesel(skip_insertion)]
+    pub schedule: Option<Schedule>,
+}
+
+/// When a job may start, as its submitter asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// At this time (`run_at`).
+    RunAt(DateTime<Utc>),
+    /// This many milliseconds after acceptance (`delay_ms`).
+    DelayMs(i64),
 }
 
 /// The tenant that owns jobs created before tenants existed, and jobs created by internal tools and tests.
@@ -92,6 +112,9 @@ impl NewJob {
             tenant_id: DEFAULT_TENANT,
             traceparent: None,
             tracestate: None,
+            not_before: None,
+            timeout_ms: None,
+            schedule: None,
         }
     }
 
