@@ -36,6 +36,9 @@ pub enum ApiError {
     /// No such job, or not yours (404).
     #[error("not found")]
     NotFound,
+    /// The tenant's job finished and was deleted by retention (404, `/problems/expired`).
+    #[error("expired")]
+    Expired,
     /// No such path at all (404), with a detail that does not talk about jobs.
     #[error("no such resource")]
     NoRoute,
@@ -91,6 +94,7 @@ impl ApiError {
             ApiError::HeadersTooLarge(_) => ("/problems/headers-too-large", "Request header fields too large"),
             ApiError::TooManyRequests(_) => ("/problems/rate-limited", "Too many requests"),
             ApiError::NotFound | ApiError::NoRoute => ("/problems/not-found", "Not found"),
+            ApiError::Expired => ("/problems/expired", "Expired"),
             ApiError::MethodNotAllowed(_) => ("/problems/method-not-allowed", "Method not allowed"),
             ApiError::Conflict(_) => ("/problems/conflict", "Conflict"),
             ApiError::PayloadTooLarge(_) => ("/problems/payload-too-large", "Payload too large"),
@@ -136,7 +140,7 @@ impl ResponseError for ApiError {
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoRoute | ApiError::Expired => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -157,6 +161,9 @@ impl ResponseError for ApiError {
                 "The server failed to handle the request.".to_string()
             }
             ApiError::NotFound => "No job with this id exists.".to_string(),
+            ApiError::Expired => "This job finished longer ago than the server keeps finished jobs (the relay's \
+                                  ACKBOX_JOB_RETENTION_SECS), and was deleted with its result."
+                .to_string(),
             ApiError::NoRoute => "There is no such resource; the API's routes are listed at /openapi.json.".to_string(),
             ApiError::Unavailable => "The database is unreachable; try again shortly.".to_string(),
             ApiError::Overloaded => {

@@ -16,6 +16,8 @@
 //! | `ACKBOX_RESCUE_BATCH` | [`DEFAULT_RESCUE_BATCH`] | jobs per rescuer pass and part |
 //! | `ACKBOX_OUTBOX_RETENTION_SECS` | [`DEFAULT_RETENTION_SECS`] | published rows are kept this long for inspection, then deleted |
 //! | `ACKBOX_RETENTION_BATCH` | [`DEFAULT_RETENTION_BATCH`] | rows deleted per retention statement |
+//! | `ACKBOX_JOB_RETENTION_SECS` | [`DEFAULT_JOB_RETENTION_SECS`] (7 days) | finished jobs are deleted this long after they finished, with their outbox rows and Idempotency-Keys, leaving a tombstone (GET answers 404 `/problems/expired`); 0 keeps them forever; otherwise at least 86400 (a job must outlive its Idempotency-Key: keep it above the api's `ACKBOX_IDEMPOTENCY_TTL_SECS`) |
+//! | `ACKBOX_TOMBSTONE_RETENTION_SECS` | [`DEFAULT_TOMBSTONE_RETENTION_SECS`] (30 days) | a deleted job's tombstone is kept this long; then its id is a plain 404 |
 //! | `ACKBOX_RELAY_VACUUM` | `true` | where autovacuum is off (server-wide, or for the table), the relay vacuums `outbox`, `jobs` and `idempotency_keys` itself once their dead versions pass `ACKBOX_VACUUM_DEAD_TUPLES` plus 1 % of their live rows, if its role may (superuser or owner; otherwise it warns once per table). Where autovacuum is on, it leaves them to it |
 //! | `ACKBOX_VACUUM_DEAD_TUPLES` | [`DEFAULT_VACUUM_DEAD_TUPLES`] | dead versions that make the relay vacuum a table (same as migration 8's autovacuum threshold) |
 //! | `ACKBOX_STATS_INTERVAL_MS` | [`DEFAULT_STATS_INTERVAL_MS`] | how often backlog and jobs-by-status gauges are refreshed |
@@ -59,6 +61,12 @@ pub const DEFAULT_DISPATCH_TIMEOUT_MS: u64 = 300_000;
 pub const DEFAULT_RESCUE_BATCH: i64 = 1_000;
 /// Default retention of published rows: 1 h.
 pub const DEFAULT_RETENTION_SECS: u64 = 3_600;
+/// Default retention of finished jobs: 7 days.
+pub const DEFAULT_JOB_RETENTION_SECS: u64 = 7 * 86_400;
+/// Shortest retention of finished jobs (other than 0, off): a day, the api's default Idempotency-Key lifetime.
+pub const MIN_JOB_RETENTION_SECS: u64 = 86_400;
+/// Default retention of tombstones: 30 days.
+pub const DEFAULT_TOMBSTONE_RETENTION_SECS: u64 = 30 * 86_400;
 /// Default retention batch.
 pub const DEFAULT_RETENTION_BATCH: i64 = 5_000;
 /// Default dead versions that make the relay vacuum a table autovacuum does not look after.
@@ -105,6 +113,10 @@ pub struct RelayConfig {
     pub retention: Duration,
     /// Rows per retention statement.
     pub retention_batch: i64,
+    /// Finished jobs are deleted this long after they finished (`None`: kept forever).
+    pub job_retention: Option<Duration>,
+    /// Tombstones of deleted jobs are kept this long.
+    pub tombstone_retention: Duration,
     /// Gauge refresh interval.
     pub stats_interval: Duration,
     /// Vacuum the churned tables where autovacuum does not.
@@ -173,6 +185,13 @@ pub struct RelayArgs {
     /// Rows deleted per retention statement (1-1000000).
     #[arg(long, env = "ACKBOX_RETENTION_BATCH", default_value_t = DEFAULT_RETENTION_BATCH, value_name = "ACKBOX_RETENTION_BATCH")]
     pub retention_batch: i64,
+    /// Finished jobs are deleted this long (s) after they finished, with their outbox rows and Idempotency-Keys,
+    /// leaving a tombstone (404 /problems/expired). 0 keeps them forever; otherwise at least 86400.
+    #[arg(long, env = "ACKBOX_JOB_RETENTION_SECS", default_value_t = DEFAULT_JOB_RETENTION_SECS, value_name = "ACKBOX_JOB_RETENTION_SECS")]
+    pub job_retention_secs: u64,
+    /// A deleted job's tombstone is kept this long (s); then its id is a plain 404.
+    #[arg(long, env = "ACKBOX_TOMBSTONE_RETENTION_SECS", default_value_t = DEFAULT_TOMBSTONE_RETENTION_SECS, value_name = "ACKBOX_TOMBSTONE_RETENTION_SECS")]
+    pub tombstone_retention_secs: u64,
     /// Where autovacuum is off, vacuum outbox, jobs and idempotency_keys once their dead versions pass
     /// ACKBOX_VACUUM_DEAD_TUPLES plus 1 % of live rows (if the role may).
     #[arg(long, env = "ACKBOX_RELAY_VACUUM", default_value_t = true, value_parser = boolish(), action = clap::ArgAction::Set, value_name = "ACKBOX_RELAY_VACUUM")]
@@ -215,6 +234,8 @@ impl TryFrom<RelayArgs> for RelayConfig {
             rescue_batch: check_range("ACKBOX_RESCUE_BATCH", a.rescue_batch, 1, 1_000_000)?,
             retention: Duration::from_secs(a.outbox_retention_secs),
             retention_batch: check_range("ACKBOX_RETENTION_BATCH", a.retention_batch, 1, 1_000_000)?,
+            job_retention: check_job_retention(a.job_retention_secs)?,
+            tombstone_retention: Duration::from_secs(a.tombstone_retention_secs),
             stats_interval: Duration::from_millis(a.stats_interval_ms),
             vacuum: a.relay_vacuum,
             vacuum_dead_tuples: check_range("ACKBOX_VACUUM_DEAD_TUPLES", a.vacuum_dead_tuples, 1, i64::MAX)?,
@@ -246,6 +267,23 @@ fn check_range(name: &str, n: i64, min: i64, max: i64) -> Result<i64, ConfigErro
         });
     }
     Ok(n)
+}
+
+/// `ACKBOX_JOB_RETENTION_SECS`: 0 is off; anything else must leave a job alive as long as its Idempotency-Key.
+pub fn check_job_retention(secs: u64) -> Result<Option<Duration>, ConfigError> {
+    match secs {
+        0 => Ok(None),
+        s if s < MIN_JOB_RETENTION_SECS => Err(ConfigError::Invalid {
+            name: "ACKBOX_JOB_RETENTION_SECS".into(),
+            value: s.to_string(),
+            reason: format!(
+                "must be 0 (keep forever) or at least {MIN_JOB_RETENTION_SECS} (a day): a job deleted before its \
+                 Idempotency-Key expires would be created again by a retry (keep it above the api's \
+                 ACKBOX_IDEMPOTENCY_TTL_SECS)"
+            ),
+        }),
+        s => Ok(Some(Duration::from_secs(s))),
+    }
 }
 
 /// Refuses a delivery timeout the relay role's idle-in-transaction timeout would cut short.
@@ -302,6 +340,14 @@ mod tests {
             let err = parse_kind_topics(bad).expect_err(bad).to_string();
             assert!(err.contains("ACKBOX_KIND_TOPICS"), "{err}");
         }
+    }
+
+    #[test]
+    fn job_retention_is_off_or_at_least_a_day() {
+        assert_eq!(check_job_retention(0).expect("off"), None);
+        assert_eq!(check_job_retention(86_400).expect("a day"), Some(Duration::from_secs(86_400)));
+        let err = check_job_retention(3_600).expect_err("an hour").to_string();
+        assert!(err.contains("ACKBOX_JOB_RETENTION_SECS") && err.contains("Idempotency-Key"), "{err}");
     }
 
     #[test]

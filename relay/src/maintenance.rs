@@ -20,6 +20,10 @@ pub struct Pass {
     pub deleted: usize,
     /// Expired Idempotency-Keys deleted.
     pub expired_keys: usize,
+    /// Finished jobs deleted by retention (with their dependent rows), each leaving a tombstone.
+    pub deleted_jobs: usize,
+    /// Tombstones deleted.
+    pub deleted_tombstones: usize,
     /// Tables the relay vacuumed (autovacuum off for them, dead versions past `ACKBOX_VACUUM_DEAD_TUPLES`).
     pub vacuumed: usize,
 }
@@ -61,6 +65,24 @@ pub fn pass(relay: &Relay) -> Result<Pass, DbError> {
         metrics.retention_deleted.inc_by(n as u64);
         if (n as i64) < cfg.retention_batch {
             break;
+        }
+    }
+    if let Some(retention) = cfg.job_retention {
+        loop {
+            let n = ackbox_db::retention::delete_finished_jobs(&mut conn, retention, cfg.retention_batch)?;
+            out.deleted_jobs += n;
+            metrics.jobs_deleted.inc_by(n as u64);
+            if (n as i64) < cfg.retention_batch {
+                break;
+            }
+        }
+        loop {
+            let n =
+                ackbox_db::retention::delete_old_tombstones(&mut conn, cfg.tombstone_retention, cfg.retention_batch)?;
+            out.deleted_tombstones += n;
+            if (n as i64) < cfg.retention_batch {
+                break;
+            }
         }
     }
     out.vacuumed = vacuum(relay, &mut conn)?;

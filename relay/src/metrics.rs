@@ -23,6 +23,8 @@ pub struct RelayMetrics {
     pub oldest_unpublished_age: prometheus::Gauge,
     /// `ackbox_outbox_deleted_total`: rows removed by retention.
     pub retention_deleted: IntCounter,
+    /// `ackbox_jobs_deleted_total`: finished jobs removed by retention (each leaves a tombstone).
+    pub jobs_deleted: IntCounter,
     /// `ackbox_rescuer_jobs_total{action}`: `requeued`, `failed` (lease expired on the last attempt), `cancelled`
     /// (lease expired after a cancel request) or `redispatched`.
     pub rescued: IntCounterVec,
@@ -93,6 +95,13 @@ impl RelayMetrics {
             retention_deleted: reg.add(
                 IntCounter::new("ackbox_outbox_deleted_total", "Published outbox rows deleted by retention.")
                     .expect("valid metric"),
+            ),
+            jobs_deleted: reg.add(
+                IntCounter::new(
+                    "ackbox_jobs_deleted_total",
+                    "Finished jobs deleted by retention (ACKBOX_JOB_RETENTION_SECS), with their outbox rows and keys.",
+                )
+                .expect("valid metric"),
             ),
             rescued: reg.add(
                 IntCounterVec::new(

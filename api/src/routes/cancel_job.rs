@@ -20,7 +20,7 @@ use crate::state::AppState;
         (status = 202, description = "Is running; the cancel is recorded (`cancel_requested: true`) and the job will end `cancelled`, whatever its attempt reports (even a success that races the request), and will never be retried. Its worker is told within milliseconds and stops the handler; a handler that ignores the request still ends `cancelled`. If the worker dies, the job ends `cancelled` when its lease lapses", body = StatusDocument),
         (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, unknown or revoked key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such job for this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job for this tenant (type /problems/not-found: never issued, or another tenant's), or a job of this tenant that finished longer ago than the retention and was deleted (type /problems/expired)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already finished (succeeded, failed or cancelled); nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Tenant over its rate limit", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Overloaded (more than ACKBOX_MAX_IN_FLIGHT requests in flight) or the database unreachable: nothing was done; retry after Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -34,7 +34,13 @@ pub async fn cancel_job(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_job_id(&id)?;
-    let outcome = state.with_conn(move |c| Ok(state::cancel(c, tenant.0, id)?)).await?;
+    let outcome = state
+        .with_conn(move |c| match state::cancel(c, tenant.0, id)? {
+            // A job retention deleted: finished long ago, so "expired" rather than "no such job".
+            CancelOutcome::NotFound if ackbox_db::retention::expired(c, tenant.0, id)? => Err(ApiError::Expired),
+            outcome => Ok(outcome),
+        })
+        .await?;
     match outcome {
         CancelOutcome::Cancelled(job) => Ok(document_response(HttpResponse::Ok(), job, &state, &req)),
         CancelOutcome::Requested(job) => Ok(document_response(HttpResponse::Accepted(), job, &state, &req)),

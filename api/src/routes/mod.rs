@@ -101,9 +101,15 @@ pub(crate) fn parse_job_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
 }
 
 /// Loads a tenant's job on the blocking pool; `NotFound` when no such id exists for this tenant, whoever else may
-/// own it.
+/// own it; `Expired` when it was this tenant's and retention deleted it.
 pub(crate) async fn load_job(state: &AppState, tenant: uuid::Uuid, id: uuid::Uuid) -> Result<Job, ApiError> {
-    state.with_conn(move |c| Ok(Job::find_for_tenant(c, tenant, id)?)).await?.ok_or(ApiError::NotFound)
+    state
+        .with_conn(move |c| match Job::find_for_tenant(c, tenant, id)? {
+            Some(job) => Ok(job),
+            None if ackbox_db::retention::expired(c, tenant, id)? => Err(ApiError::Expired),
+            None => Err(ApiError::NotFound),
+        })
+        .await
 }
 
 /// A status-document response: the body plus `ETag`, and `Retry-After` while the job is not terminal.

@@ -5,6 +5,7 @@ mod bad_input;
 mod batch;
 mod cancel_and_list;
 mod contract;
+mod expired;
 mod get_job;
 mod group_commit;
 mod helpers;

@@ -33,6 +33,8 @@ pub fn relay_config(db: &TestDb, kafka: &KafkaConfig) -> RelayConfig {
         rescue_batch: 1000,
         retention: Duration::from_secs(3600),
         retention_batch: 5000,
+        job_retention: Some(Duration::from_secs(7 * 86_400)),
+        tombstone_retention: Duration::from_secs(30 * 86_400),
         stats_interval: Duration::from_millis(200),
         vacuum: true,
         vacuum_dead_tuples: 10_000,

@@ -86,3 +86,105 @@ fn expired_idempotency_keys_are_deleted_and_live_ones_kept() {
     let left: i64 = ackbox_db::schema::idempotency_keys::table.count().get_result(&mut conn).expect("count");
     assert_eq!(left, 3);
 }
+
+/// Seeds `n` jobs with `status`, finished (or, for live ones, created) `age` ago, each with an outbox row and an
+/// Idempotency-Key; returns their ids.
+fn seed_jobs(conn: &mut PgConnection, n: i32, status: &str, age: &str) -> Vec<uuid::Uuid> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: uuid::Uuid,
+    }
+    let finished = if matches!(status, "succeeded" | "failed" | "cancelled") { "now() - $2::interval" } else { "NULL" };
+    let ids: Vec<Id> = diesel::sql_query(format!(
+        "INSERT INTO jobs (id, tenant_id, kind, payload, status, attempts, max_attempts, created_at, updated_at,
+                           finished_at)
+         SELECT gen_random_uuid(), '00000000-0000-0000-0000-000000000000', 'noop', '{{}}', $1, 1, 3,
+                now() - $2::interval, now() - $2::interval, {finished}
+           FROM generate_series(1, $3) RETURNING id"
+    ))
+    .bind::<diesel::sql_types::Text, _>(status)
+    .bind::<diesel::sql_types::Text, _>(age)
+    .bind::<diesel::sql_types::Int4, _>(n)
+    .load(conn)
+    .expect("seed jobs");
+    for Id { id } in &ids {
+        diesel::sql_query(
+            "INSERT INTO outbox (aggregate_id, topic, key, payload) VALUES ($1, 't', $1::text, '{}'::jsonb);
+             ",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .execute(conn)
+        .expect("outbox row");
+        diesel::sql_query(
+            "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, job_id, expires_at)
+             VALUES ('00000000-0000-0000-0000-000000000000', $1::text, '\\x00', $1, now() + interval '1 hour')",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .execute(conn)
+        .expect("key");
+    }
+    ids.into_iter().map(|Id { id }| id).collect()
+}
+
+fn count(conn: &mut PgConnection, sql: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql).get_result::<N>(conn).expect(sql).n
+}
+
+#[test]
+fn finished_jobs_past_retention_go_with_their_rows_in_bounded_batches_leaving_tombstones() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let old = seed_jobs(&mut conn, 25, "succeeded", "10 days");
+    seed_jobs(&mut conn, 2, "failed", "8 days");
+    seed_jobs(&mut conn, 4, "cancelled", "1 hour"); // finished recently: kept
+    seed_jobs(&mut conn, 3, "running", "20 days"); // not finished, however old: kept
+    seed_jobs(&mut conn, 2, "queued", "20 days");
+    diesel::sql_query(
+        "INSERT INTO job_tombstones (id, tenant_id, expired_at)
+         SELECT gen_random_uuid(), '00000000-0000-0000-0000-000000000000',
+                now() - CASE WHEN i <= 3 THEN interval '40 days' ELSE interval '1 day' END
+           FROM generate_series(1, 5) i",
+    )
+    .execute(&mut conn)
+    .expect("tombstones");
+
+    // As the relay's own role, in batches of 10: the grants of migration 13 are what it needs.
+    let mut cfg = relay_config(&db, &kafka_config(&unique_topic("job-retention")));
+    cfg.db.url = db.url_as("ackbox_relay");
+    cfg.retention_batch = 10;
+    let pool = ackbox_db::db::build_pool(&cfg.db);
+    let relay = ackbox_relay::Relay::new(pool, cfg, ackbox_relay::metrics::RelayMetrics::new()).expect("relay");
+    let pass = ackbox_relay::maintenance::pass(&relay).expect("pass");
+
+    assert_eq!(pass.deleted_jobs, 27, "25 + 2 finished more than 7 days ago, in batches of 10, 10, 7");
+    assert_eq!(pass.deleted_tombstones, 3, "tombstones older than 30 days");
+    assert_eq!(relay.metrics().jobs_deleted.get(), 27);
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM jobs"), 9, "recent, running and queued jobs stay");
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM outbox"), 9, "their outbox rows stay, the others went");
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM idempotency_keys"), 9, "keys went with their jobs");
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM job_tombstones"), 27 + 2);
+    let nil = uuid::Uuid::nil();
+    assert!(ackbox_db::retention::expired(&mut conn, nil, old[0]).expect("query"), "the id is known as expired");
+    assert!(
+        !ackbox_db::retention::expired(&mut conn, uuid::Uuid::now_v7(), old[0]).expect("query"),
+        "to its tenant only"
+    );
+
+    // Retention off (ACKBOX_JOB_RETENTION_SECS=0): nothing is deleted, however old.
+    seed_jobs(&mut conn, 3, "succeeded", "400 days");
+    let mut off = relay_config(&db, &kafka_config(&unique_topic("job-retention-off")));
+    off.job_retention = None;
+    let pass = ackbox_relay::maintenance::pass(&relay_for(&db, off)).expect("pass");
+    assert_eq!(pass.deleted_jobs, 0);
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM jobs"), 12);
+}
+
+fn relay_for(db: &TestDb, cfg: ackbox_relay::config::RelayConfig) -> ackbox_relay::Relay {
+    relay(db, cfg)
+}

@@ -5,6 +5,7 @@ pub mod db;
 pub mod migrate;
 pub mod models;
 pub mod outbox;
+pub mod retention;
 pub mod schema;
 pub mod state;
 pub mod vacuum;

@@ -116,6 +116,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    job_tombstones (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        expired_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(jobs -> tenants (tenant_id));
 
@@ -128,5 +136,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_kinds,
     idempotency_keys,
     outbox_backlog_samples,
-    consumer_lag
+    consumer_lag,
+    job_tombstones
 );
