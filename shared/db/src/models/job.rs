@@ -195,13 +195,44 @@ pub fn list_all(conn: &mut PgConnection, f: &AdminFilter) -> QueryResult<Vec<(Jo
     q.load(conn)
 }
 
-/// Job counts by status and kind: `(status, kind, count)`.
+/// The finished jobs that [`counts_by_status_and_kind`] and [`count_by_status`] count: those of the last hour.
+pub const FINISHED_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The counting query, with a cost that follows the work in flight and the last `FINISHED_WINDOW`, never the
+/// table's history: every queued and running job (each through its partial index) and the jobs that finished in
+/// the window (through `jobs_finished_idx`). `{group}` is the grouping columns.
+const BOUNDED_COUNTS: &str = "
+    SELECT {group}, count(*) AS n FROM jobs WHERE status = 'queued' GROUP BY {group}
+    UNION ALL
+    SELECT {group}, count(*) AS n FROM jobs WHERE status = 'running' GROUP BY {group}
+    UNION ALL
+    SELECT {group}, count(*) AS n FROM jobs
+     WHERE finished_at > now() - $1 * interval '1 millisecond' AND status IN ('succeeded', 'failed', 'cancelled')
+     GROUP BY {group}";
+
+#[derive(QueryableByName)]
+struct KindCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Job counts by status and kind, `(status, kind, count)` ordered by kind then status: every queued and running job,
+/// and the succeeded, failed and cancelled ones of the last [`FINISHED_WINDOW`]. Bounded cost: see [`BOUNDED_COUNTS`].
 pub fn counts_by_status_and_kind(conn: &mut PgConnection) -> QueryResult<Vec<(JobStatus, String, i64)>> {
-    jobs::table
-        .group_by((jobs::status, jobs::kind))
-        .select((jobs::status, jobs::kind, diesel::dsl::count_star()))
-        .order((jobs::kind, jobs::status))
-        .load(conn)
+    let sql = format!("{} ORDER BY kind, status", BOUNDED_COUNTS.replace("{group}", "status, kind"));
+    let rows: Vec<KindCount> = diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Double, _>(FINISHED_WINDOW.as_secs_f64() * 1000.0)
+        .load(conn)?;
+    Ok(rows.into_iter().filter_map(|r| Some((r.status.parse().ok()?, r.kind, r.n))).collect())
+}
+
+/// The counting statement [`counts_by_status_and_kind`] runs, with its window as a literal (for `EXPLAIN` in tests).
+pub fn bounded_counts_sql() -> String {
+    BOUNDED_COUNTS.replace("{group}", "status, kind").replace("$1", &format!("{}", FINISHED_WINDOW.as_millis()))
 }
 
 #[derive(diesel::QueryableByName)]
@@ -263,10 +294,13 @@ struct StatusCount {
     n: i64,
 }
 
-/// How many jobs are in each status (every status, 0 where none), for the relay's gauges.
+/// How many jobs are in each status (every status, 0 where none), for the relay's gauges: every queued and running
+/// job, and the succeeded, failed and cancelled ones of the last [`FINISHED_WINDOW`] (bounded cost, as
+/// [`counts_by_status_and_kind`]).
 pub fn count_by_status(conn: &mut PgConnection) -> QueryResult<Vec<(JobStatus, i64)>> {
-    let counts: Vec<StatusCount> =
-        diesel::sql_query("SELECT status, count(*) AS n FROM jobs GROUP BY status").load(conn)?;
+    let counts: Vec<StatusCount> = diesel::sql_query(BOUNDED_COUNTS.replace("{group}", "status"))
+        .bind::<diesel::sql_types::Double, _>(FINISHED_WINDOW.as_secs_f64() * 1000.0)
+        .load(conn)?;
     Ok(JobStatus::ALL
         .into_iter()
         .map(|s| (s, counts.iter().find(|c| c.status == s.as_str()).map_or(0, |c| c.n)))
