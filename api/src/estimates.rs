@@ -43,7 +43,7 @@ pub fn load_live_kinds(pool: &PgPool) -> Result<HashSet<String>, ackbox_db::db::
     Ok(ackbox_db::models::job_kind::live(&mut conn)?.into_iter().collect())
 }
 
-/// Reads the medians of jobs started in the last 10 minutes, by kind: `(to start, run)` in seconds.
+/// Reads the medians of jobs that finished in the last 10 minutes, by kind: `(to start, run)` in seconds.
 pub fn load_estimates(pool: &PgPool) -> Result<HashMap<String, (f64, f64)>, ackbox_db::db::DbError> {
     let mut conn = pool.get()?;
     Ok(ackbox_db::models::job::recent_medians(&mut conn)?)

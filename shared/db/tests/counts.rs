@@ -8,9 +8,10 @@ fn seed(conn: &mut PgConnection, n: i32, status: &str, finished_ago: Option<&str
     let finished = finished_ago.map_or("NULL".to_string(), |ago| format!("now() - interval '{ago}'"));
     let lease = if status == "running" { "now() + interval '1 minute'" } else { "NULL" };
     diesel::sql_query(format!(
-        "INSERT INTO jobs (id, tenant_id, kind, payload, status, attempts, max_attempts, finished_at, lease_expires_at)
+        "INSERT INTO jobs (id, tenant_id, kind, payload, status, attempts, max_attempts, finished_at, started_at,
+                           lease_expires_at)
          SELECT gen_random_uuid(), '00000000-0000-0000-0000-000000000000', 'noop', '{{}}', '{status}', 1, 3,
-                {finished}, {lease}
+                {finished}, {finished}, {lease}
            FROM generate_series(1, {n})"
     ))
     .execute(conn)
@@ -57,4 +58,14 @@ fn counts_cover_live_jobs_and_the_last_hour_and_never_scan_the_history() {
     let root = &plan[0]["Plan"];
     let buffers = root["Shared Hit Blocks"].as_i64().unwrap_or(0) + root["Shared Read Blocks"].as_i64().unwrap_or(0);
     assert!(buffers < 200, "read {buffers} blocks; the table has thousands: {plan:#}");
+
+    // The api's Retry-After sample (live.rs): the same, through the index of finished jobs.
+    let explain = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}", ackbox_db::models::job::RECENT_MEDIANS_SQL);
+    let plan: Plan = diesel::sql_query(explain).get_result(&mut conn).expect("explain");
+    let plan: serde_json::Value = serde_json::from_str(&plan.plan).expect("json");
+    let mut all = Vec::new();
+    nodes(&plan[0]["Plan"], &mut all);
+    assert!(all.iter().all(|n| n["Node Type"] != "Seq Scan"), "a Seq Scan over jobs: {plan:#}");
+    let medians = ackbox_db::models::job::recent_medians(&mut conn).expect("medians");
+    assert!(medians.contains_key("noop"), "the recent finished jobs are the sample: {medians:?}");
 }
