@@ -51,6 +51,18 @@ print(' | '.join(f'{(y-x)/n*1e6:.0f}' for x, y in zip(a, b)))"
 CPU_ROWS=()
 datum() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$DATA"; }
 want() { [[ "$PART" == "$1" || ( "$PART" == all && "$1" != profile ) ]]; }
+# pgbench script: N noop jobs and their N outbox rows in one transaction (two multi-row INSERTs), for tenant $TENANT.
+batch_sql() {
+  cat >"$2" <<SQL
+BEGIN;
+INSERT INTO jobs (id, tenant_id, kind, payload, max_attempts)
+  SELECT gen_random_uuid(), '$TENANT', 'noop', '{}', 3 FROM generate_series(1, $1);
+INSERT INTO outbox (aggregate_id, topic, key, payload, headers)
+  SELECT gen_random_uuid(), '$TOPIC', 'k', '{"v":1,"job_id":"x","kind":"noop","attempt":1}', '{"ackbox-kind":"noop"}'
+    FROM generate_series(1, $1);
+COMMIT;
+SQL
+}
 
 cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -112,15 +124,7 @@ SQL
     row "| pgbench: the same transaction without the NOTIFY trigger | $c | $tps tx/s |"
   done
   sql "ALTER TABLE outbox ENABLE TRIGGER outbox_notify" >/dev/null
-  cat >"$WORK/submit50.sql" <<SQL
-BEGIN;
-INSERT INTO jobs (id, tenant_id, kind, payload, max_attempts)
-  SELECT gen_random_uuid(), '$TENANT', 'noop', '{}', 3 FROM generate_series(1, 50);
-INSERT INTO outbox (aggregate_id, topic, key, payload, headers)
-  SELECT gen_random_uuid(), '$TOPIC', 'k', '{"v":1,"job_id":"x","kind":"noop","attempt":1}', '{"ackbox-kind":"noop"}'
-    FROM generate_series(1, 50);
-COMMIT;
-SQL
+  batch_sql 50 "$WORK/submit50.sql"
   for c in 8 64; do
     tps=$(pgbench -n -f "$WORK/submit50.sql" -c "$c" -j 2 -T "$DURATION" "$DB_URL" 2>/dev/null | awk '/^tps/ {print $3; exit}')
     row "| pgbench: 50 jobs + 50 outbox rows per transaction (+ NOTIFY trigger) | $c | $(python3 -c "print(int($tps * 50))") jobs/s ($(python3 -c "print(int($tps))") tx/s) |"
@@ -171,15 +175,7 @@ if want batch; then
   say "batch submit: POST /v1/jobs/batch, 1000 jobs per request"
   reset_db
   TENANT=$(sql "SELECT id FROM tenants WHERE name = 'bench'")
-  cat >"$WORK/submit1000.sql" <<SQL
-BEGIN;
-INSERT INTO jobs (id, tenant_id, kind, payload, max_attempts)
-  SELECT gen_random_uuid(), '$TENANT', 'noop', '{}', 3 FROM generate_series(1, 1000);
-INSERT INTO outbox (aggregate_id, topic, key, payload, headers)
-  SELECT gen_random_uuid(), '$TOPIC', 'k', '{"v":1,"job_id":"x","kind":"noop","attempt":1}', '{"ackbox-kind":"noop"}'
-    FROM generate_series(1, 1000);
-COMMIT;
-SQL
+  batch_sql 1000 "$WORK/submit1000.sql"
   start api; API_PID=$LAST_PID; wait_api
   python3 - "$WORK/batch.lua" "$KEY" <<'PY'
 import json, sys

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
     name = "ackbox-api",
     version,
     about = "Ackbox HTTP API",
-    after_help = "Every setting is an environment variable (or the flag of the same name); each is listed above with its default."
+    after_help = ackbox_runtime::process::SETTINGS_HELP
 )]
 struct Cli {
     #[command(subcommand)]

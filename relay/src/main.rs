@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
     name = "ackbox-relay",
     version,
     about = "Ackbox outbox relay",
-    after_help = "Every setting is an environment variable (or the flag of the same name); each is listed above with its default."
+    after_help = ackbox_runtime::process::SETTINGS_HELP
 )]
 struct Cli {
     #[command(subcommand)]

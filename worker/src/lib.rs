@@ -27,7 +27,7 @@ pub use handler::{Handler, HandlerError, JobContext, Registry};
 #[command(
     version,
     about = "Ackbox worker",
-    after_help = "Every setting is an environment variable (or the flag of the same name); each is listed above with its default."
+    after_help = ackbox_runtime::process::SETTINGS_HELP
 )]
 struct Cli {
     #[command(subcommand)]

@@ -10,6 +10,10 @@ pub mod telemetry;
 
 /// Process-wide helpers for the binaries.
 pub mod process {
+    /// The closing line of every service binary's `--help`.
+    pub const SETTINGS_HELP: &str =
+        "Every setting is an environment variable (or the flag of the same name); each is listed above with its default.";
+
     /// Initialises logging in the format `ACKBOX_LOG_FORMAT` names (text by default, or json), with `info` as the
     /// default level (`RUST_LOG` overrides). See [`crate::logging`].
     pub fn init_logging() -> Result<(), crate::logging::LogFormatError> {
