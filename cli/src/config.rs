@@ -32,7 +32,8 @@ fn binary(service: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// Runs a config command. `database_url` (the global flag) is passed on as `DATABASE_URL`.
+/// Runs a config command. `database_url` (the global flag, else `DATABASE_URL`, else `.ackbox/local.env`'s) is passed
+/// on as `DATABASE_URL`.
 pub fn run(cmd: Config, database_url: Option<String>, json: bool) -> anyhow::Result<()> {
     let Config::Check { service } = cmd;
     let mut failed = 0;

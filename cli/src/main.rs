@@ -56,7 +56,8 @@ fn main() -> anyhow::Result<()> {
         Command::Outbox(cmd) => outbox::run(&mut connect(cli.database_url)?, cmd, json),
         Command::Jobs(cmd) => jobs::run(&mut connect(cli.database_url)?, cmd, json),
         Command::Kinds(cmd) => kinds::run(&mut connect(cli.database_url)?, cmd, json),
-        Command::Config(cmd) => config::run(cmd, cli.database_url, json),
+        // DATABASE_URL as every other command finds it: the flag, the environment, then .ackbox/local.env.
+        Command::Config(cmd) => config::run(cmd, settings::lookup(cli.database_url, "DATABASE_URL"), json),
     }
 }
 

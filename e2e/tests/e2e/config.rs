@@ -49,6 +49,9 @@ fn check_config_accepts_a_valid_environment_and_names_each_refused_value() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(text.lines().filter(|l| l.contains(" ok ")).count(), 3, "{text}");
+    // The URL from the global flag, as every `ackbox` command takes it, reaches the services' checks.
+    let out = run("ackbox", &["--database-url", "postgres://ackbox@db:5432/ackbox", "config", "check"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 
     // One bad value per service, each of a kind that was clamped or raised silently before.
     let bad = [
