@@ -39,10 +39,26 @@ pub enum Jobs {
         /// Job id.
         id: Uuid,
     },
-    /// Puts a failed job back to queued with a fresh outbox row, in one transaction.
+    /// Puts a failed job back to queued with a fresh outbox row, in one transaction; without an id, every failed job
+    /// the filters match, in bounded batches (one transaction each) with a progress bar.
     Retry {
-        /// Job id.
-        id: Uuid,
+        /// Job id (omit it to retry by filter).
+        id: Option<Uuid>,
+        /// Only failed jobs of this kind.
+        #[arg(long, conflicts_with = "id")]
+        kind: Option<String>,
+        /// Only failed jobs of this tenant (by name).
+        #[arg(long, conflicts_with = "id")]
+        tenant: Option<String>,
+        /// Only jobs that failed within this long ago: 90s, 30m, 1h, 2d.
+        #[arg(long, conflicts_with = "id", value_parser = parse_age)]
+        since: Option<chrono::Duration>,
+        /// Retry every failed job (required when no --kind, --tenant or --since narrows it).
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// Jobs per transaction.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        batch: i64,
     },
 }
 
@@ -142,7 +158,10 @@ pub fn run(conn: &mut PgConnection, cmd: Jobs, json: bool) -> anyhow::Result<()>
             }
             eprintln!("job {id}: {what}");
         }
-        Jobs::Retry { id } => {
+        Jobs::Retry { id: None, kind, tenant, since, all, batch } => {
+            retry_matching(conn, kind, tenant, since, all, batch, json)?
+        }
+        Jobs::Retry { id: Some(id), .. } => {
             let job = find(conn, id)?;
             // Send the retry where the job's earlier dispatches went.
             let topic = outbox::for_job(conn, id)
@@ -180,4 +199,60 @@ fn job_json(j: &Job, tenant: Option<&str>) -> serde_json::Value {
         v["tenant"] = t.into();
     }
     v
+}
+
+/// `90s`, `30m`, `1h`, `2d`.
+fn parse_age(raw: &str) -> Result<chrono::Duration, String> {
+    let raw = raw.trim();
+    let (n, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
+    let n: i64 = n.parse().map_err(|_| format!("{raw:?}: expected a number and a unit, e.g. 30m, 1h, 2d"))?;
+    match unit {
+        "s" => Ok(chrono::Duration::seconds(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        "d" => Ok(chrono::Duration::days(n)),
+        _ => Err(format!("{raw:?}: the unit must be s, m, h or d")),
+    }
+}
+
+/// `jobs retry` by filter: counts the matching failed jobs, then retries them `batch` per transaction until none is
+/// left, with a progress bar. Jobs that fail again meanwhile are not retried twice (only failures from before the
+/// command started match).
+fn retry_matching(
+    conn: &mut PgConnection,
+    kind: Option<String>,
+    tenant: Option<String>,
+    since: Option<chrono::Duration>,
+    all: bool,
+    batch: i64,
+    json: bool,
+) -> anyhow::Result<()> {
+    if kind.is_none() && tenant.is_none() && since.is_none() && !all {
+        bail!("give a job id, or narrow the retry with --kind, --tenant or --since, or say --all for every failed job");
+    }
+    let started = chrono::Utc::now();
+    let filter = state::RetryFilter { kind, tenant, failed_after: since.map(|s| started - s), failed_before: started };
+    let total = state::count_failed(conn, &filter).context("failed to count the failed jobs")?;
+    let topic = ackbox_db::config::optional("ACKBOX_TOPIC").unwrap_or_else(|| ackbox_db::config::DEFAULT_TOPIC.into());
+    let bar = if json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(total.max(0) as u64) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} failed jobs queued again")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut retried = 0usize;
+    loop {
+        let n = state::retry_failed_many(conn, &filter, batch, &topic)
+            .with_context(|| format!("failed to retry (after {retried} were queued again)"))?;
+        retried += n;
+        bar.inc(n as u64);
+        if (n as i64) < batch {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    if json {
+        return print_json(&serde_json::json!({"retried": retried}));
+    }
+    eprintln!("{retried} failed jobs queued again, each with a fresh dispatch");
+    Ok(())
 }

@@ -140,3 +140,57 @@ fn outbox_ls_dead_shows_only_rows_the_broker_refused_for_good_with_their_error()
     let unpublished = ok_json(&db, &["outbox", "ls", "--unpublished", "--json"]);
     assert_eq!(unpublished.as_array().map(Vec::len), Some(1), "a dead row is not waiting for the relay");
 }
+
+/// A failed job of `kind` that failed `ago` ago.
+fn failed_of(db: &TestDb, kind: &str, ago: &str) -> Job {
+    let job = submit(db, kind);
+    let mut conn = db.conn();
+    state::claim(&mut conn, &[job.id], Duration::from_secs(30)).expect("claim");
+    let err = JobError { code: "boom".into(), message: "it broke".into() };
+    state::fail(&mut conn, job.id, 1, &err, false, Duration::ZERO, "t.cli").expect("fail");
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query(format!("UPDATE jobs SET finished_at = now() - interval '{ago}' WHERE id = $1"))
+            .bind::<diesel::sql_types::Uuid, _>(job.id),
+        &mut conn,
+    )
+    .expect("age");
+    Job::find(&mut conn, job.id).expect("find").expect("job")
+}
+
+#[test]
+fn jobs_retry_by_filter_requeues_the_matching_failed_jobs_in_batches_with_fresh_dispatches() {
+    let db = TestDb::new();
+    let recent_a: Vec<Job> = (0..5).map(|_| failed_of(&db, "alpha", "10 minutes")).collect();
+    let old_a = failed_of(&db, "alpha", "3 hours");
+    let recent_b = failed_of(&db, "beta", "5 minutes");
+    let running = submit(&db, "alpha");
+    state::claim(&mut db.conn(), &[running.id], Duration::from_secs(30)).expect("claim");
+
+    // Unnarrowed, it refuses rather than retry everything by accident.
+    let refused = ackbox(&db, &["jobs", "retry"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--all"));
+
+    // alpha, failed within the hour, in batches of 2 (2 + 2 + 1).
+    let done = ok_json(&db, &["jobs", "retry", "--kind", "alpha", "--since", "1h", "--batch", "2", "--json"]);
+    assert_eq!(done["retried"], 5);
+    let mut conn = db.conn();
+    for job in &recent_a {
+        let now = Job::find(&mut conn, job.id).expect("find").expect("job");
+        assert_eq!(now.status, JobStatus::Queued, "{}", job.id);
+        assert!(now.max_attempts >= 2, "one more attempt than it had used");
+        let rows = outbox::for_job(&mut conn, job.id).expect("rows");
+        assert_eq!(rows.last().and_then(|r| r.payload.get("attempt")).and_then(|a| a.as_i64()), Some(2));
+        assert_eq!(rows.last().map(|r| r.topic.as_str()), Some("t.cli"), "to its last dispatch's topic");
+    }
+    for untouched in [&old_a, &recent_b] {
+        assert_eq!(Job::find(&mut conn, untouched.id).expect("find").expect("job").status, JobStatus::Failed);
+    }
+    assert_eq!(Job::find(&mut conn, running.id).expect("find").expect("job").status, JobStatus::Running);
+
+    // --all takes the rest of the failed ones, and only those.
+    let done = ok_json(&db, &["jobs", "retry", "--all", "--json"]);
+    assert_eq!(done["retried"], 2);
+    let bad = ackbox(&db, &["jobs", "retry", "--since", "soon"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("expected a number and a unit"));
+}

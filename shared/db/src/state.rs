@@ -162,6 +162,99 @@ pub fn submit_idempotent(
     })
 }
 
+/// Which failed jobs [`retry_failed_many`] puts back: all of them, narrowed by kind, tenant (by name) and when they
+/// failed. `failed_before` (the start of the operation) keeps a job that fails again meanwhile from being retried
+/// twice by one operation.
+#[derive(Clone, Debug)]
+pub struct RetryFilter {
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only this tenant's, by name.
+    pub tenant: Option<String>,
+    /// Only jobs that failed after this time.
+    pub failed_after: Option<DateTime<Utc>>,
+    /// Only jobs that failed before this time.
+    pub failed_before: DateTime<Utc>,
+}
+
+const RETRY_FILTER_SQL: &str = "status = 'failed' AND finished_at < $4
+    AND ($1::text IS NULL OR kind = $1)
+    AND ($2::text IS NULL OR tenant_id IN (SELECT id FROM tenants WHERE name = $2))
+    AND ($3::timestamptz IS NULL OR finished_at > $3)";
+
+#[derive(QueryableByName)]
+struct Requeued {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = Int4)]
+    attempts: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    traceparent: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    tracestate: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    topic: String,
+}
+
+/// How many failed jobs `filter` matches (for a progress bar).
+pub fn count_failed(conn: &mut PgConnection, filter: &RetryFilter) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let n: N = diesel::sql_query(format!("SELECT count(*) AS n FROM jobs WHERE {RETRY_FILTER_SQL}"))
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(filter.kind.as_deref())
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(filter.tenant.as_deref())
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(filter.failed_after)
+        .bind::<diesel::sql_types::Timestamptz, _>(filter.failed_before)
+        .get_result(conn)?;
+    Ok(n.n)
+}
+
+/// [`retry_failed`] for up to `limit` jobs that `filter` matches, oldest failure first, in ONE transaction: each goes
+/// back to `queued` (with one more attempt if it had used them up) with a fresh outbox row, to the topic of its last
+/// dispatch (or `default_topic` once retention removed those rows). Returns how many; call it again until it returns
+/// fewer than `limit`.
+pub fn retry_failed_many(
+    conn: &mut PgConnection,
+    filter: &RetryFilter,
+    limit: i64,
+    default_topic: &str,
+) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        let rows: Vec<Requeued> = diesel::sql_query(format!(
+            "WITH picked AS (
+                 SELECT id FROM jobs WHERE {RETRY_FILTER_SQL} ORDER BY finished_at LIMIT $5 FOR UPDATE SKIP LOCKED)
+             UPDATE jobs
+                SET status = 'queued', max_attempts = greatest(max_attempts, attempts + 1), finished_at = NULL,
+                    not_before = NULL, lease_expires_at = NULL, cancel_requested_at = NULL, updated_at = now()
+              WHERE id IN (SELECT id FROM picked) AND status = 'failed'
+          RETURNING id, kind, attempts, traceparent, tracestate,
+                    coalesce((SELECT o.topic FROM outbox o WHERE o.aggregate_id = jobs.id ORDER BY o.id DESC LIMIT 1),
+                             $6) AS topic"
+        ))
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(filter.kind.as_deref())
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(filter.tenant.as_deref())
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(filter.failed_after)
+        .bind::<diesel::sql_types::Timestamptz, _>(filter.failed_before)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .bind::<diesel::sql_types::Text, _>(default_topic)
+        .load(conn)?;
+        let messages: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let trace = TraceContext::from_columns(r.traceparent.as_deref(), r.tracestate.as_deref());
+                outbox::message(&r.topic, &Envelope::new(r.id, &r.kind, r.attempts + 1), trace.as_ref(), None)
+            })
+            .collect();
+        outbox::enqueue_many(conn, &messages)?;
+        Ok(rows.len())
+    })
+}
+
 /// What [`submit_all`] did.
 #[derive(Clone, Debug)]
 pub enum SubmittedBatch {
