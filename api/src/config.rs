@@ -27,7 +27,7 @@
 //!
 //! Plus the database variables of [`ackbox_db::config::DbConfig`].
 
-use ackbox_db::config::{ConfigError, DbArgs, DbConfig, DEFAULT_TOPIC};
+use ackbox_db::config::{non_empty, or_default, ConfigError, DbArgs, DbConfig, DEFAULT_TOPIC};
 use ackbox_runtime::logging::ObservabilityArgs;
 
 /// Default listen address.
@@ -194,18 +194,17 @@ impl TryFrom<ApiArgs> for ApiConfig {
     fn try_from(a: ApiArgs) -> Result<Self, ConfigError> {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let secs = std::time::Duration::from_secs;
-        let or = |v: String, default: &str| if v.trim().is_empty() { default.to_string() } else { v };
         let max_wait = secs(a.max_wait_secs);
         // A long-poll must always end (and be answered) before the request deadline cuts it.
         let request_timeout = secs(a.request_timeout_secs);
         check_request_timeout(request_timeout, max_wait)?;
         Ok(Self {
-            bind: or(a.bind, DEFAULT_BIND),
-            ops_bind: or(a.api_ops_bind, DEFAULT_OPS_BIND),
+            bind: or_default(a.bind, DEFAULT_BIND),
+            ops_bind: or_default(a.api_ops_bind, DEFAULT_OPS_BIND),
             http_workers: positive("ACKBOX_HTTP_WORKERS", a.http_workers.unwrap_or(cores))?,
             max_body_bytes: a.max_body_bytes,
             max_batch_body_bytes: a.max_batch_body_bytes,
-            topic: or(a.topic, DEFAULT_TOPIC),
+            topic: or_default(a.topic, DEFAULT_TOPIC),
             idempotency_ttl: secs(a.idempotency_ttl_secs),
             overdue_after: secs(a.overdue_after),
             // 0 would have been raised to 1 request per second: refused instead.
@@ -220,7 +219,7 @@ impl TryFrom<ApiArgs> for ApiConfig {
             submit_committers: positive("ACKBOX_SUBMIT_COMMITTERS", a.submit_committers)?,
             submit_batch: positive("ACKBOX_SUBMIT_BATCH", a.submit_batch)?,
             submit_queue: positive("ACKBOX_SUBMIT_QUEUE", a.submit_queue)?,
-            public_url: a.public_url.filter(|u| !u.trim().is_empty()).map(|u| public_url(&u)).transpose()?,
+            public_url: non_empty(a.public_url).map(|u| public_url(&u)).transpose()?,
             db: a.db.try_into()?,
         })
     }

@@ -32,7 +32,7 @@
 
 use std::time::Duration;
 
-use ackbox_db::config::{boolish, ConfigError, DbArgs, DbConfig};
+use ackbox_db::config::{boolish, or_default, ConfigError, DbArgs, DbConfig};
 use ackbox_runtime::kafka::{KafkaArgs, KafkaConfig};
 use ackbox_runtime::logging::ObservabilityArgs;
 
@@ -239,7 +239,7 @@ impl TryFrom<RelayArgs> for RelayConfig {
             stats_interval: Duration::from_millis(a.stats_interval_ms),
             vacuum: a.relay_vacuum,
             vacuum_dead_tuples: check_range("ACKBOX_VACUUM_DEAD_TUPLES", a.vacuum_dead_tuples, 1, i64::MAX)?,
-            ops_bind: if a.relay_ops_bind.trim().is_empty() { DEFAULT_OPS_BIND.to_string() } else { a.relay_ops_bind },
+            ops_bind: or_default(a.relay_ops_bind, DEFAULT_OPS_BIND),
             kind_topics: parse_kind_topics(&a.kind_topics)?,
         })
     }

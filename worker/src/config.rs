@@ -27,7 +27,7 @@
 
 use std::time::Duration;
 
-use ackbox_db::config::{ConfigError, DbArgs, DbConfig};
+use ackbox_db::config::{non_empty, or_default, ConfigError, DbArgs, DbConfig};
 use ackbox_runtime::kafka::{KafkaArgs, KafkaConfig};
 use ackbox_runtime::logging::ObservabilityArgs;
 
@@ -185,11 +185,6 @@ fn positive(name: &str, v: usize) -> Result<usize, ConfigError> {
     Ok(v)
 }
 
-/// An optional string setting: unset and empty are the same.
-fn non_empty(v: Option<String>) -> Option<String> {
-    v.filter(|s| !s.trim().is_empty())
-}
-
 impl TryFrom<WorkerArgs> for WorkerConfig {
     type Error = ConfigError;
 
@@ -213,7 +208,7 @@ impl TryFrom<WorkerArgs> for WorkerConfig {
         Ok(Self {
             db: a.db.try_into()?,
             kafka: a.kafka.try_into()?,
-            group: non_empty(Some(a.worker_group)).unwrap_or_else(|| DEFAULT_GROUP.to_string()),
+            group: or_default(a.worker_group, DEFAULT_GROUP),
             concurrency,
             batch,
             lease,
@@ -227,7 +222,7 @@ impl TryFrom<WorkerArgs> for WorkerConfig {
             instance_id: non_empty(a.worker_instance_id).map(validate_instance_id).transpose()?,
             shutdown_grace: Duration::from_millis(a.shutdown_grace_ms),
             stats_interval: Duration::from_millis(a.stats_interval_ms),
-            ops_bind: non_empty(Some(a.worker_ops_bind)).unwrap_or_else(|| DEFAULT_OPS_BIND.to_string()),
+            ops_bind: or_default(a.worker_ops_bind, DEFAULT_OPS_BIND),
             max_result_bytes: positive("ACKBOX_MAX_RESULT_BYTES", a.max_result_bytes)?,
             outcome_write_tries: positive("ACKBOX_OUTCOME_WRITE_TRIES", a.outcome_write_tries as usize)? as u32,
         })

@@ -10,13 +10,12 @@
 //! | `ACKBOX_TOPIC` | [`DEFAULT_TOPIC`] | topic that carries job dispatch messages |
 //! | `ACKBOX_KAFKA_OPTS` | (empty) | (read by `ackbox_runtime::kafka::KafkaConfig`) extra librdkafka settings, `key=value` pairs separated by `,` (e.g. SASL/TLS) |
 //!
-//! Helpers here never fall back silently on a malformed value: the error names the variable.
+//! A malformed value is never replaced by a default: the error names the variable.
 //!
 //! Each binary declares its settings as clap arguments with `env` ([`DbArgs`] here, flattened into each binary's
 //! command line), so `--help` lists every variable it reads with its default, and a malformed value is refused
 //! before anything starts. Variables that hold secrets (`DATABASE_URL`) never have their values shown.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 /// Default size of a process's database pool.
@@ -102,53 +101,22 @@ impl TryFrom<DbArgs> for DbConfig {
     }
 }
 
-/// Reads a required variable.
-pub fn required(name: &str) -> Result<String, ConfigError> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => Ok(v),
-        _ => Err(ConfigError::Missing(name.to_string())),
-    }
-}
-
 /// Reads an optional variable; unset or empty gives `None`.
 pub fn optional(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// Reads and parses a variable, or returns `default` when it is unset.
-pub fn parse_or<T>(name: &str, default: T) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    match optional(name) {
-        None => Ok(default),
-        Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-            name: name.to_string(),
-            value: raw,
-            reason: e.to_string(),
-        }),
-    }
+/// An optional setting as clap read it: set-but-empty (`VAR=` in an env file or ConfigMap) is the same as unset.
+pub fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
 }
 
-/// Reads a duration given in milliseconds.
-pub fn millis_or(name: &str, default_ms: u64) -> Result<Duration, ConfigError> {
-    parse_or(name, default_ms).map(Duration::from_millis)
-}
-
-/// Reads a boolean (`true/false/1/0/yes/no`).
-pub fn bool_or(name: &str, default: bool) -> Result<bool, ConfigError> {
-    match optional(name) {
-        None => Ok(default),
-        Some(raw) => match raw.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(true),
-            "0" | "false" | "no" | "off" => Ok(false),
-            _ => Err(ConfigError::Invalid {
-                name: name.to_string(),
-                value: raw,
-                reason: "expected true or false".into(),
-            }),
-        },
+/// A setting with a default as clap read it: set-but-empty gives the default, as if unset.
+pub fn or_default(value: String, default: &str) -> String {
+    if value.trim().is_empty() {
+        default.to_string()
+    } else {
+        value
     }
 }
 

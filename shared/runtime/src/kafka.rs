@@ -6,7 +6,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
-use ackbox_db::config::{ConfigError, DEFAULT_TOPIC};
+use ackbox_db::config::{or_default, ConfigError, DEFAULT_TOPIC};
 
 /// Creating a topic failed for a reason other than "it already exists".
 #[derive(Debug, thiserror::Error)]
@@ -228,8 +228,11 @@ impl TryFrom<KafkaArgs> for KafkaConfig {
             value: "<redacted>".into(),
             reason,
         })?;
-        let or = |v: String, default: &str| if v.trim().is_empty() { default.to_string() } else { v };
-        Ok(Self { brokers: or(args.kafka_brokers, DEFAULT_KAFKA_BROKERS), topic: or(args.topic, DEFAULT_TOPIC), extra })
+        Ok(Self {
+            brokers: or_default(args.kafka_brokers, DEFAULT_KAFKA_BROKERS),
+            topic: or_default(args.topic, DEFAULT_TOPIC),
+            extra,
+        })
     }
 }
 
