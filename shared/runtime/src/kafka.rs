@@ -36,9 +36,9 @@ pub enum TopicError {
 }
 
 /// Creates `topic` with `partitions` partitions unless it exists. Apache Kafka's auto-created topics get the
-/// broker-wide default partition count (nisshi's get 4), which caps worker parallelism; so the relay and the worker
-/// create the topic explicitly at start-up, and their clients never ask the broker to auto-create it
-/// (`allow.auto.create.topics=false`).
+/// broker-wide default partition count (nisshi's get 4), which caps worker parallelism; so the relay (the one
+/// component that creates topics) creates it explicitly at start-up, and no Ackbox client asks the broker to
+/// auto-create it (`allow.auto.create.topics=false`).
 pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, partitions: i32, replication: i32) -> Result<(), TopicError> {
     let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
@@ -77,25 +77,7 @@ pub async fn ensure_topic_retrying(cfg: &KafkaConfig, partitions: i32, replicati
 /// How many partitions `topic` has, or `None` when the broker does not know it. A failure to reach the brokers
 /// carries librdkafka's reason when it gave one.
 pub async fn partition_count(cfg: &KafkaConfig, topic: &str) -> Result<Option<usize>, TopicError> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let (client, name) = (cfg.client_config(), topic.to_string());
-    let looked_up = tokio::task::spawn_blocking(move || {
-        let probe: BaseConsumer<LastError> = client.create_with_context(LastError::default())?;
-        let found = probe.fetch_metadata(Some(&name), Duration::from_secs(5)).map(|metadata| {
-            metadata.topics().iter().find(|t| t.name() == name).and_then(|t| match t.error() {
-                None if !t.partitions().is_empty() => Some(t.partitions().len()),
-                _ => None,
-            })
-        });
-        for _ in 0..5 {
-            let _ = probe.poll(Duration::from_millis(20));
-        }
-        let seen = probe.context().0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).join("; ");
-        Ok::<_, rdkafka::error::KafkaError>(found.map_err(|error| (error, seen)))
-    })
-    .await
-    .map_err(|_| TopicError::Kafka(rdkafka::error::KafkaError::Canceled))??;
-    match looked_up {
+    match probe(cfg, Some(topic)).await {
         Ok(found) => Ok(found),
         Err((error, reason)) if !reason.is_empty() => Err(TopicError::Unreachable { error, reason }),
         Err((error, _)) => Err(TopicError::Kafka(error)),
@@ -153,25 +135,41 @@ impl rdkafka::client::ClientContext for LastError {
 
 impl rdkafka::consumer::ConsumerContext for LastError {}
 
-/// Why the brokers cannot be used, in librdkafka's words, or `None` when they can (or it said nothing). The admin
-/// client never serves its main queue, where librdkafka puts connection errors, so a TLS handshake refused for a
-/// wrong CA shows there only as a time-out; a short-lived consumer asks for metadata and reads those errors.
+/// Why the brokers cannot be used, in librdkafka's words, or `None` when they can (or it said nothing).
 async fn why_unreachable(cfg: &KafkaConfig) -> Option<String> {
+    match probe(cfg, None).await {
+        Err((_, reason)) if !reason.is_empty() => Some(reason),
+        _ => None,
+    }
+}
+
+/// Asks the brokers for metadata (of `topic`, or of every topic) with a short-lived consumer. Returns `topic`'s
+/// partition count (`None`: the broker does not know it, or no topic was asked for), or the request's error with
+/// what librdkafka reported on its connections (empty when it said nothing). The admin client never serves its main
+/// queue, where librdkafka puts connection errors, so a TLS handshake refused for a wrong CA shows there only as a
+/// time-out; this consumer serves that queue, so [`LastError`] sees them.
+async fn probe(cfg: &KafkaConfig, topic: Option<&str>) -> Result<Option<usize>, (rdkafka::error::KafkaError, String)> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let cfg = cfg.client_config();
+    let (client, name) = (cfg.client_config(), topic.map(str::to_string));
     tokio::task::spawn_blocking(move || {
-        let probe: BaseConsumer<LastError> = cfg.create_with_context(LastError::default()).ok()?;
-        let failed = probe.fetch_metadata(None, Duration::from_secs(5)).is_err();
+        let probe: BaseConsumer<LastError> =
+            client.create_with_context(LastError::default()).map_err(|e| (e, String::new()))?;
+        let found = probe.fetch_metadata(name.as_deref(), Duration::from_secs(5)).map(|metadata| {
+            let name = name.as_deref()?;
+            metadata.topics().iter().find(|t| t.name() == name).and_then(|t| match t.error() {
+                None if !t.partitions().is_empty() => Some(t.partitions().len()),
+                _ => None,
+            })
+        });
         // Serves the queued log and error events, which call LastError.
         for _ in 0..5 {
             let _ = probe.poll(Duration::from_millis(20));
         }
         let seen = probe.context().0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).join("; ");
-        (failed && !seen.is_empty()).then_some(seen)
+        found.map_err(|error| (error, seen))
     })
     .await
-    .ok()
-    .flatten()
+    .unwrap_or_else(|_| Err((rdkafka::error::KafkaError::Canceled, String::new())))
 }
 
 /// Kafka's rule for a topic name, which it applies to a `group.instance.id` too: at most 249 of letters, digits,
