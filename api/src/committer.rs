@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
 
-/// An Idempotency-Key that travels to a committer thread.
+/// An Idempotency-Key that travels to a blocking thread (a committer, or a batch's transaction).
 #[derive(Clone, Debug)]
 pub struct OwnedKey {
     /// The header value.
@@ -28,6 +28,20 @@ pub struct OwnedKey {
     pub fingerprint: Vec<u8>,
     /// When the key may be reused.
     pub expires_at: DateTime<Utc>,
+}
+
+impl OwnedKey {
+    /// A key received now, for a request with `fingerprint`: it may be reused once `ttl` (the api's
+    /// `ACKBOX_IDEMPOTENCY_TTL_SECS`) has passed.
+    pub fn received(key: String, fingerprint: Vec<u8>, ttl: std::time::Duration) -> Self {
+        let expires_at = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(1));
+        Self { key, fingerprint, expires_at }
+    }
+
+    /// The borrowed form the database layer takes.
+    pub fn as_key(&self) -> IdempotencyKey<'_> {
+        IdempotencyKey { key: &self.key, fingerprint: &self.fingerprint, expires_at: self.expires_at }
+    }
 }
 
 struct Pending {
@@ -113,16 +127,7 @@ fn run(rx: &Mutex<mpsc::Receiver<Pending>>, pool: &PgPool, config: &CommitterCon
 }
 
 fn commit(batch: Vec<Pending>, pool: &PgPool, topic: &str) {
-    let keys: Vec<Option<IdempotencyKey<'_>>> = batch
-        .iter()
-        .map(|p| {
-            p.key.as_ref().map(|k| IdempotencyKey {
-                key: &k.key,
-                fingerprint: &k.fingerprint,
-                expires_at: k.expires_at,
-            })
-        })
-        .collect();
+    let keys: Vec<Option<IdempotencyKey<'_>>> = batch.iter().map(|p| p.key.as_ref().map(OwnedKey::as_key)).collect();
     let items: Vec<BatchItem<'_>> =
         batch.iter().zip(&keys).map(|(p, key)| BatchItem { new: &p.new, key: *key }).collect();
     let outcome =

@@ -10,10 +10,11 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::auth::Tenant;
+use crate::committer::OwnedKey;
 use crate::document::StatusDocument;
 use crate::error::{ApiError, Problem};
 use crate::observe::RequestContext;
-use crate::routes::submit_job::{fingerprint, idempotency_key, SubmitJob};
+use crate::routes::submit_job::{fingerprint, idempotency_key, unknown_kind, SubmitJob};
 use crate::routes::{base_url, document};
 use crate::state::AppState;
 
@@ -109,26 +110,13 @@ pub async fn submit_batch(
     for kind in kinds {
         if !state.kind_known(kind).await? {
             let first = news.iter().position(|n| n.kind == kind).unwrap_or(0);
-            return Err(ApiError::Unprocessable(format!(
-                "jobs[{first}].kind: no worker has registered kind {kind:?}, so the job could never run"
-            )));
+            return Err(unknown_kind(&format!("jobs[{first}].kind"), kind));
         }
     }
-    let owned_key = key.map(|key| {
-        let expires_at = chrono::Utc::now()
-            + chrono::Duration::from_std(state.config.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
-        (key, batch_fingerprint(&news), expires_at)
-    });
+    let key = key.map(|key| OwnedKey::received(key, batch_fingerprint(&news), state.config.idempotency_ttl));
     let topic = state.config.topic.clone();
     let submitted = state
-        .with_conn(move |c| {
-            let key = owned_key.as_ref().map(|(key, fingerprint, expires_at)| ackbox_db::state::IdempotencyKey {
-                key,
-                fingerprint,
-                expires_at: *expires_at,
-            });
-            Ok(ackbox_db::state::submit_all(c, &news, &topic, key)?)
-        })
+        .with_conn(move |c| Ok(ackbox_db::state::submit_all(c, &news, &topic, key.as_ref().map(OwnedKey::as_key))?))
         .await?;
     // Committed: from here on every id is durable and a GET finds it.
     let (jobs, replayed) = match submitted {

@@ -213,6 +213,11 @@ pub fn fingerprint(job: &NewJob) -> Vec<u8> {
     Sha256::digest(serde_json::to_vec(&canonical).unwrap_or_default()).to_vec()
 }
 
+/// The 422 for a kind no worker has registered; `field` is where the request named it (`kind`, `jobs[3].kind`).
+pub(crate) fn unknown_kind(field: &str, kind: &str) -> ApiError {
+    ApiError::Unprocessable(format!("{field}: no worker has registered kind {kind:?}, so the job could never run"))
+}
+
 pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
     let key = value.to_str().map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
@@ -257,17 +262,9 @@ pub async fn submit_job(
     let trace = RequestContext::of(&req).map(|c| c.trace);
     let new = SubmitJob::from_json(body.into_inner())?.validate()?.for_tenant(tenant.0).with_trace(trace);
     if !state.kind_known(&new.kind).await? {
-        return Err(ApiError::Unprocessable(format!(
-            "kind: no worker has registered kind {:?}, so the job could never run",
-            new.kind
-        )));
+        return Err(unknown_kind("kind", &new.kind));
     }
-    let key = key.map(|key| OwnedKey {
-        key,
-        fingerprint: fingerprint(&new),
-        expires_at: chrono::Utc::now()
-            + chrono::Duration::from_std(state.config.idempotency_ttl).unwrap_or(chrono::Duration::days(1)),
-    });
+    let key = key.map(|key| OwnedKey::received(key, fingerprint(&new), state.config.idempotency_ttl));
     let kind = new.kind.clone();
     // Group commit: this request shares the next transaction with whatever else is submitted meanwhile, and is
     // answered only once that transaction committed.
