@@ -52,41 +52,31 @@ pub fn pass(relay: &Relay) -> Result<Pass, DbError> {
         }
         out.rescue = r;
     }
-    loop {
-        let n = ackbox_db::models::idempotency::delete_expired(&mut conn, cfg.retention_batch)?;
-        out.expired_keys += n;
-        if (n as i64) < cfg.retention_batch {
-            break;
-        }
-    }
-    loop {
-        let n = outbox::delete_published_before(&mut conn, cfg.retention, cfg.retention_batch)?;
-        out.deleted += n;
-        metrics.retention_deleted.inc_by(n as u64);
-        if (n as i64) < cfg.retention_batch {
-            break;
-        }
-    }
+    let batch = cfg.retention_batch;
+    out.expired_keys = in_batches(batch, |n| ackbox_db::models::idempotency::delete_expired(&mut conn, n))?;
+    out.deleted = in_batches(batch, |n| outbox::delete_published_before(&mut conn, cfg.retention, n))?;
+    metrics.retention_deleted.inc_by(out.deleted as u64);
     if let Some(retention) = cfg.job_retention {
-        loop {
-            let n = ackbox_db::retention::delete_finished_jobs(&mut conn, retention, cfg.retention_batch)?;
-            out.deleted_jobs += n;
-            metrics.jobs_deleted.inc_by(n as u64);
-            if (n as i64) < cfg.retention_batch {
-                break;
-            }
-        }
-        loop {
-            let n =
-                ackbox_db::retention::delete_old_tombstones(&mut conn, cfg.tombstone_retention, cfg.retention_batch)?;
-            out.deleted_tombstones += n;
-            if (n as i64) < cfg.retention_batch {
-                break;
-            }
-        }
+        out.deleted_jobs = in_batches(batch, |n| ackbox_db::retention::delete_finished_jobs(&mut conn, retention, n))?;
+        metrics.jobs_deleted.inc_by(out.deleted_jobs as u64);
+        out.deleted_tombstones =
+            in_batches(batch, |n| ackbox_db::retention::delete_old_tombstones(&mut conn, cfg.tombstone_retention, n))?;
     }
     out.vacuumed = vacuum(relay, &mut conn)?;
     Ok(out)
+}
+
+/// Runs `delete` (one statement removing at most `batch` rows) until it comes back short, and returns how many rows
+/// it removed in all: a backlog is worked off in bounded statements, each holding its locks briefly.
+fn in_batches(batch: i64, mut delete: impl FnMut(i64) -> diesel::QueryResult<usize>) -> diesel::QueryResult<usize> {
+    let mut total = 0;
+    loop {
+        let n = delete(batch)?;
+        total += n;
+        if (n as i64) < batch {
+            return Ok(total);
+        }
+    }
 }
 
 /// Reports each churned table's dead versions and whether autovacuum looks after it; where it does not (and
