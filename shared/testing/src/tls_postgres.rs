@@ -15,6 +15,7 @@ pub struct TlsPostgres {
     bin: PathBuf,
     /// The port it listens on (127.0.0.1 only).
     pub port: u16,
+    certs: crate::certs::TestCerts,
 }
 
 pub(crate) fn run(what: &str, cmd: &mut Command) {
@@ -29,6 +30,20 @@ pub(crate) fn run(what: &str, cmd: &mut Command) {
 
 fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+/// `program` run as the cluster's owner, from the cluster's folder (which that owner can enter): `postgres` when the
+/// test runs as root (initdb and pg_ctl refuse root).
+fn as_owner(program: &Path, dir: &Path) -> Command {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    cmd.current_dir(dir);
+    cmd
 }
 
 /// The newest PostgreSQL server binaries on the machine.
@@ -51,35 +66,25 @@ impl TlsPostgres {
     pub fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("ackbox-tls-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        crate::certs::make(&dir);
+        let certs = crate::certs::make(&dir);
         let bin = pg_bin();
         let data = dir.join("data");
-        let root = is_root();
-        let as_owner = |program: &Path| {
-            let mut cmd = if root {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"]).arg(program);
-                c
-            } else {
-                Command::new(program)
-            };
-            cmd.current_dir(&dir);
-            cmd
-        };
-        if root {
+        if is_root() {
             run("chown", Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir));
         }
-        run("chmod server.key", Command::new("chmod").args(["600"]).arg(dir.join("server.key")));
+        run("chmod server.key", Command::new("chmod").args(["600"]).arg(&certs.server_key));
         run(
             "initdb",
-            as_owner(&bin.join("initdb")).args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"]).arg(&data),
+            as_owner(&bin.join("initdb"), &dir).args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"]).arg(&data),
         );
         let port = free_port();
         let conf = format!(
             "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{dir}'\nssl = on\n\
-             ssl_cert_file = '{dir}/server.pem'\nssl_key_file = '{dir}/server.key'\nfsync = off\n\
-             max_connections = 60\nshared_buffers = 32MB\n",
-            dir = dir.display()
+             ssl_cert_file = '{cert}'\nssl_key_file = '{key}'\nfsync = off\nmax_connections = 60\n\
+             shared_buffers = 32MB\n",
+            dir = dir.display(),
+            cert = certs.server_cert.display(),
+            key = certs.server_key.display()
         );
         let mut pg_conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("postgresql.conf");
         pg_conf.push_str(&conf);
@@ -88,24 +93,24 @@ impl TlsPostgres {
             .expect("write pg_hba.conf");
         run(
             "pg_ctl start",
-            as_owner(&bin.join("pg_ctl"))
+            as_owner(&bin.join("pg_ctl"), &dir)
                 .args(["-w", "-t", "60", "-l"])
                 .arg(dir.join("server.log"))
                 .arg("-D")
                 .arg(&data)
                 .arg("start"),
         );
-        Self { dir, bin, port }
+        Self { dir, bin, port, certs }
     }
 
     /// The CA that signed the server's certificate.
     pub fn ca(&self) -> PathBuf {
-        self.dir.join("ca.pem")
+        self.certs.ca.clone()
     }
 
     /// A CA that did not sign it.
     pub fn other_ca(&self) -> PathBuf {
-        self.dir.join("other-ca.pem")
+        self.certs.other_ca.clone()
     }
 
     /// A URL for `user` on `db` with `sslmode=verify-full` against [`Self::ca`], by host name.
@@ -121,14 +126,11 @@ impl TlsPostgres {
 
 impl Drop for TlsPostgres {
     fn drop(&mut self) {
-        let mut cmd = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(self.bin.join("pg_ctl"));
-            c
-        } else {
-            Command::new(self.bin.join("pg_ctl"))
-        };
-        let _ = cmd.args(["-m", "immediate", "-D"]).arg(self.dir.join("data")).arg("stop").output();
+        let _ = as_owner(&self.bin.join("pg_ctl"), &self.dir)
+            .args(["-m", "immediate", "-D"])
+            .arg(self.dir.join("data"))
+            .arg("stop")
+            .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
