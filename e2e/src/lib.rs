@@ -254,6 +254,16 @@ impl Stack {
         format!("{}{}", self.api_url, path)
     }
 
+    /// Polls job `id` until it is succeeded, failed or cancelled (panicking after `deadline`), and returns its status
+    /// document.
+    pub fn wait_terminal(&self, client: &reqwest::blocking::Client, id: &str, deadline: Duration) -> serde_json::Value {
+        ackbox_testing::wait_for(&format!("job {id} to finish"), deadline, || {
+            let doc: serde_json::Value =
+                client.get(self.url(&format!("/v1/jobs/{id}"))).send().expect("GET").json().expect("json");
+            matches!(doc["status"].as_str(), Some("succeeded" | "failed" | "cancelled")).then_some(doc)
+        })
+    }
+
     /// Submits a job over HTTP and returns the 202's body.
     pub fn submit(&self, client: &reqwest::blocking::Client, body: serde_json::Value) -> serde_json::Value {
         let resp = client.post(self.url("/v1/jobs")).json(&body).send().expect("POST /v1/jobs");

@@ -13,10 +13,7 @@ fn document(stack: &Stack, client: &reqwest::blocking::Client, id: &str) -> serd
 }
 
 fn wait_terminal(stack: &Stack, client: &reqwest::blocking::Client, id: &str) -> serde_json::Value {
-    wait_for(&format!("job {id} to finish"), Duration::from_secs(90), || {
-        let doc = document(stack, client, id);
-        matches!(doc["status"].as_str(), Some("succeeded" | "failed" | "cancelled")).then_some(doc)
-    })
+    stack.wait_terminal(client, id, Duration::from_secs(90))
 }
 
 #[test]

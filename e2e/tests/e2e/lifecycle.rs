@@ -4,11 +4,7 @@ use ackbox_e2e::Stack;
 use ackbox_testing::wait_for;
 
 fn wait_terminal(stack: &Stack, client: &reqwest::blocking::Client, id: &str) -> serde_json::Value {
-    wait_for(&format!("job {id} to finish"), Duration::from_secs(60), || {
-        let doc: serde_json::Value =
-            client.get(stack.url(&format!("/v1/jobs/{id}"))).send().expect("GET").json().expect("json");
-        matches!(doc["status"].as_str(), Some("succeeded" | "failed" | "cancelled")).then_some(doc)
-    })
+    stack.wait_terminal(client, id, Duration::from_secs(60))
 }
 
 #[test]

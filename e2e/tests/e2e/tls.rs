@@ -20,11 +20,8 @@ fn the_chain_runs_with_verify_full_and_every_listen_connection_uses_tls() {
     let client = stack.client();
     let job = stack.submit(&client, serde_json::json!({"kind": "echo", "payload": {"over": "tls"}}));
     let id = job["id"].as_str().expect("id");
-    let doc = wait_for("the job to succeed over TLS", Duration::from_secs(60), || {
-        let doc: serde_json::Value =
-            client.get(stack.url(&format!("/v1/jobs/{id}"))).send().expect("GET").json().expect("json");
-        (doc["status"] == "succeeded").then_some(doc)
-    });
+    let doc = stack.wait_terminal(&client, id, Duration::from_secs(60));
+    assert_eq!(doc["status"], "succeeded", "over TLS: {doc}");
     assert_eq!(doc["result"], serde_json::json!({"over": "tls"}));
     // Each service's LISTEN connection (tokio-postgres, not libpq) came up: the cluster refuses plain connections,
     // so it did so over TLS with the CA checked. Before, it used NoTls and degraded to time-outs quietly.
@@ -227,11 +224,8 @@ fn relay_and_worker_use_kafka_over_sasl_ssl_and_say_why_a_wrong_ca_or_password_i
     let client = stack.client();
     let job = stack.submit(&client, serde_json::json!({"kind": "echo", "payload": {"kafka": "sasl_ssl"}}));
     let id = job["id"].as_str().expect("id");
-    let doc = wait_for("the job to succeed through the TLS broker", Duration::from_secs(90), || {
-        let doc: serde_json::Value =
-            client.get(stack.url(&format!("/v1/jobs/{id}"))).send().expect("GET").json().expect("json");
-        (doc["status"] == "succeeded").then_some(doc)
-    });
+    let doc = stack.wait_terminal(&client, id, Duration::from_secs(90));
+    assert_eq!(doc["status"], "succeeded", "through the TLS broker: {doc}");
     assert_eq!(doc["result"], serde_json::json!({"kafka": "sasl_ssl"}));
     stack.assert_alive();
 
