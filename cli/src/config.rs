@@ -42,7 +42,8 @@ pub fn run(cmd: Config, database_url: Option<String>, json: bool) -> anyhow::Res
         if !["api", "relay", "worker"].contains(&svc.as_str()) {
             bail!("--service: {svc:?} is not one of api, relay, worker");
         }
-        let mut command = Command::new(binary(svc));
+        let program = binary(svc);
+        let mut command = Command::new(&program);
         command.arg("check-config");
         if let Some(url) = &database_url {
             command.env("DATABASE_URL", url);
@@ -59,7 +60,7 @@ pub fn run(cmd: Config, database_url: Option<String>, json: bool) -> anyhow::Res
                     .collect();
                 (false, reason.join(" "))
             }
-            Err(e) => (false, format!("cannot run {}: {e}", binary(svc).display())),
+            Err(e) => (false, format!("cannot run {}: {e}", program.display())),
         };
         failed += usize::from(!ok);
         report.push(serde_json::json!({"service": svc, "valid": ok, "detail": detail}));
