@@ -1,6 +1,6 @@
 //! The status document: what `POST /v1/jobs`, `GET /v1/jobs/{id}`, cancel and list return for a job.
 
-use ackbox_db::models::{Job, JobStatus};
+use ackbox_db::models::{Job, JobStatus, Priority};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -65,6 +65,10 @@ pub struct StatusDocument {
     pub not_before: Option<DateTime<Utc>>,
     /// The handler timeout this job asked for, in milliseconds (null: the worker's default).
     pub timeout_ms: Option<i32>,
+    /// `high`, `normal` or `low`: whenever work waits, a higher priority is dispatched and claimed first.
+    #[schema(value_type = String, pattern = "^(high|normal|low)$", example = "normal")]
+    #[serde(default)]
+    pub priority: Priority,
     /// Output once succeeded.
     pub result: Option<serde_json::Value>,
     /// Last failure (`{"code", "message"}`).
@@ -205,6 +209,7 @@ impl StatusDocument {
             finished_at: job.finished_at,
             not_before: job.not_before.filter(|_| job.status == JobStatus::Queued),
             timeout_ms: job.timeout_ms,
+            priority: Priority::from_i16(job.priority_level),
             result: job.result,
             error: job.error,
             progress: job.progress,

@@ -19,7 +19,8 @@ pub struct Submit {
     /// Submit every job of this NDJSON file (one `{"kind": ..., "payload": ..., "max_attempts": ...}` per line; `-`
     /// reads standard input) through the batch endpoint, 1000 per request, each request all or nothing. Prints
     /// the ids in file order. With --idempotency-key K, request n uses K-n, so a re-run submits nothing twice.
-    #[arg(long, conflicts_with_all = ["kind", "payload", "wait", "max_attempts", "run_at", "delay_ms", "timeout_ms"])]
+    #[arg(long, conflicts_with_all = ["kind", "payload", "wait", "max_attempts", "run_at", "delay_ms", "timeout_ms",
+                                     "priority"])]
     pub file: Option<String>,
     /// Payload, as JSON.
     #[arg(long, default_value = "{}")]
@@ -45,6 +46,9 @@ pub struct Submit {
     /// This job's handler timeout in milliseconds (at most 86400000); default: the worker's.
     #[arg(long)]
     pub timeout_ms: Option<u64>,
+    /// high, normal or low (default normal): a higher priority is dispatched and claimed first when work waits.
+    #[arg(long)]
+    pub priority: Option<ackbox_client::Priority>,
     /// API base URL (default: $ACKBOX_URL, then .ackbox/local.env).
     #[arg(long)]
     pub url: Option<String>,
@@ -71,6 +75,7 @@ pub fn run(args: Submit, json: bool) -> anyhow::Result<()> {
             run_at: args.run_at,
             delay: args.delay_ms.map(Duration::from_millis),
             timeout: args.timeout_ms.map(Duration::from_millis),
+            priority: args.priority,
         };
         let job = client.submit_with(&kind, payload, &opts).await.map_err(|e| explain(e, &url))?;
         if !args.wait {

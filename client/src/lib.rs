@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 pub use error::{Error, Problem};
-pub use types::{BatchJob, Job, JobPage, JobStatus, ListOptions, SubmitOptions};
+pub use types::{BatchJob, Job, JobPage, JobStatus, ListOptions, Priority, SubmitOptions};
 
 /// The longest long-poll the API holds a request for (`Prefer: wait=60`).
 pub const MAX_WAIT_PER_REQUEST: Duration = Duration::from_secs(60);
@@ -169,6 +169,9 @@ impl Client {
         }
         if let Some(timeout) = opts.timeout {
             body["timeout_ms"] = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).into();
+        }
+        if let Some(priority) = opts.priority {
+            body["priority"] = priority.as_str().into();
         }
         let key = opts.idempotency_key.clone();
         let resp = self

@@ -9,6 +9,9 @@ use uuid::Uuid;
 /// Where a job is in its life: the server's own type, from the serde-only `ackbox-types`.
 pub use ackbox_types::status::JobStatus;
 
+/// A job's priority: the server's own type, from `ackbox-types`.
+pub use ackbox_types::priority::Priority;
+
 /// A job's status document (`GET /v1/jobs/{id}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -36,6 +39,9 @@ pub struct Job {
     /// The handler timeout this job asked for, in milliseconds (`None`: the worker's default).
     #[serde(default)]
     pub timeout_ms: Option<i32>,
+    /// `high`, `normal` or `low` (`normal` from a server before priorities).
+    #[serde(default)]
+    pub priority: Priority,
     /// Output once succeeded.
     pub result: Option<serde_json::Value>,
     /// Last failure (`{"code", "message"}`).
@@ -107,6 +113,9 @@ pub struct BatchJob {
     /// This job's handler timeout in milliseconds (at most 24 h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// `high`, `normal` or `low` (server default `normal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -116,7 +125,15 @@ fn empty_object() -> serde_json::Value {
 impl BatchJob {
     /// A job of `kind` with `payload`.
     pub fn new(kind: impl Into<String>, payload: serde_json::Value) -> Self {
-        Self { kind: kind.into(), payload, max_attempts: None, run_at: None, delay_ms: None, timeout_ms: None }
+        Self {
+            kind: kind.into(),
+            payload,
+            max_attempts: None,
+            run_at: None,
+            delay_ms: None,
+            timeout_ms: None,
+            priority: None,
+        }
     }
 }
 
@@ -141,4 +158,7 @@ pub struct SubmitOptions {
     pub delay: Option<std::time::Duration>,
     /// This job's handler timeout (whole milliseconds; at most 24 h); `None`: the worker's default.
     pub timeout: Option<std::time::Duration>,
+    /// `high` jobs are dispatched and claimed before `normal` ones, and `normal` before `low`, whenever work waits;
+    /// `None`: `normal`.
+    pub priority: Option<Priority>,
 }

@@ -251,9 +251,11 @@ impl RelayConfig {
         <RelayArgs as clap::Parser>::try_parse_from(["ackbox-relay"]).map_err(ConfigError::from_clap)?.try_into()
     }
 
-    /// The topic a row of `kind` is produced to: its route, if any, else the row's own topic.
-    pub fn topic_for<'a>(&'a self, kind: Option<&str>, row_topic: &'a str) -> &'a str {
-        kind.and_then(|k| self.kind_topics.get(k)).map_or(row_topic, String::as_str)
+    /// The topic a row of `kind` at `priority` is produced to: the priority's lane (see
+    /// [`Priority::lane_topic`](ackbox_types::priority::Priority::lane_topic)) of the kind's route, if any, else of
+    /// the row's own topic.
+    pub fn topic_for(&self, kind: Option<&str>, row_topic: &str, priority: ackbox_types::priority::Priority) -> String {
+        priority.lane_topic(kind.and_then(|k| self.kind_topics.get(k)).map_or(row_topic, String::as_str))
     }
 }
 

@@ -13,6 +13,7 @@ use ackbox_db::models::OutboxMessage;
 use ackbox_db::outbox;
 use ackbox_runtime::listen::{spawn_listener, OUTBOX_CHANNEL};
 use ackbox_runtime::telemetry::{self, SpanMethods as _};
+use ackbox_types::priority::Priority;
 use ackbox_types::trace::{TraceContext, TRACEPARENT, TRACESTATE};
 use chrono::Utc;
 use diesel::Connection;
@@ -188,7 +189,8 @@ fn build_producer(config: &RelayConfig) -> Result<FutureProducer, KafkaError> {
 
 /// Sends every row, then waits for all reports at once: awaiting each send before the next would cost a broker
 /// round trip per message. `send_result` enqueues immediately, unlike `send`, which does nothing until polled.
-/// Rows of a kind routed to its own topic (`ACKBOX_KIND_TOPICS`) go there, the rest to the row's topic.
+/// Rows of a kind routed to its own topic (`ACKBOX_KIND_TOPICS`) go there, the rest to the row's topic; in either
+/// case onto the lane of the row's priority (`.high`, `.low`; normal keeps the topic itself).
 fn produce_all(
     producer: &FutureProducer,
     config: &RelayConfig,
@@ -202,9 +204,9 @@ fn produce_all(
         .zip(&payloads)
         .map(|(row, payload)| {
             let kind = row.payload.get("kind").and_then(|k| k.as_str());
-            let topic = config.topic_for(kind, &row.topic);
-            spans.push(publish_span(row, topic));
-            let record = FutureRecord::to(topic).key(&row.key).payload(payload).headers(headers(row));
+            let topic = config.topic_for(kind, &row.topic, Priority::from_i16(row.priority));
+            spans.push(publish_span(row, &topic));
+            let record = FutureRecord::to(&topic).key(&row.key).payload(payload).headers(headers(row));
             match producer.send_result(record) {
                 Ok(delivery) => Either::Left(async move {
                     match delivery.await {

@@ -52,11 +52,12 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     // A broker's auto-created topic would get its default partition count, not ours.
-    ackbox_runtime::kafka::ensure_topic_retrying(&config.kafka, config.partitions, config.replication).await;
+    // Each with its priority lanes (`.high`, `.low`), which the relay produces high and low priority jobs to.
+    ackbox_runtime::kafka::ensure_lanes_retrying(&config.kafka, config.partitions, config.replication).await;
     // Kinds routed to their own topics (ACKBOX_KIND_TOPICS): those topics are the relay's to create as well.
     for topic in config.kind_topics.values().collect::<std::collections::BTreeSet<_>>() {
         let routed = ackbox_runtime::kafka::KafkaConfig { topic: topic.clone(), ..config.kafka.clone() };
-        ackbox_runtime::kafka::ensure_topic_retrying(&routed, config.partitions, config.replication).await;
+        ackbox_runtime::kafka::ensure_lanes_retrying(&routed, config.partitions, config.replication).await;
     }
     let pool = ackbox_db::db::build_pool(&config.db);
     let metrics = ackbox_relay::metrics::RelayMetrics::new();

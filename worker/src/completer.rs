@@ -48,7 +48,7 @@ pub(crate) async fn complete_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedRe
         }
         count(&shared, &batch, &recorded);
         shared.metrics.in_flight.sub(batch.len() as i64);
-        shared.finish(batch.iter().map(|o| (o.partition, o.offset)));
+        shared.finish(batch.iter().map(|o| o.at));
     }
 }
 

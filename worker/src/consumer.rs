@@ -16,7 +16,6 @@
 //! worker's kinds in `job_kinds`), `lag.rs` (consumer lag reports) and `shared.rs` (the state they share).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,10 +36,9 @@ use crate::handler::Registry;
 use crate::heartbeat::heartbeat_loop;
 use crate::kinds::kinds_loop;
 use crate::lag::lag_report_loop;
-use crate::membership::{build_consumer, leave_group};
+use crate::membership::{build_lanes, leave_group};
 use crate::metrics::WorkerMetrics;
-use crate::offsets::OffsetTracker;
-use crate::shared::{Outcome, Shared};
+use crate::shared::{Outcome, Position, Shared};
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +59,7 @@ pub enum WorkerError {
 
 /// A message taken off Kafka, detached from the consumer's buffer.
 pub(crate) struct Delivered {
-    pub(crate) partition: i32,
-    pub(crate) offset: i64,
+    pub(crate) at: Position,
     pub(crate) envelope: Option<Envelope>,
     /// The W3C trace context in the record's headers (the submit span's), if any.
     pub(crate) trace: Option<TraceContext>,
@@ -77,11 +74,14 @@ enum Accepted {
     Fatal(WorkerError),
 }
 
-fn accept(shared: &Shared, m: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>) -> Accepted {
+fn accept(
+    shared: &Shared,
+    lane: usize,
+    m: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>,
+) -> Accepted {
     match m {
         Ok(m) => Accepted::Message(Delivered {
-            partition: m.partition(),
-            offset: m.offset(),
+            at: Position { lane, partition: m.partition(), offset: m.offset() },
             trace: trace_context(&m),
             envelope: match Envelope::decode(m.payload()) {
                 Ok(env) => Some(env),
@@ -97,7 +97,7 @@ fn accept(shared: &Shared, m: Result<rdkafka::message::BorrowedMessage<'_>, rdka
             },
         }),
         Err(e) => {
-            if let Some((code, reason)) = shared.consumer.client().fatal_error() {
+            if let Some((code, reason)) = shared.lanes[lane].consumer.client().fatal_error() {
                 return Accepted::Fatal(WorkerError::Fatal { code, reason });
             }
             log::warn!("kafka consumer error: {e}");
@@ -136,10 +136,12 @@ async fn wait_for_slot(
         free = tokio::time::timeout(PAUSE_AFTER, semaphore.acquire()) => if free.is_ok() { return Ok(true) },
         _ = shutdown.changed() => return Ok(false),
     }
-    let assignment = shared.consumer.assignment().ok();
-    if let Some(tpl) = &assignment {
-        if let Err(e) = shared.consumer.pause(tpl) {
-            log::debug!("pausing partitions: {e}");
+    let assignments: Vec<_> = shared.lanes.iter().map(|lane| lane.consumer.assignment().ok()).collect();
+    for (lane, assignment) in shared.lanes.iter().zip(&assignments) {
+        if let Some(tpl) = assignment {
+            if let Err(e) = lane.consumer.pause(tpl) {
+                log::debug!("pausing partitions of {}: {e}", lane.topic);
+            }
         }
     }
     let started = std::time::Instant::now();
@@ -150,9 +152,9 @@ async fn wait_for_slot(
         tokio::select! {
             // Released at once: this only waits for one to be free.
             _ = semaphore.acquire() => {}
-            m = tokio::time::timeout(Duration::from_secs(1), shared.consumer.recv()) => {
-                if let Ok(m) = m {
-                    match accept(shared, m) {
+            m = tokio::time::timeout(Duration::from_secs(1), recv_any(shared)) => {
+                if let Ok((lane, m)) = m {
+                    match accept(shared, lane, m) {
                         Accepted::Message(d) => pending.push_back(d),
                         Accepted::Error => {}
                         Accepted::Fatal(e) => break Err(e),
@@ -163,11 +165,98 @@ async fn wait_for_slot(
         }
     };
     // Partitions revoked meanwhile cannot be resumed; the new assignment was never paused.
-    if let Some(tpl) = &assignment {
-        let _ = shared.consumer.resume(tpl);
+    for (lane, assignment) in shared.lanes.iter().zip(&assignments) {
+        if let Some(tpl) = assignment {
+            let _ = lane.consumer.resume(tpl);
+        }
     }
     shared.metrics.paused_seconds.inc_by(started.elapsed().as_secs_f64());
+    // Every lane fetches again from scratch: let them all deliver before choosing.
+    if matches!(outcome, Ok(true)) {
+        settle(shared, pending, shutdown).await;
+    }
     outcome
+}
+
+/// After a (re)start of fetching (joining, or resuming paused partitions) every lane's buffer is empty and the
+/// lanes' first fetches race: whichever answers first would be taken, a `normal` message ahead of a `high` one that
+/// was only a few milliseconds behind. So for a short while (a few fetch waits) the loop just collects what the lanes
+/// deliver into `pending` (at most the concurrency per lane), and only then chooses, highest lane
+/// first. Costs that short wait once per resume, never per message.
+async fn settle(shared: &Shared, pending: &mut VecDeque<Delivered>, shutdown: &mut watch::Receiver<bool>) {
+    let until = tokio::time::Instant::now() + (shared.config.fetch_wait * 5).max(Duration::from_millis(100));
+    let limit = shared.config.concurrency * shared.lanes.len();
+    while pending.len() < limit {
+        tokio::select! {
+            m = tokio::time::timeout_at(until, recv_any(shared)) => match m {
+                Ok((lane, m)) => if let Accepted::Message(d) = accept(shared, lane, m) { pending.push_back(d) },
+                Err(_) => return,
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Fills `batch` up to `room`, highest lane first: for each lane, what `pending` holds of it (read earlier, so
+/// first), then what the lane's consumer already holds, without waiting. One claim UPDATE then covers all of it.
+fn fill(
+    shared: &Shared,
+    pending: &mut VecDeque<Delivered>,
+    batch: &mut Vec<Delivered>,
+    room: usize,
+    fatal: &mut Option<WorkerError>,
+) {
+    for (i, lane) in shared.lanes.iter().enumerate() {
+        while batch.len() < room {
+            let Some(at) = pending.iter().position(|d| d.at.lane == i) else { break };
+            batch.extend(pending.remove(at));
+        }
+        while fatal.is_none() && batch.len() < room {
+            let Some(m) = lane.consumer.recv().now_or_never() else { break };
+            match accept(shared, i, m) {
+                Accepted::Message(d) => batch.push(d),
+                Accepted::Error => break,
+                Accepted::Fatal(e) => *fatal = Some(e),
+            }
+        }
+    }
+}
+
+/// The next message of any lane, with the lane's index; when several lanes have one ready, the highest lane's.
+/// Cancel-safe: a `StreamConsumer`'s `recv` takes nothing off its queue until it returns it.
+async fn recv_any(
+    shared: &Shared,
+) -> (usize, Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>) {
+    // `select_all` polls in order, so the first (highest) lane wins a tie.
+    let receives = shared.lanes.iter().enumerate().map(|(i, lane)| lane.consumer.recv().map(move |m| (i, m)).boxed());
+    futures::future::select_all(receives).await.0
+}
+
+/// How long the loop waits for every lane's consumer to join its group before it takes messages anyway.
+const JOIN_WAIT: Duration = Duration::from_secs(30);
+
+/// Polls every lane (which is what lets their consumers join) until each has had its first assignment, keeping the
+/// messages that arrive meanwhile in `pending`: taking a `normal` message while the `high` lane is still joining
+/// would run it ahead of `high` work already waiting. Gives up waiting after [`JOIN_WAIT`], saying so, or on
+/// shutdown.
+async fn wait_until_joined(shared: &Shared, pending: &mut VecDeque<Delivered>, shutdown: &mut watch::Receiver<bool>) {
+    let deadline = tokio::time::Instant::now() + JOIN_WAIT;
+    while !shared.joined() {
+        if tokio::time::Instant::now() >= deadline {
+            log::warn!("not every priority lane joined its group within {JOIN_WAIT:?}; taking messages anyway");
+            break;
+        }
+        tokio::select! {
+            m = tokio::time::timeout(Duration::from_millis(100), recv_any(shared)) => {
+                if let Ok((lane, m)) = m {
+                    if let Accepted::Message(d) = accept(shared, lane, m) {
+                        pending.push_back(d);
+                    }
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// Runs until `shutdown` turns true, then stops taking messages, lets in-flight jobs finish (bounded by the job
@@ -179,18 +268,15 @@ pub async fn run(
     metrics: WorkerMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
-    let lag = Arc::new(Mutex::new(None));
-    let held = Arc::new(AtomicUsize::new(0));
-    let consumer = build_consumer(&config, &metrics, lag.clone(), held.clone())?;
+    let lanes = build_lanes(&config, &metrics)?;
     let concurrency = config.concurrency;
     let shared = Arc::new(Shared {
         config,
         pool,
         kinds: registry.kinds(),
         registry,
-        consumer,
+        lanes,
         metrics,
-        tracker: Mutex::new(OffsetTracker::new()),
         running: Mutex::new(HashMap::new()),
         beat_now: tokio::sync::Notify::new(),
     });
@@ -200,13 +286,13 @@ pub async fn run(
     let completer = tokio::spawn(complete_loop(shared.clone(), done_rx));
     let heartbeat_stop = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat_loop(shared.clone(), heartbeat_stop.clone()));
-    let lag_reporter = tokio::spawn(lag_report_loop(shared.clone(), lag, heartbeat_stop.clone()));
+    let lag_reporter = tokio::spawn(lag_report_loop(shared.clone(), heartbeat_stop.clone()));
     let kinds = tokio::spawn(kinds_loop(shared.clone(), heartbeat_stop.clone()));
 
     log::info!(
-        "worker consuming {} as group {} (concurrency {}, {})",
-        shared.config.kafka.topic,
-        shared.config.group,
+        "worker consuming {} as groups {} (concurrency {}, {})",
+        shared.lanes.iter().map(|l| l.topic.as_str()).collect::<Vec<_>>().join(", "),
+        shared.lanes.iter().map(|l| l.group.as_str()).collect::<Vec<_>>().join(", "),
         concurrency,
         match &shared.config.instance_id {
             Some(id) => format!("static member {id}"),
@@ -214,8 +300,11 @@ pub async fn run(
         }
     );
     let mut fatal = None;
-    // Messages that arrived while the partitions were paused, taken before any new one.
+    // Messages that arrived while the partitions were paused, taken before any new one (highest lane first).
     let mut pending: VecDeque<Delivered> = VecDeque::new();
+    // On shutdown meanwhile, the loop below does not start.
+    wait_until_joined(&shared, &mut pending, &mut shutdown).await;
+    settle(&shared, &mut pending, &mut shutdown).await;
     while !*shutdown.borrow() {
         // Every slot busy: pause the partitions and keep polling (the group must not think we are stuck) until one
         // frees up. Slots are taken per message, so a batch never waits for room it does not need.
@@ -230,26 +319,19 @@ pub async fn run(
             }
         }
         let room = semaphore.available_permits().clamp(1, shared.config.batch);
-        let mut batch: Vec<Delivered> = pending.drain(..room.min(pending.len())).collect();
-        if batch.is_empty() {
-            let first = tokio::select! {
-                m = shared.consumer.recv() => m,
+        let mut batch: Vec<Delivered> = Vec::with_capacity(room);
+        fill(&shared, &mut pending, &mut batch, room, &mut fatal);
+        if batch.is_empty() && fatal.is_none() {
+            let (lane, first) = tokio::select! {
+                m = recv_any(&shared) => m,
                 _ = shutdown.changed() => break,
             };
-            match accept(&shared, first) {
+            match accept(&shared, lane, first) {
                 Accepted::Message(d) => batch.push(d),
                 Accepted::Error => tokio::time::sleep(Duration::from_millis(100)).await,
                 Accepted::Fatal(e) => fatal = Some(e),
             }
-        }
-        // Take what is already buffered, without waiting: one claim UPDATE for all of it.
-        while fatal.is_none() && batch.len() < room {
-            let Some(m) = shared.consumer.recv().now_or_never() else { break };
-            match accept(&shared, m) {
-                Accepted::Message(d) => batch.push(d),
-                Accepted::Error => break,
-                Accepted::Fatal(e) => fatal = Some(e),
-            }
+            fill(&shared, &mut pending, &mut batch, room, &mut fatal);
         }
         if !batch.is_empty() {
             // Reserve the in-flight slots before claiming, so a claimed job always has a slot to run in. Only this
@@ -290,14 +372,19 @@ pub async fn run(
     let _ = heartbeat.await;
     let _ = lag_reporter.await;
     let _ = kinds.await;
-    match shared.consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => {}
-        // Nothing stored since the last auto-commit: there is nothing to commit.
-        Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => log::warn!("final offset commit failed (messages will be redelivered, harmlessly): {e}"),
+    for lane in &shared.lanes {
+        match lane.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => {}
+            // Nothing stored since the last auto-commit: there is nothing to commit.
+            Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => log::warn!(
+                "final offset commit of {} failed (messages will be redelivered, harmlessly): {e}",
+                lane.topic
+            ),
+        }
     }
     if fatal.is_none() {
-        leave_group(&shared, &held).await;
+        leave_group(&shared).await;
     }
     log::info!("worker stopped");
     fatal.map_or(Ok(()), Err)

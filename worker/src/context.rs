@@ -1,7 +1,7 @@
 //! librdkafka callbacks of the worker's consumer: consumer lag from statistics, a synchronous commit before
 //! partitions are revoked, and the count of partitions held (a leaving static member waits for it to reach 0).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
@@ -20,6 +20,8 @@ pub struct WorkerContext {
     pub(crate) held: Arc<AtomicUsize>,
     /// The latest per-partition lag `(topic, partition, lag)`, taken by the lag reporter.
     pub(crate) lag: LatestLag,
+    /// Set at the first assignment (possibly empty): the consumer has joined its group.
+    pub(crate) joined: Arc<AtomicBool>,
 }
 
 impl ClientContext for WorkerContext {
@@ -29,7 +31,7 @@ impl ClientContext for WorkerContext {
             for (partition, p) in &topic.partitions {
                 // librdkafka reports the internal UA partition as -1.
                 if let Some(lag) = partition_lag(p.consumer_lag, p.consumer_lag_stored).filter(|_| *partition >= 0) {
-                    self.metrics.consumer_lag.with_label_values(&[&partition.to_string()]).set(lag);
+                    self.metrics.consumer_lag.with_label_values(&[name, &partition.to_string()]).set(lag);
                     seen.push((name.clone(), *partition, lag));
                 }
             }
@@ -69,6 +71,7 @@ impl ConsumerContext for WorkerContext {
             log::info!("partitions assigned: {}", partitions.count());
             self.metrics.rebalances.with_label_values(&["assign"]).inc();
             self.held.store(partitions.count(), Ordering::SeqCst);
+            self.joined.store(true, Ordering::SeqCst);
         }
     }
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::consumer::Delivered;
 use crate::handler::{HandlerError, JobContext};
-use crate::shared::{Outcome, Running, Shared};
+use crate::shared::{Outcome, Position, Running, Shared};
 
 /// Claims the batch's jobs with one conditional UPDATE and spawns a task per claimed job. Messages that claimed
 /// nothing (duplicates, jobs already running or terminal, undecodable) are done at once.
@@ -28,12 +28,7 @@ pub(crate) async fn dispatch(
     permits: &mut OwnedSemaphorePermit,
     done_tx: &mpsc::UnboundedSender<Outcome>,
 ) {
-    {
-        let mut tracker = shared.tracker.lock().unwrap_or_else(|p| p.into_inner());
-        for d in &batch {
-            tracker.begin(d.partition, d.offset);
-        }
-    }
+    shared.begin(batch.iter().map(|d| d.at));
     // A job of a kind this worker has no handler for is not claimed: it stays queued for a worker that has one.
     let (known, unknown): (Vec<&Envelope>, Vec<&Envelope>) =
         batch.iter().filter_map(|d| d.envelope.as_ref()).partition(|env| shared.registry.get(&env.kind).is_some());
@@ -57,10 +52,10 @@ pub(crate) async fn dispatch(
             Some(job) => {
                 let Some(permit) = permits.split(1) else {
                     // Cannot happen (one permit per message), but never run a job without a slot.
-                    skipped.push((d.partition, d.offset));
+                    skipped.push(d.at);
                     continue;
                 };
-                let at = Delivery { partition: d.partition, offset: d.offset, trace: d.trace };
+                let at = Delivery { at: d.at, trace: d.trace };
                 tokio::spawn(run_job(shared.clone(), job, at, permit, done_tx.clone()));
             }
             None => {
@@ -71,7 +66,7 @@ pub(crate) async fn dispatch(
                         "job {} attempt {}: nothing to claim (duplicate or finished)", env.job_id, env.attempt
                     );
                 }
-                skipped.push((d.partition, d.offset));
+                skipped.push(d.at);
             }
         }
     }
@@ -105,8 +100,7 @@ async fn claim_until_done(
 
 /// Where a claimed job's message came from: its offset, and the trace context its headers carried.
 struct Delivery {
-    partition: i32,
-    offset: i64,
+    at: Position,
     trace: Option<TraceContext>,
 }
 
@@ -116,8 +110,8 @@ fn attempt_span(job: &ClaimedJob, at: &Delivery) -> (telemetry::Span, TraceConte
     let attributes = vec![
         telemetry::KeyValue::new("messaging.system", "kafka"),
         telemetry::KeyValue::new("messaging.operation.type", "process"),
-        telemetry::KeyValue::new("messaging.kafka.offset", at.offset),
-        telemetry::KeyValue::new("messaging.destination.partition.id", at.partition.to_string()),
+        telemetry::KeyValue::new("messaging.kafka.offset", at.at.offset),
+        telemetry::KeyValue::new("messaging.destination.partition.id", at.at.partition.to_string()),
         telemetry::KeyValue::new("ackbox.job_id", job.id.to_string()),
         telemetry::KeyValue::new("ackbox.kind", job.kind.clone()),
         telemetry::KeyValue::new("ackbox.attempt", i64::from(job.attempt)),
@@ -134,7 +128,7 @@ async fn run_job(
     done_tx: mpsc::UnboundedSender<Outcome>,
 ) {
     let (mut span, trace) = attempt_span(&job, &at);
-    let Delivery { partition, offset, .. } = at;
+    let Delivery { at, .. } = at;
     // The job's own timeout (POST /v1/jobs timeout_ms, capped by the api), else this worker's default.
     let timeout =
         job.timeout_ms.map_or(shared.config.job_timeout, |ms| Duration::from_millis(ms.unsigned_abs().into()));
@@ -178,5 +172,5 @@ async fn run_job(
         span.set_status(telemetry::Status::error(format!("{}: {}", e.code, e.message)));
     }
     // The completer only goes away after every sender is dropped, so this cannot fail while we hold one.
-    let _ = done_tx.send(Outcome { job, partition, offset, result, effects, _permit: permit, _span: span });
+    let _ = done_tx.send(Outcome { job, at, result, effects, _permit: permit, _span: span });
 }

@@ -1,7 +1,7 @@
 //! The worker's Kafka consumer: how it joins its group (dynamic, or static with `ACKBOX_WORKER_INSTANCE_ID`), with
 //! manual offset store and automatic commit of stored offsets, and how it leaves on purpose.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,19 +9,43 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 
 use crate::config::WorkerConfig;
 use crate::consumer::WorkerError;
+use ackbox_types::priority::Priority;
+
 use crate::context::{LatestLag, WorkerContext};
 use crate::metrics::WorkerMetrics;
-use crate::shared::Shared;
+use crate::shared::{Lane, Shared};
 
 /// The worker's consumer.
 pub(crate) type Kafka = StreamConsumer<WorkerContext>;
 
-/// Builds the consumer: a group member with manual offset *store* and automatic *commit* of stored offsets.
-pub(crate) fn build_consumer(
+/// Builds one lane per priority level, highest first (see `ackbox_types::priority`): each a consumer of the level's
+/// topic in the level's group (`normal` keeps `ACKBOX_TOPIC` and `ACKBOX_WORKER_GROUP` themselves).
+pub(crate) fn build_lanes(config: &WorkerConfig, metrics: &WorkerMetrics) -> Result<Vec<Lane>, WorkerError> {
+    Priority::HIGHEST_FIRST
+        .iter()
+        .map(|&priority| {
+            let topic = priority.lane_topic(&config.kafka.topic);
+            let group = priority.lane_group(&config.group);
+            // A static member's name is unique per group, so every lane can reuse it as it is.
+            let context = WorkerContext {
+                metrics: metrics.clone(),
+                lag: LatestLag::default(),
+                held: Arc::new(AtomicUsize::new(0)),
+                joined: Arc::new(AtomicBool::new(false)),
+            };
+            let (lag, held, joined) = (context.lag.clone(), context.held.clone(), context.joined.clone());
+            let consumer = build_consumer(config, &topic, &group, context)?;
+            Ok(Lane { topic, group, consumer, tracker: Default::default(), held, joined, lag })
+        })
+        .collect()
+}
+
+/// Builds a lane's consumer: a group member with manual offset *store* and automatic *commit* of stored offsets.
+fn build_consumer(
     config: &WorkerConfig,
-    metrics: &WorkerMetrics,
-    lag: LatestLag,
-    held: Arc<AtomicUsize>,
+    topic: &str,
+    group: &str,
+    context: WorkerContext,
 ) -> Result<Kafka, WorkerError> {
     let mut client = config.kafka.client_config();
     // A member that does not poll for max.poll.interval.ms is put out of its group. The receive loop polls even
@@ -36,7 +60,7 @@ pub(crate) fn build_consumer(
         client.set("group.instance.id", instance);
     }
     let consumer: Kafka = client
-        .set("group.id", &config.group)
+        .set("group.id", group)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
@@ -44,8 +68,8 @@ pub(crate) fn build_consumer(
         .set("fetch.wait.max.ms", config.fetch_wait.as_millis().to_string())
         .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
         .set("statistics.interval.ms", config.stats_interval.as_millis().to_string())
-        .create_with_context(WorkerContext { metrics: metrics.clone(), lag, held })?;
-    consumer.subscribe(&[&config.kafka.topic])?;
+        .create_with_context(context)?;
+    consumer.subscribe(&[topic])?;
     Ok(consumer)
 }
 
@@ -53,15 +77,19 @@ pub(crate) fn build_consumer(
 /// until its session times out). A worker that stops on purpose is not coming back soon, so it leaves explicitly:
 /// an unsubscribe sends LeaveGroup, and the group hands its partitions on at once. Waits (briefly) for the
 /// revocation that confirms it; a dynamic member leaves on close anyway.
-pub(crate) async fn leave_group(shared: &Shared, held: &AtomicUsize) {
+pub(crate) async fn leave_group(shared: &Shared) {
     if shared.config.instance_id.is_none() {
         return;
     }
-    shared.consumer.unsubscribe();
+    for lane in &shared.lanes {
+        lane.consumer.unsubscribe();
+    }
     let deadline = Instant::now() + Duration::from_secs(5);
     // Rebalance callbacks run inside recv(); messages still buffered are dropped unstored (redelivered, harmlessly).
-    while held.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-        let _ = tokio::time::timeout(Duration::from_millis(100), shared.consumer.recv()).await;
+    for lane in &shared.lanes {
+        while lane.held.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(100), lane.consumer.recv()).await;
+        }
+        log::info!("left group {} (static member {:?})", lane.group, shared.config.instance_id);
     }
-    log::info!("left group {} (static member {:?})", shared.config.group, shared.config.instance_id);
 }

@@ -9,7 +9,8 @@ use prometheus::{
 pub struct WorkerMetrics {
     /// The registry served at `/metrics`.
     pub registry: Registry,
-    /// `ackbox_worker_consumer_lag{partition}`: messages behind the partition end (from librdkafka statistics).
+    /// `ackbox_worker_consumer_lag{topic,partition}`: messages behind the partition end (from librdkafka statistics),
+    /// per priority lane's topic.
     pub consumer_lag: IntGaugeVec,
     /// `ackbox_worker_attempts_total`: attempts started (claims that applied).
     pub attempts: IntCounter,
@@ -51,7 +52,7 @@ impl WorkerMetrics {
                         "ackbox_worker_consumer_lag",
                         "Messages between the committed offset and the partition end.",
                     ),
-                    &["partition"],
+                    &["topic", "partition"],
                 )
                 .expect("valid metric"),
             ),

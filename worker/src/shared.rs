@@ -1,7 +1,8 @@
 //! State shared by the receive loop, the job tasks, the heartbeat and the completer.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex};
 
 use ackbox_db::db::PgPool;
 use ackbox_db::state::ClaimedJob;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::WorkerConfig;
+use crate::context::LatestLag;
 use crate::handler::{Effect, HandlerError, Registry};
 use crate::membership::Kafka;
 use crate::metrics::WorkerMetrics;
@@ -21,8 +23,7 @@ use crate::offsets::OffsetTracker;
 /// whose status is not yet written.
 pub(crate) struct Outcome {
     pub(crate) job: ClaimedJob,
-    pub(crate) partition: i32,
-    pub(crate) offset: i64,
+    pub(crate) at: Position,
     pub(crate) result: Result<serde_json::Value, HandlerError>,
     pub(crate) effects: Vec<Effect>,
     pub(crate) _permit: OwnedSemaphorePermit,
@@ -54,6 +55,30 @@ impl Running {
 /// and the one that replaced it), so everything is keyed by both.
 pub(crate) type AttemptKey = (Uuid, i32);
 
+/// Where a message was read: its lane (an index into [`Shared::lanes`]), partition and offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub(crate) lane: usize,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+}
+
+/// One priority lane: the topic its level's dispatches travel on (`ackbox_types::priority`), read by a consumer of
+/// its own in a group of its own, with its own in-flight offsets.
+pub(crate) struct Lane {
+    pub(crate) topic: String,
+    pub(crate) group: String,
+    pub(crate) consumer: Kafka,
+    pub(crate) tracker: Mutex<OffsetTracker>,
+    /// Partitions this lane's consumer holds now (a leaving static member waits for its revocation).
+    pub(crate) held: Arc<AtomicUsize>,
+    /// Whether the consumer has had its first assignment (possibly empty): until every lane has, the loop takes no
+    /// message, so a lower lane cannot start work while a higher one is still joining.
+    pub(crate) joined: Arc<AtomicBool>,
+    /// The latest per-partition lag from this consumer's statistics, until the lag reporter takes it.
+    pub(crate) lag: LatestLag,
+}
+
 /// State shared by the loop, the job tasks, the heartbeat and the completer.
 pub(crate) struct Shared {
     pub(crate) config: WorkerConfig,
@@ -61,9 +86,9 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     /// The registry's kinds, sorted: what this worker claims and registers (the registry never changes once running).
     pub(crate) kinds: Vec<String>,
-    pub(crate) consumer: Kafka,
+    /// The priority lanes, highest first: the loop always takes from the highest lane that has a message.
+    pub(crate) lanes: Vec<Lane>,
     pub(crate) metrics: WorkerMetrics,
-    pub(crate) tracker: Mutex<OffsetTracker>,
     /// Attempts this process runs. The heartbeat extends their leases and relays cancel requests to them.
     pub(crate) running: Mutex<HashMap<AttemptKey, Running>>,
     /// Wakes the heartbeat early (the cancel listener reconnected and may have missed requests).
@@ -76,23 +101,39 @@ impl Shared {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Marks messages done and stores whatever offsets that made storable, in one call.
-    pub(crate) fn finish(&self, done: impl IntoIterator<Item = (i32, i64)>) {
-        let mut tpl = TopicPartitionList::new();
-        {
-            let mut tracker = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
-            for (partition, offset) in done {
-                if let Some(next) = tracker.finish(partition, offset) {
-                    // A later finish of the same partition overwrites the earlier entry with a higher offset.
-                    let _ = tpl.add_partition_offset(&self.config.kafka.topic, partition, Offset::Offset(next));
+    /// Records messages as received and not done.
+    pub(crate) fn begin(&self, at: impl IntoIterator<Item = Position>) {
+        for p in at {
+            if let Some(lane) = self.lanes.get(p.lane) {
+                lane.tracker.lock().unwrap_or_else(|e| e.into_inner()).begin(p.partition, p.offset);
+            }
+        }
+    }
+
+    /// Marks messages done and stores whatever offsets that made storable, one call per lane.
+    pub(crate) fn finish(&self, done: impl IntoIterator<Item = Position>) {
+        let mut lists: Vec<TopicPartitionList> = self.lanes.iter().map(|_| TopicPartitionList::new()).collect();
+        for p in done {
+            let (Some(lane), Some(tpl)) = (self.lanes.get(p.lane), lists.get_mut(p.lane)) else { continue };
+            let next = lane.tracker.lock().unwrap_or_else(|e| e.into_inner()).finish(p.partition, p.offset);
+            if let Some(next) = next {
+                // A later finish of the same partition overwrites the earlier entry with a higher offset.
+                let _ = tpl.add_partition_offset(&lane.topic, p.partition, Offset::Offset(next));
+            }
+        }
+        for (lane, tpl) in self.lanes.iter().zip(lists) {
+            if tpl.count() > 0 {
+                // Fails only for partitions no longer assigned to us; their new owner redelivers, which fencing
+                // absorbs.
+                if let Err(e) = lane.consumer.store_offsets(&tpl) {
+                    log::debug!("storing offsets of {} skipped: {e}", lane.topic);
                 }
             }
         }
-        if tpl.count() > 0 {
-            // Fails only for partitions no longer assigned to us; their new owner redelivers, which fencing absorbs.
-            if let Err(e) = self.consumer.store_offsets(&tpl) {
-                log::debug!("storing offsets skipped: {e}");
-            }
-        }
+    }
+
+    /// Every lane has had its first assignment.
+    pub(crate) fn joined(&self) -> bool {
+        self.lanes.iter().all(|l| l.joined.load(std::sync::atomic::Ordering::SeqCst))
     }
 }

@@ -2,7 +2,7 @@
 //! transaction before the 202 is sent, so every id we hand out can be read back at once.
 
 use ackbox_db::models::job::Schedule;
-use ackbox_db::models::NewJob;
+use ackbox_db::models::{NewJob, Priority};
 use ackbox_db::state::Submitted;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -59,6 +59,26 @@ pub struct SubmitJob {
     #[schema(minimum = 1, maximum = 86_400_000, value_type = Option<i64>)]
     #[serde(default, deserialize_with = "integral64")]
     pub timeout_ms: Option<i64>,
+    /// `high`, `normal` (the default) or `low`. Whenever work waits, a higher priority is dispatched and claimed
+    /// first: high jobs overtake normal and low ones submitted earlier (each level travels on a Kafka topic of its
+    /// own, and workers read the highest first). Within a level, jobs keep their order.
+    #[schema(value_type = Option<String>, pattern = "^(high|normal|low)$", example = "high")]
+    #[serde(default, deserialize_with = "priority")]
+    pub priority: Option<Priority>,
+}
+
+/// An optional priority by name; the error names the field and the levels.
+fn priority<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Priority>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(raw)) => {
+            raw.parse().map(Some).map_err(|e| D::Error::custom(format!("priority: {e}")))
+        }
+        Some(other) => {
+            Err(D::Error::custom(format!("priority: expected \"high\", \"normal\" or \"low\", not {other}")))
+        }
+    }
 }
 
 /// An optional RFC 3339 time; the error names the field (chrono's own message does not).
@@ -114,6 +134,13 @@ struct Canonical<'a> {
     schedule: Option<&'a ackbox_db::models::job::Schedule>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timeout_ms: Option<i32>,
+    // Normal is left out, so a request that does not ask for a priority fingerprints as it did before priorities.
+    #[serde(skip_serializing_if = "is_normal")]
+    priority: Priority,
+}
+
+fn is_normal(p: &Priority) -> bool {
+    *p == Priority::Normal
 }
 
 impl SubmitJob {
@@ -181,7 +208,7 @@ impl SubmitJob {
         job.not_before = due.filter(|due| *due > now);
         job.schedule = schedule;
         job.timeout_ms = timeout_ms;
-        Ok(job)
+        Ok(job.with_priority(self.priority.unwrap_or_default()))
     }
 }
 
@@ -209,6 +236,7 @@ pub fn fingerprint(job: &NewJob) -> Vec<u8> {
         max_attempts: job.max_attempts,
         schedule: job.schedule.as_ref(),
         timeout_ms: job.timeout_ms,
+        priority: Priority::from_i16(job.priority_level),
     };
     Sha256::digest(serde_json::to_vec(&canonical).unwrap_or_default()).to_vec()
 }

@@ -1,5 +1,5 @@
 //! Per-job options of `POST /v1/jobs`: `run_at` / `delay_ms` (accepted and readable at once, dispatched when due)
-//! and `timeout_ms`, with the rules that bound them.
+//! `timeout_ms` and `priority`, with the rules that bound them.
 
 use chrono::{DateTime, Utc};
 
@@ -111,4 +111,52 @@ async fn a_retried_delayed_submit_is_the_same_request_and_another_delay_is_not()
     let clash = app.post("/v1/jobs").header("idempotency-key", "d-1").json(&other).send().await.expect("POST");
     assert_problem(clash, 422, "/problems/validation").await;
     assert_eq!(app.row_counts().await, (1, 1));
+}
+
+#[actix_web::test]
+async fn a_priority_is_kept_on_the_job_and_its_dispatch_and_shown_in_the_document() {
+    let app = spawn_app().await;
+    let high: serde_json::Value =
+        app.post_job(serde_json::json!({"kind": "echo", "priority": "high"})).await.json().await.expect("json");
+    let plain: serde_json::Value = app.post_job(serde_json::json!({"kind": "echo"})).await.json().await.expect("json");
+    assert_eq!(high["priority"], "high");
+    assert_eq!(plain["priority"], "normal", "the default");
+    let id: uuid::Uuid = high["id"].as_str().expect("id").parse().expect("uuid");
+    let got: serde_json::Value =
+        app.get(&format!("/v1/jobs/{id}")).send().await.expect("GET").json().await.expect("json");
+    assert_eq!(got["priority"], "high");
+    let outbox_priority: i16 = app
+        .with_db(move |c| {
+            use ackbox_db::schema::outbox::dsl as o;
+            use diesel::prelude::*;
+            o::outbox.filter(o::aggregate_id.eq(id)).select(o::priority).first(c).expect("outbox row")
+        })
+        .await;
+    assert_eq!(outbox_priority, 2, "the dispatch row carries it, for the relay");
+
+    // Asking for it changes the request: the same Idempotency-Key with another priority is refused.
+    let first = app.post("/v1/jobs").header("idempotency-key", "p-1").json(&serde_json::json!({"kind": "echo"}));
+    assert_eq!(first.send().await.expect("POST").status().as_u16(), 202);
+    let other = serde_json::json!({"kind": "echo", "priority": "low"});
+    let clash = app.post("/v1/jobs").header("idempotency-key", "p-1").json(&other).send().await.expect("POST");
+    assert_problem(clash, 422, "/problems/validation").await;
+    // Saying "normal" is the same request as saying nothing.
+    let same = serde_json::json!({"kind": "echo", "priority": "normal"});
+    let replay = app.post("/v1/jobs").header("idempotency-key", "p-1").json(&same).send().await.expect("POST");
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+}
+
+#[actix_web::test]
+async fn an_unknown_priority_is_422_naming_the_field_and_writes_nothing() {
+    let app = spawn_app().await;
+    for bad in [serde_json::json!("urgent"), serde_json::json!(9), serde_json::json!("HIGH")] {
+        let body = serde_json::json!({"kind": "echo", "priority": bad});
+        let problem = assert_problem(app.post_job(body.clone()).await, 422, "/problems/validation").await;
+        assert!(problem["detail"].as_str().expect("detail").contains("priority"), "{body}: {problem}");
+    }
+    let batch = serde_json::json!({"jobs": [{"kind": "echo"}, {"kind": "echo", "priority": "urgent"}]});
+    let resp = app.post("/v1/jobs/batch").json(&batch).send().await.expect("POST");
+    let problem = assert_problem(resp, 422, "/problems/validation").await;
+    assert!(problem["detail"].as_str().expect("detail").contains("jobs[1]: priority"), "{problem}");
+    assert_eq!(app.row_counts().await, (0, 0), "nothing was written");
 }

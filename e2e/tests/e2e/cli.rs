@@ -24,6 +24,13 @@ fn submit_waits_for_the_job_and_reports_its_outcome_in_the_exit_code() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(doc["status"], "succeeded");
     assert_eq!(doc["result"], serde_json::json!({"x": [1, 2]}));
+    assert_eq!(doc["priority"], "normal");
+
+    // --priority reaches the job, which runs through its lane.
+    let out = ackbox(&stack, &["submit", "echo", "--priority", "high", "--wait", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((doc["status"].as_str(), doc["priority"].as_str()), (Some("succeeded"), Some("high")));
 
     // A job that fails ends the command non-zero, with the error.
     let out = ackbox(&stack, &["submit", "fail", "--payload", r#"{"times": 9}"#, "--max-attempts", "1", "--wait"]);

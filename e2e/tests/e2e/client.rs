@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ackbox_client::{BatchJob, Client, Error, JobStatus, ListOptions, SubmitOptions};
+use ackbox_client::{BatchJob, Client, Error, JobStatus, ListOptions, Priority, SubmitOptions};
 use ackbox_e2e::Stack;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -29,6 +29,15 @@ fn the_client_submits_waits_reads_results_lists_and_cancels_against_a_running_st
             s: String,
         }
         assert_eq!(client.result::<Out>(job.id).await.expect("result"), Out { n: 7, s: "x".into() });
+
+        // priority: a high and a low job each travel their own lane (topic) through relay and worker.
+        for priority in [Priority::High, Priority::Low] {
+            let opts = SubmitOptions { priority: Some(priority), ..Default::default() };
+            let job = client.submit_with("echo", serde_json::json!({"p": 1}), &opts).await.expect("submit");
+            assert_eq!(job.priority, priority);
+            let done = client.wait(job.id, Duration::from_secs(60)).await.expect("wait");
+            assert_eq!((done.status, done.priority), (JobStatus::Succeeded, priority));
+        }
 
         // list with a filter finds it; the page is typed.
         let page = client

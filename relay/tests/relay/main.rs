@@ -5,6 +5,7 @@ mod helpers;
 mod long_transaction;
 mod no_skip;
 mod ops;
+mod priority;
 mod publish;
 mod rescue_load;
 mod retention;

@@ -163,13 +163,16 @@ fn the_relay_creates_its_topic_with_the_configured_partitions() {
 
     // Act 2: what the relay does at start-up, then a round.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(ackbox_runtime::kafka::ensure_topic(&kafka, &kafka.topic, cfg.partitions, 1)).expect("ensure topic");
+    rt.block_on(ackbox_runtime::kafka::ensure_lanes(&kafka, cfg.partitions, 1)).expect("ensure topic");
     let ids = submit(&db, &kafka.topic, 6);
     let relay = relay(&db, cfg);
     let round = relay.round().expect("round");
 
-    // Assert 2: the configured count, and the rows went out.
+    // Assert 2: the configured count, for the topic and its priority lanes, and the rows went out.
     assert_eq!(partitions_of(&kafka, &kafka.topic), Some(3));
+    for lane in [".high", ".low"] {
+        assert_eq!(partitions_of(&kafka, &format!("{}{lane}", kafka.topic)), Some(3), "lane {lane}");
+    }
     assert_eq!(round.published, ids.len(), "{round:?}");
 }
 

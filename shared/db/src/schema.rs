@@ -27,6 +27,7 @@ diesel::table! {
         traceparent -> Nullable<Text>,
         tracestate -> Nullable<Text>,
         timeout_ms -> Nullable<Int4>,
+        priority -> Int2,
     }
 }
 
@@ -44,6 +45,7 @@ diesel::table! {
         attempts -> Int4,
         last_error -> Nullable<Text>,
         dead_at -> Nullable<Timestamptz>,
+        priority -> Int2,
     }
 }
 

@@ -28,6 +28,7 @@ use crate::models::{Job, JobError, JobStatus, NewJob, TraceContext};
 use crate::outbox;
 use crate::schema::jobs;
 use ackbox_types::envelope::Envelope;
+use ackbox_types::priority::Priority;
 
 /// Inserts a new `queued` job and its first dispatch message in ONE transaction and returns the committed row.
 /// When this returns `Ok`, the id is durable and may be handed to the client.
@@ -52,7 +53,10 @@ pub fn submit_many(conn: &mut PgConnection, news: &[NewJob], topic: &str) -> Que
     let rows: Vec<_> = jobs
         .iter()
         // A scheduled job's first dispatch is due when the job is: the relay publishes it then.
-        .map(|j| outbox::message(topic, &Envelope::new(j.id, &j.kind, 1), j.trace_context().as_ref(), j.not_before))
+        .map(|j| {
+            let envelope = Envelope::new(j.id, &j.kind, 1);
+            outbox::message(topic, &envelope, j.trace_context().as_ref(), j.not_before, j.priority())
+        })
         .collect();
     outbox::enqueue_many(conn, &rows)?;
     Ok(jobs)
@@ -186,6 +190,8 @@ const RETRY_FILTER_SQL: &str = "status = 'failed' AND finished_at < $4
 struct Requeued {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::SmallInt)]
+    priority: i16,
     #[diesel(sql_type = diesel::sql_types::Text)]
     kind: String,
     #[diesel(sql_type = Int4)]
@@ -232,7 +238,7 @@ pub fn retry_failed_many(
                 SET status = 'queued', max_attempts = greatest(max_attempts, attempts + 1), finished_at = NULL,
                     not_before = NULL, lease_expires_at = NULL, cancel_requested_at = NULL, updated_at = now()
               WHERE id IN (SELECT id FROM picked) AND status = 'failed'
-          RETURNING id, kind, attempts, traceparent, tracestate,
+          RETURNING id, kind, attempts, traceparent, tracestate, priority,
                     coalesce((SELECT o.topic FROM outbox o WHERE o.aggregate_id = jobs.id ORDER BY o.id DESC LIMIT 1),
                              $6) AS topic"
         ))
@@ -247,7 +253,8 @@ pub fn retry_failed_many(
             .iter()
             .map(|r| {
                 let trace = TraceContext::from_columns(r.traceparent.as_deref(), r.tracestate.as_deref());
-                outbox::message(&r.topic, &Envelope::new(r.id, &r.kind, r.attempts + 1), trace.as_ref(), None)
+                let envelope = Envelope::new(r.id, &r.kind, r.attempts + 1);
+                outbox::message(&r.topic, &envelope, trace.as_ref(), None, Priority::from_i16(r.priority))
             })
             .collect();
         outbox::enqueue_many(conn, &messages)?;
@@ -455,6 +462,8 @@ pub struct Success {
 struct RetryRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
     kind: String,
+    #[diesel(sql_type = diesel::sql_types::SmallInt)]
+    priority: i16,
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     not_before: DateTime<Utc>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
@@ -544,7 +553,7 @@ pub fn fail(
                     not_before = now() + $4 * interval '1 millisecond'
               WHERE id = $1 AND status = 'running' AND attempts = $2 AND attempts < max_attempts
                 AND cancel_requested_at IS NULL
-          RETURNING kind, not_before, traceparent, tracestate",
+          RETURNING kind, not_before, traceparent, tracestate, priority",
         )
         .bind::<SqlUuid, _>(id)
         .bind::<Int4, _>(attempt)
@@ -559,6 +568,7 @@ pub fn fail(
                 &Envelope::new(id, &row.kind, attempt + 1),
                 row.trace().as_ref(),
                 Some(row.not_before),
+                Priority::from_i16(row.priority),
             )?;
             return Ok(FailOutcome::Retried { not_before: row.not_before });
         }
@@ -639,6 +649,7 @@ pub fn retry_failed(conn: &mut PgConnection, id: Uuid, topic: &str) -> QueryResu
                 &Envelope::new(job.id, &job.kind, attempt),
                 job.trace_context().as_ref(),
                 None,
+                job.priority(),
             )?;
             return Ok(RetryOutcome::Requeued { job, attempt });
         }
@@ -734,6 +745,8 @@ pub const MAX_REDISPATCH_EXPONENT: i32 = 6;
 struct RescuedRow {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::SmallInt)]
+    priority: i16,
     #[diesel(sql_type = diesel::sql_types::Text)]
     kind: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -747,8 +760,11 @@ struct RescuedRow {
 }
 
 impl RescuedRow {
-    fn trace(&self) -> Option<TraceContext> {
-        TraceContext::from_columns(self.traceparent.as_deref(), self.tracestate.as_deref())
+    /// Dispatches the job's next attempt, at its priority.
+    fn enqueue(&self, conn: &mut PgConnection, topic: &str) -> QueryResult<()> {
+        let trace = TraceContext::from_columns(self.traceparent.as_deref(), self.tracestate.as_deref());
+        let envelope = Envelope::new(self.id, &self.kind, self.attempts + 1);
+        outbox::enqueue(conn, topic, &envelope, trace.as_ref(), None, Priority::from_i16(self.priority))
     }
 }
 
@@ -809,13 +825,13 @@ pub fn rescue_leases(conn: &mut PgConnection, limit: i64, topic: &str) -> QueryR
                     lease_expires_at = NULL, not_before = NULL, updated_at = now()
                FROM expired
               WHERE j.id = expired.id
-          RETURNING j.id, j.kind, j.status, j.attempts, j.traceparent, j.tracestate",
+          RETURNING j.id, j.kind, j.status, j.attempts, j.traceparent, j.tracestate, j.priority",
         )
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load(conn)?;
         for row in &expired {
             if row.status == JobStatus::Queued {
-                outbox::enqueue(conn, topic, &Envelope::new(row.id, &row.kind, row.attempts + 1), row.trace().as_ref(), None)?;
+                row.enqueue(conn, topic)?;
                 report.requeued += 1;
             } else if row.status == JobStatus::Cancelled {
                 // A cancel was requested and the attempt died: it ends as asked.
@@ -867,13 +883,13 @@ pub fn rescue_dispatches(
                     FOR UPDATE OF j SKIP LOCKED)
              UPDATE jobs j SET last_dispatched_at = now(), redispatches = j.redispatches + 1, dispatch_skipped_at = NULL
                FROM stale WHERE j.id = stale.id
-          RETURNING j.id, j.kind, j.status, j.attempts, j.traceparent, j.tracestate"
+          RETURNING j.id, j.kind, j.status, j.attempts, j.traceparent, j.tracestate, j.priority"
         ))
         .bind::<diesel::sql_types::Double, _>(dispatch_timeout.as_secs_f64() * 1000.0)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load(conn)?;
         for row in &stale {
-            outbox::enqueue(conn, topic, &Envelope::new(row.id, &row.kind, row.attempts + 1), row.trace().as_ref(), None)?;
+            row.enqueue(conn, topic)?;
         }
         Ok(Some(stale.len()))
     })

@@ -74,6 +74,30 @@ pub async fn ensure_topic_retrying(cfg: &KafkaConfig, partitions: i32, replicati
     crate::retry::retry_forever(&what, backoff, || ensure_topic(cfg, &cfg.topic, partitions, replication)).await
 }
 
+/// [`ensure_topic_retrying`] for every priority lane of `cfg.topic` (itself, `.high` and `.low`, see
+/// `ackbox_types::priority`): the relay creates them all, so a worker finds every lane it reads.
+pub async fn ensure_lanes_retrying(cfg: &KafkaConfig, partitions: i32, replication: i32) {
+    for lane in lanes(cfg) {
+        ensure_topic_retrying(&lane, partitions, replication).await;
+    }
+}
+
+/// [`ensure_topic`] for every priority lane of `cfg.topic`.
+pub async fn ensure_lanes(cfg: &KafkaConfig, partitions: i32, replication: i32) -> Result<(), TopicError> {
+    for lane in lanes(cfg) {
+        ensure_topic(&lane, &lane.topic, partitions, replication).await?;
+    }
+    Ok(())
+}
+
+/// `cfg` once per priority lane, highest first, each naming the lane's topic.
+pub fn lanes(cfg: &KafkaConfig) -> Vec<KafkaConfig> {
+    ackbox_types::priority::Priority::HIGHEST_FIRST
+        .iter()
+        .map(|p| KafkaConfig { topic: p.lane_topic(&cfg.topic), ..cfg.clone() })
+        .collect()
+}
+
 /// How many partitions `topic` has, or `None` when the broker does not know it. A failure to reach the brokers
 /// carries librdkafka's reason when it gave one.
 pub async fn partition_count(cfg: &KafkaConfig, topic: &str) -> Result<Option<usize>, TopicError> {
@@ -84,11 +108,21 @@ pub async fn partition_count(cfg: &KafkaConfig, topic: &str) -> Result<Option<us
     }
 }
 
-/// Waits until the topic exists, and returns its partition count. The relay is the one component that creates
+/// Waits until the topic and its priority lanes (see [`lanes`]) exist, and returns the smallest partition count among
+/// them. The relay is the one component that creates
 /// topics, so a worker that starts first waits for it here, saying so (and naming `KAFKA_BROKERS` when the brokers
 /// cannot be reached). A topic with fewer partitions than `max_consumers` gets a warning: Kafka gives each
 /// partition to one consumer of the group, so the consumers beyond the partition count would sit idle.
 pub async fn wait_for_topic(cfg: &KafkaConfig, max_consumers: Option<u32>) -> usize {
+    let mut fewest = usize::MAX;
+    for lane in lanes(cfg) {
+        fewest = fewest.min(wait_for_one(&lane, max_consumers).await);
+    }
+    fewest
+}
+
+/// [`wait_for_topic`] for one topic.
+async fn wait_for_one(cfg: &KafkaConfig, max_consumers: Option<u32>) -> usize {
     let what = format!("looking up topic {} at KAFKA_BROKERS={}", cfg.topic, cfg.brokers);
     let backoff = crate::retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let partitions = crate::retry::retry_forever(&what, backoff, || async {

@@ -339,11 +339,12 @@ pub fn consume(cfg: &KafkaConfig, topic: &str, count: usize, deadline: std::time
     out
 }
 
-/// Creates a fresh topic with `partitions` partitions on the test broker and returns its config.
+/// Creates a fresh topic with `partitions` partitions on the test broker, with its priority lanes (`.high`, `.low`:
+/// a worker reads all three), and returns its config.
 pub fn fresh_topic(prefix: &str, partitions: i32) -> KafkaConfig {
     let cfg = kafka_config(&unique_topic(prefix));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(ackbox_runtime::kafka::ensure_topic(&cfg, &cfg.topic, partitions, 1))
+    rt.block_on(ackbox_runtime::kafka::ensure_lanes(&cfg, partitions, 1))
         .unwrap_or_else(|e| panic!("create test topic {} on {}: {e}", cfg.topic, cfg.brokers));
     cfg
 }

@@ -32,6 +32,19 @@ pub fn start_with_config(registry: Registry, tweak: impl FnOnce(&mut WorkerConfi
     start_with(registry, w.0, w.1, w.2)
 }
 
+/// A worker's configuration, database and topic, for a test that prepares them before the worker starts
+/// ([`start_prepared`]).
+pub fn prepare(tweak: impl FnOnce(&mut WorkerConfig)) -> (WorkerConfig, TestDb, KafkaConfig) {
+    let mut w = start_config();
+    tweak(&mut w.0);
+    w
+}
+
+/// Starts the worker of [`prepare`].
+pub fn start_prepared(registry: Registry, (config, db, kafka): (WorkerConfig, TestDb, KafkaConfig)) -> TestWorker {
+    start_with(registry, config, db, kafka)
+}
+
 fn start_config() -> (WorkerConfig, TestDb, KafkaConfig) {
     let db = TestDb::new();
     let kafka = fresh_topic("worker", 1);

@@ -86,7 +86,7 @@ fn the_worker_serves_metrics_and_health() {
     let body = wait_for("outcome and lag metrics", DEADLINE, || {
         let body = reqwest::blocking::get(format!("http://{addr}/metrics")).ok()?.text().ok()?;
         (body.contains("ackbox_worker_outcomes_total{outcome=\"succeeded\"} 1")
-            && body.contains("ackbox_worker_consumer_lag{partition=\"0\"}"))
+            && body.contains(&format!("ackbox_worker_consumer_lag{{partition=\"0\",topic=\"{}\"}}", w.kafka.topic)))
         .then_some(body)
     });
     assert!(body.contains("ackbox_worker_time_to_start_seconds_count 1"), "{body}");

@@ -7,5 +7,6 @@ mod failures;
 mod helpers;
 mod leases;
 mod poison;
+mod priority;
 mod slots;
 mod trace;

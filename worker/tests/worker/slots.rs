@@ -30,5 +30,5 @@ fn a_worker_whose_slots_are_full_for_longer_than_the_poll_interval_stays_in_its_
     }
     let m = &w.metrics;
     assert_eq!(m.rebalances.with_label_values(&["revoke"]).get(), 0, "the worker never lost its partitions");
-    assert_eq!(m.rebalances.with_label_values(&["assign"]).get(), 1, "one assignment, at start");
+    assert_eq!(m.rebalances.with_label_values(&["assign"]).get(), 3, "one assignment per priority lane, at start");
 }

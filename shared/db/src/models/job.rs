@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::schema::jobs;
 
+pub use ackbox_types::priority::Priority;
 pub use ackbox_types::status::{JobError, JobStatus, UnknownStatus};
 pub use ackbox_types::trace::TraceContext;
 
@@ -58,6 +59,9 @@ pub struct Job {
     pub tracestate: Option<String>,
     /// The handler timeout the submitter asked for (`None`: the worker's default).
     pub timeout_ms: Option<i32>,
+    /// Priority (`Priority::as_i16`): chooses the topic of every dispatch; see [`Job::priority`].
+    #[diesel(column_name = priority)]
+    pub priority_level: i16,
 }
 
 /// A job to insert; the database fills status (`queued`), counters and timestamps.
@@ -82,6 +86,9 @@ pub struct NewJob {
     pub not_before: Option<DateTime<Utc>>,
     /// The handler timeout the submitter asked for.
     pub timeout_ms: Option<i32>,
+    /// Priority (`Priority::as_i16`).
+    #[diesel(column_name = priority)]
+    pub priority_level: i16,
     /// The schedule as the request said it (relative or absolute), for the Idempotency-Key fingerprint: a retried
     /// `delay_ms` request is the same request, though its `not_before` differs.
     #[diesel(skip_insertion)]
@@ -114,6 +121,7 @@ impl NewJob {
             tracestate: None,
             not_before: None,
             timeout_ms: None,
+            priority_level: Priority::Normal.as_i16(),
             schedule: None,
         }
     }
@@ -121,6 +129,12 @@ impl NewJob {
     /// The same job, carrying `trace` (the submit span's context) into every dispatch.
     pub fn with_trace(mut self, trace: Option<TraceContext>) -> Self {
         (self.traceparent, self.tracestate) = trace.map_or((None, None), |t| (Some(t.traceparent), t.tracestate));
+        self
+    }
+
+    /// The same job at `priority`.
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority_level = priority.as_i16();
         self
     }
 
@@ -132,6 +146,11 @@ impl NewJob {
 }
 
 impl Job {
+    /// The job's priority.
+    pub fn priority(&self) -> Priority {
+        Priority::from_i16(self.priority_level)
+    }
+
     /// The submit's trace context, which every dispatch of this job carries (None for jobs from before migration 7).
     pub fn trace_context(&self) -> Option<TraceContext> {
         TraceContext::from_columns(self.traceparent.as_deref(), self.tracestate.as_deref())

@@ -7,5 +7,5 @@ pub mod job_kind;
 pub mod outbox;
 pub mod tenant;
 
-pub use job::{Job, JobError, JobStatus, NewJob, TraceContext, DEFAULT_TENANT};
+pub use job::{Job, JobError, JobStatus, NewJob, Priority, TraceContext, DEFAULT_TENANT};
 pub use outbox::{NewOutboxMessage, OutboxMessage};

@@ -34,6 +34,9 @@ pub struct OutboxMessage {
     pub last_error: Option<String>,
     /// Set when the broker refused the row for good; the relay no longer claims it.
     pub dead_at: Option<DateTime<Utc>>,
+    /// The job's priority when the row was written (`ackbox_types::priority::Priority::as_i16`): due rows are
+    /// published highest first, onto the level's topic.
+    pub priority: i16,
 }
 
 /// An outbox row to insert.
@@ -52,4 +55,6 @@ pub struct NewOutboxMessage {
     pub headers: serde_json::Value,
     /// Not produced before (retry backoff); `None` = now.
     pub available_at: Option<DateTime<Utc>>,
+    /// The job's priority (`Priority::as_i16`).
+    pub priority: i16,
 }

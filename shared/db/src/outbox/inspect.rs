@@ -97,11 +97,11 @@ pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<OutboxMessag
 /// Returns the new row, or `None` if `id` does not exist.
 pub fn replay(conn: &mut PgConnection, id: i64) -> QueryResult<Option<OutboxMessage>> {
     diesel::sql_query(
-        "INSERT INTO outbox (aggregate_id, topic, key, payload, headers)
-         SELECT aggregate_id, topic, key, payload, headers || jsonb_build_object('ackbox-replay-of', id::text)
+        "INSERT INTO outbox (aggregate_id, topic, key, payload, headers, priority)
+         SELECT aggregate_id, topic, key, payload, headers || jsonb_build_object('ackbox-replay-of', id::text), priority
            FROM outbox WHERE id = $1
       RETURNING id, aggregate_id, topic, key, payload, headers, created_at, available_at, published_at, attempts,
-                last_error",
+                last_error, priority",
     )
     .bind::<BigInt, _>(id)
     .get_result::<ReplayedRow>(conn)
@@ -133,6 +133,8 @@ struct ReplayedRow {
     attempts: i32,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     last_error: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::SmallInt)]
+    priority: i16,
 }
 
 impl ReplayedRow {
@@ -151,6 +153,7 @@ impl ReplayedRow {
             last_error: self.last_error,
             // A replay is a new row: never dead.
             dead_at: None,
+            priority: self.priority,
         }
     }
 }

@@ -12,6 +12,7 @@ use diesel::sql_types::{Array, BigInt, Text};
 use crate::models::{NewOutboxMessage, OutboxMessage, TraceContext};
 use crate::schema::outbox;
 use ackbox_types::envelope::Envelope;
+use ackbox_types::priority::Priority;
 
 /// Longest delivery backoff after repeated failures: 2^6 s.
 pub const MAX_BACKOFF_EXPONENT: i32 = 6;
@@ -25,8 +26,9 @@ pub fn enqueue(
     envelope: &Envelope,
     trace: Option<&TraceContext>,
     available_at: Option<DateTime<Utc>>,
+    priority: Priority,
 ) -> QueryResult<()> {
-    let row = message(topic, envelope, trace, available_at);
+    let row = message(topic, envelope, trace, available_at, priority);
     diesel::insert_into(outbox::table).values(&row).execute(conn).map(|_| ())
 }
 
@@ -39,12 +41,13 @@ pub fn enqueue_many(conn: &mut PgConnection, rows: &[NewOutboxMessage]) -> Query
 }
 
 /// The outbox row that dispatches `envelope`: keyed by the job id, its headers naming the kind and attempt and
-/// carrying the job's trace context.
+/// carrying the job's trace context, at the job's `priority` (the relay publishes it onto that level's topic).
 pub fn message(
     topic: &str,
     envelope: &Envelope,
     trace: Option<&TraceContext>,
     available_at: Option<DateTime<Utc>>,
+    priority: Priority,
 ) -> NewOutboxMessage {
     let mut headers = serde_json::json!({
         "content-type": "application/json",
@@ -63,10 +66,12 @@ pub fn message(
         payload: envelope.to_json(),
         headers,
         available_at,
+        priority: priority.as_i16(),
     }
 }
 
-/// Locks up to `limit` unpublished rows that are due, oldest first, skipping rows another relay holds. The locks last
+/// Locks up to `limit` unpublished rows that are due, highest priority first and oldest first within a priority
+/// (`outbox_unpublished_priority_idx`), skipping rows another relay holds. The locks last
 /// until the caller's transaction ends, so call it inside one and mark the rows before committing.
 pub fn claim_batch(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<OutboxMessage>> {
     claim_statement(limit).load(conn)
@@ -81,7 +86,7 @@ pub fn claim_statement(
         .filter(outbox::published_at.is_null())
         .filter(outbox::dead_at.is_null())
         .filter(outbox::available_at.le(now))
-        .order(outbox::id)
+        .order((outbox::priority.desc(), outbox::id))
         .limit(limit)
         .for_update()
         .skip_locked()

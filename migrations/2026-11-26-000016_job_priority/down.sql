@@ -1,0 +1,2 @@
+ALTER TABLE outbox DROP COLUMN priority;
+ALTER TABLE jobs DROP COLUMN priority;

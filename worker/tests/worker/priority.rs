@@ -1,0 +1,52 @@
+//! Priority lanes: under a backlog, a worker takes high-priority dispatches before normal ones, and normal ones
+//! before low ones, whatever order they were submitted in.
+
+use ackbox_db::models::{JobStatus, NewJob, Priority};
+use ackbox_runtime::kafka::KafkaConfig;
+use ackbox_testing::dispatch;
+use uuid::Uuid;
+
+use crate::helpers::{prepare, start_prepared};
+
+#[test]
+fn under_a_backlog_high_priority_jobs_start_before_normal_and_low_ones_submitted_earlier() {
+    // Arrange: one slot, and a backlog already in Kafka before the worker starts: low jobs submitted first, then
+    // normal, then high, each dispatched on its level's topic as the relay does.
+    let (config, db, kafka) = prepare(|c| {
+        c.concurrency = 1;
+        c.batch = 1;
+    });
+    let submit = |priority: Priority, n: usize| -> Vec<Uuid> {
+        (0..n)
+            .map(|_| {
+                let job = NewJob::new("sleep", serde_json::json!({"ms": 20}), 1).with_priority(priority);
+                let id = ackbox_db::state::submit(&mut db.conn(), &job, &kafka.topic).expect("submit").id;
+                let lane = KafkaConfig { topic: priority.lane_topic(&kafka.topic), ..kafka.clone() };
+                dispatch(&lane, id, "sleep", 1);
+                id
+            })
+            .collect()
+    };
+    let low = submit(Priority::Low, 4);
+    let normal = submit(Priority::Normal, 6);
+    let high = submit(Priority::High, 3);
+
+    // Act: the worker drains the backlog one job at a time.
+    let w = start_prepared(ackbox_worker::handlers::builtin(), (config, db, kafka));
+    let started = |ids: &[Uuid]| -> Vec<chrono::DateTime<chrono::Utc>> {
+        ids.iter()
+            .map(|id| {
+                let job = w.wait_terminal(*id);
+                assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+                job.started_at.expect("started")
+            })
+            .collect()
+    };
+    let (high, normal, low) = (started(&high), started(&normal), started(&low));
+
+    // Assert: every high job started before any normal one, and every normal one before any low one.
+    let (last_high, first_normal) = (high.iter().max().expect("high"), normal.iter().min().expect("normal"));
+    assert!(last_high < first_normal, "high {high:?} vs normal {normal:?}");
+    let (last_normal, first_low) = (normal.iter().max().expect("normal"), low.iter().min().expect("low"));
+    assert!(last_normal < first_low, "normal {normal:?} vs low {low:?}");
+}
