@@ -69,6 +69,9 @@ pub struct StatusDocument {
     #[schema(value_type = String, pattern = "^(high|normal|low)$", example = "normal")]
     #[serde(default)]
     pub priority: Priority,
+    /// The queue it belongs to.
+    #[serde(default)]
+    pub queue: String,
     /// Output once succeeded.
     pub result: Option<serde_json::Value>,
     /// Last failure (`{"code", "message"}`).
@@ -86,8 +89,8 @@ pub struct StatusDocument {
     pub overdue: bool,
     /// What to do about an overdue job (null otherwise).
     pub overdue_message: Option<String>,
-    /// Why a queued job is not running yet, when Ackbox knows (null otherwise): no live worker runs its kind (as of
-    /// the last 10 s), or a worker without a handler for its kind received it. The job stays safely queued either way
+    /// Why a queued job is not running yet, when Ackbox knows (null otherwise): its queue is paused, no live worker
+    /// runs its kind (both as of the last 10 s), or a worker without a handler for its kind received it. The job stays safely queued either way
     /// and runs once a worker with the kind is up.
     pub waiting_reason: Option<String>,
     /// Where to look next.
@@ -135,6 +138,12 @@ pub fn due_since(job: &Job) -> DateTime<Utc> {
 fn waiting_reason(job: &Job, estimates: &Estimates) -> Option<String> {
     if job.status != JobStatus::Queued {
         return None;
+    }
+    if estimates.queue_is_paused(&job.queue) {
+        return Some(format!(
+            "its queue {:?} is paused: the job waits safely and runs once the queue is resumed (ackbox queues resume)",
+            job.queue
+        ));
     }
     if estimates.kind_is_live(&job.kind) == Some(false) {
         return Some(format!(
@@ -210,6 +219,7 @@ impl StatusDocument {
             not_before: job.not_before.filter(|_| job.status == JobStatus::Queued),
             timeout_ms: job.timeout_ms,
             priority: Priority::from_i16(job.priority_level),
+            queue: job.queue,
             result: job.result,
             error: job.error,
             progress: job.progress,

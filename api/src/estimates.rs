@@ -1,6 +1,6 @@
 //! Retry-After estimates: the observed medians per kind, refreshed by the background thread (`live.rs`) from
 //! `ackbox_db::models::job::recent_medians`, and which kinds some live worker runs (`job_kind::live`), for the status
-//! document's `waiting_reason`. Both are at most one refresh (10 s) old.
+//! document's `waiting_reason`, with the paused queues. Both are at most one refresh (10 s) old.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
@@ -13,6 +13,8 @@ pub struct Estimates {
     by_kind: RwLock<HashMap<String, (f64, f64)>>,
     /// `None` until first loaded: nothing is claimed about liveness before anything is known.
     live_kinds: RwLock<Option<HashSet<String>>>,
+    /// Queues paused as of the last refresh.
+    paused_queues: RwLock<HashSet<String>>,
 }
 
 impl Estimates {
@@ -31,16 +33,27 @@ impl Estimates {
         self.live_kinds.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|k| k.contains(kind))
     }
 
+    /// Whether `queue` was paused at the last refresh.
+    pub fn queue_is_paused(&self, queue: &str) -> bool {
+        self.paused_queues.read().unwrap_or_else(|p| p.into_inner()).contains(queue)
+    }
+
+    /// Replaces the set of paused queues.
+    pub fn set_paused_queues(&self, queues: HashSet<String>) {
+        *self.paused_queues.write().unwrap_or_else(|p| p.into_inner()) = queues;
+    }
+
     /// Replaces the set of kinds some live worker runs.
     pub fn set_live_kinds(&self, kinds: HashSet<String>) {
         *self.live_kinds.write().unwrap_or_else(|p| p.into_inner()) = Some(kinds);
     }
 }
 
-/// Reads the kinds some live worker runs.
-pub fn load_live_kinds(pool: &PgPool) -> Result<HashSet<String>, ackbox_db::db::DbError> {
+/// Reads the kinds some live worker runs, and the paused queues.
+pub fn load_live_kinds(pool: &PgPool) -> Result<(HashSet<String>, HashSet<String>), ackbox_db::db::DbError> {
     let mut conn = pool.get()?;
-    Ok(ackbox_db::models::job_kind::live(&mut conn)?.into_iter().collect())
+    let kinds = ackbox_db::models::job_kind::live(&mut conn)?.into_iter().collect();
+    Ok((kinds, ackbox_db::models::queue::paused(&mut conn)?.into_iter().collect()))
 }
 
 /// Reads the medians of jobs that finished in the last 10 minutes, by kind: `(to start, run)` in seconds.

@@ -11,6 +11,7 @@ pub mod live;
 pub mod metrics;
 pub mod observe;
 pub mod operations;
+pub mod queues;
 pub mod routes;
 pub mod shed;
 pub mod state;
@@ -76,6 +77,7 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
         waiters,
         estimates,
         kinds: RwLock::new(HashSet::new()),
+        queues: RwLock::default(),
         metrics,
         live,
     });

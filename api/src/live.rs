@@ -82,7 +82,10 @@ pub fn start(
                 }
                 let p = pool.clone();
                 match ackbox_runtime::retry::blocking(move || load_live_kinds(&p)).await {
-                    Ok(kinds) => estimates.set_live_kinds(kinds),
+                    Ok((kinds, paused)) => {
+                        estimates.set_live_kinds(kinds);
+                        estimates.set_paused_queues(paused);
+                    }
                     Err(e) => log::debug!("refreshing the live kinds failed: {e}"),
                 }
                 tokio::select! {

@@ -31,6 +31,8 @@ pub struct AppState {
     pub estimates: Arc<Estimates>,
     /// Kinds some worker registered (grows on demand; kinds are never unregistered while a process runs).
     pub kinds: RwLock<HashSet<String>>,
+    /// Queues and each kind's queue, for the submit path.
+    pub queues: RwLock<crate::queues::QueueCache>,
     /// Metrics.
     pub metrics: ApiMetrics,
     /// The listener thread; it stops when this state is dropped with the server.

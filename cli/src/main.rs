@@ -5,6 +5,7 @@ mod jobs;
 mod keys;
 mod kinds;
 mod outbox;
+mod queues;
 mod settings;
 mod submit;
 mod table;
@@ -42,6 +43,9 @@ enum Command {
     /// Job kinds the API accepts (workers register theirs at start-up).
     #[command(subcommand)]
     Kinds(kinds::Kinds),
+    /// Queues: list, pause, resume, create.
+    #[command(subcommand)]
+    Queues(queues::Queues),
     /// The services' configuration: `config check` validates the current environment for api, relay and worker.
     #[command(subcommand)]
     Config(config::Config),
@@ -56,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         Command::Outbox(cmd) => outbox::run(&mut connect(cli.database_url)?, cmd, json),
         Command::Jobs(cmd) => jobs::run(&mut connect(cli.database_url)?, cmd, json),
         Command::Kinds(cmd) => kinds::run(&mut connect(cli.database_url)?, cmd, json),
+        Command::Queues(cmd) => queues::run(&mut connect(cli.database_url)?, cmd, json),
         // DATABASE_URL as every other command finds it: the flag, the environment, then .ackbox/local.env.
         Command::Config(cmd) => config::run(cmd, settings::lookup(cli.database_url, "DATABASE_URL"), json),
     }

@@ -20,7 +20,7 @@ pub struct Submit {
     /// reads standard input) through the batch endpoint, 1000 per request, each request all or nothing. Prints
     /// the ids in file order. With --idempotency-key K, request n uses K-n, so a re-run submits nothing twice.
     #[arg(long, conflicts_with_all = ["kind", "payload", "wait", "max_attempts", "run_at", "delay_ms", "timeout_ms",
-                                     "priority"])]
+                                     "priority", "queue"])]
     pub file: Option<String>,
     /// Payload, as JSON.
     #[arg(long, default_value = "{}")]
@@ -49,6 +49,9 @@ pub struct Submit {
     /// high, normal or low (default normal): a higher priority is dispatched and claimed first when work waits.
     #[arg(long)]
     pub priority: Option<ackbox_client::Priority>,
+    /// The queue (it must exist; default: the kind's queue).
+    #[arg(long)]
+    pub queue: Option<String>,
     /// API base URL (default: $ACKBOX_URL, then .ackbox/local.env).
     #[arg(long)]
     pub url: Option<String>,
@@ -76,6 +79,7 @@ pub fn run(args: Submit, json: bool) -> anyhow::Result<()> {
             delay: args.delay_ms.map(Duration::from_millis),
             timeout: args.timeout_ms.map(Duration::from_millis),
             priority: args.priority,
+            queue: args.queue.clone(),
         };
         let job = client.submit_with(&kind, payload, &opts).await.map_err(|e| explain(e, &url))?;
         if !args.wait {

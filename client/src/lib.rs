@@ -173,6 +173,9 @@ impl Client {
         if let Some(priority) = opts.priority {
             body["priority"] = priority.as_str().into();
         }
+        if let Some(queue) = &opts.queue {
+            body["queue"] = queue.as_str().into();
+        }
         let key = opts.idempotency_key.clone();
         let resp = self
             .execute(key.is_some(), || {

@@ -42,6 +42,9 @@ pub struct Job {
     /// `high`, `normal` or `low` (`normal` from a server before priorities).
     #[serde(default)]
     pub priority: Priority,
+    /// The queue it belongs to (empty from a server before queues).
+    #[serde(default)]
+    pub queue: String,
     /// Output once succeeded.
     pub result: Option<serde_json::Value>,
     /// Last failure (`{"code", "message"}`).
@@ -116,6 +119,9 @@ pub struct BatchJob {
     /// `high`, `normal` or `low` (server default `normal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Priority>,
+    /// The queue (must exist); `None`: the kind's queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -133,6 +139,7 @@ impl BatchJob {
             delay_ms: None,
             timeout_ms: None,
             priority: None,
+            queue: None,
         }
     }
 }
@@ -161,4 +168,6 @@ pub struct SubmitOptions {
     /// `high` jobs are dispatched and claimed before `normal` ones, and `normal` before `low`, whenever work waits;
     /// `None`: `normal`.
     pub priority: Option<Priority>,
+    /// The queue the job belongs to (it must exist: `Error::Invalid` otherwise); `None`: its kind's queue.
+    pub queue: Option<String>,
 }

@@ -306,26 +306,18 @@ pub fn check_delivery_timeout(timeout: Duration) -> Result<(), ConfigError> {
 
 /// Parses `kind=topic,kind=topic` (spaces allowed around items).
 pub fn parse_kind_topics(raw: &str) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
-    let invalid = |reason: String| ConfigError::Invalid {
-        name: "ACKBOX_KIND_TOPICS".into(),
-        value: raw.chars().take(200).collect(),
-        reason,
-    };
-    let mut routes = std::collections::BTreeMap::new();
-    for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (kind, topic) = item.split_once('=').ok_or_else(|| invalid(format!("{item:?} is not kind=topic")))?;
-        let (kind, topic) = (kind.trim(), topic.trim());
-        if !ackbox_db::models::job_kind::valid_kind(kind) {
-            return Err(invalid(format!("{kind:?} is not a valid kind")));
-        }
-        if topic.is_empty() || !ackbox_runtime::kafka::follows_kafka_name_rule(topic) {
-            return Err(invalid(format!("{topic:?} is not a valid Kafka topic name")));
-        }
-        if routes.insert(kind.to_string(), topic.to_string()).is_some() {
-            return Err(invalid(format!("kind {kind:?} is routed twice")));
-        }
-    }
-    Ok(routes)
+    ackbox_db::config::parse_pairs(
+        "ACKBOX_KIND_TOPICS",
+        raw,
+        "kind",
+        ackbox_db::models::job_kind::valid_kind,
+        |topic| {
+            if topic.is_empty() || !ackbox_runtime::kafka::follows_kafka_name_rule(topic) {
+                return Err(format!("{topic:?} is not a valid Kafka topic name"));
+            }
+            Ok(topic.to_string())
+        },
+    )
 }
 
 #[cfg(test)]

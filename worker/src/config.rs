@@ -18,6 +18,8 @@
 //! | `ACKBOX_MAX_RESULT_BYTES` | [`DEFAULT_MAX_RESULT_BYTES`] | largest result (or error) a handler may return, as JSON; a larger one fails its job with `result_unstorable` |
 //! | `ACKBOX_OUTCOME_WRITE_TRIES` | [`DEFAULT_OUTCOME_WRITE_TRIES`] | times Postgres may refuse a batch of outcomes (a query error, not an outage) before its jobs are released: their leases lapse and the rescuer takes over |
 //! | `ACKBOX_WORKER_OPS_BIND` | [`DEFAULT_OPS_BIND`] | address of `/metrics`, `/healthz`, `/readyz` |
+//! | `ACKBOX_KIND_QUEUES` | unset (every kind in `default`) | `kind=queue,…`: the queue this worker's kinds put their jobs in when a submit names none. Registered in `job_kinds` at start-up, with the queues themselves (`queues`) |
+//! | `ACKBOX_QUEUE_CONCURRENCY` | unset (no cap) | `queue=n,…`: at most n jobs of that queue run at once in this process (within `ACKBOX_WORKER_CONCURRENCY`). A message of a queue at its cap waits in the worker, holding its slot, until one of the queue's jobs ends |
 //! | `ACKBOX_WORKER_MAX_CONSUMERS` | unset (not checked) | the most workers of this group the fleet runs (the autoscaler's maximum); a topic with fewer partitions gets a warning at start-up |
 //!
 //! The worker never creates the topic: the relay owns it (`ACKBOX_TOPIC_PARTITIONS`, `ACKBOX_TOPIC_REPLICATION` are
@@ -107,6 +109,10 @@ pub struct WorkerConfig {
     pub max_result_bytes: usize,
     /// Refusals of a batch write before its jobs are released.
     pub outcome_write_tries: u32,
+    /// The queue of each listed kind (`ACKBOX_KIND_QUEUES`); others: `default`.
+    pub kind_queues: std::collections::BTreeMap<String, String>,
+    /// Per-queue caps on jobs running at once in this process (`ACKBOX_QUEUE_CONCURRENCY`).
+    pub queue_concurrency: std::collections::BTreeMap<String, usize>,
 }
 
 /// Every setting of a worker, as clap arguments: `ackbox-worker --help` lists each variable with its default. Each is
@@ -175,6 +181,32 @@ pub struct WorkerArgs {
     /// Times Postgres may refuse a batch of outcomes before its jobs are released to the rescuer (at least 1).
     #[arg(long, env = "ACKBOX_OUTCOME_WRITE_TRIES", default_value_t = DEFAULT_OUTCOME_WRITE_TRIES, value_name = "ACKBOX_OUTCOME_WRITE_TRIES")]
     pub outcome_write_tries: u32,
+    /// kind=queue,...: the queue these kinds' jobs go to when a submit names none (others: default).
+    #[arg(long, env = "ACKBOX_KIND_QUEUES", default_value = "", value_name = "ACKBOX_KIND_QUEUES")]
+    pub kind_queues: String,
+    /// queue=n,...: at most n jobs of that queue run at once in this process. Unset: no cap but the concurrency.
+    #[arg(long, env = "ACKBOX_QUEUE_CONCURRENCY", default_value = "", value_name = "ACKBOX_QUEUE_CONCURRENCY")]
+    pub queue_concurrency: String,
+}
+
+/// Parses `ACKBOX_KIND_QUEUES`.
+pub fn parse_kind_queues(raw: &str) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    use ackbox_db::models::queue::valid_name;
+    ackbox_db::config::parse_pairs("ACKBOX_KIND_QUEUES", raw, "kind", ackbox_db::models::job_kind::valid_kind, |q| {
+        valid_name(q).then(|| q.to_string()).ok_or_else(|| format!("{q:?} is not a valid queue name"))
+    })
+}
+
+/// Parses `ACKBOX_QUEUE_CONCURRENCY`; a cap above the process's concurrency is refused (it could never be reached).
+pub fn parse_queue_concurrency(
+    raw: &str,
+    concurrency: usize,
+) -> Result<std::collections::BTreeMap<String, usize>, ConfigError> {
+    use ackbox_db::models::queue::valid_name;
+    ackbox_db::config::parse_pairs("ACKBOX_QUEUE_CONCURRENCY", raw, "queue", valid_name, |n| match n.parse::<usize>() {
+        Ok(n) if (1..=concurrency).contains(&n) => Ok(n),
+        _ => Err(format!("{n:?} must be a whole number from 1 to ACKBOX_WORKER_CONCURRENCY ({concurrency})")),
+    })
 }
 
 /// A count that must be at least 1: 0 is refused with a message, not clamped.
@@ -225,6 +257,8 @@ impl TryFrom<WorkerArgs> for WorkerConfig {
             ops_bind: or_default(a.worker_ops_bind, DEFAULT_OPS_BIND),
             max_result_bytes: positive("ACKBOX_MAX_RESULT_BYTES", a.max_result_bytes)?,
             outcome_write_tries: positive("ACKBOX_OUTCOME_WRITE_TRIES", a.outcome_write_tries as usize)? as u32,
+            kind_queues: parse_kind_queues(&a.kind_queues)?,
+            queue_concurrency: parse_queue_concurrency(&a.queue_concurrency, concurrency)?,
         })
     }
 }
@@ -295,6 +329,22 @@ pub fn check_heartbeat(heartbeat: Duration, lease: Duration) -> Result<(), Confi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queue_settings_parse_and_bad_ones_are_refused_naming_the_variable() {
+        let kq = super::parse_kind_queues(" mail=emails , thumb=media").expect("valid");
+        assert_eq!(kq.get("mail").map(String::as_str), Some("emails"));
+        let caps = super::parse_queue_concurrency("emails=4", 8).expect("valid");
+        assert_eq!(caps.get("emails"), Some(&4));
+        for (raw, conc) in [("emails=0", 8), ("emails=9", 8), ("emails=x", 8), ("bad name=1", 8), ("a=1,a=2", 8)] {
+            let err = super::parse_queue_concurrency(raw, conc).expect_err(raw).to_string();
+            assert!(err.contains("ACKBOX_QUEUE_CONCURRENCY"), "{err}");
+        }
+        assert!(super::parse_kind_queues("mail=has space")
+            .expect_err("bad")
+            .to_string()
+            .contains("ACKBOX_KIND_QUEUES"));
+    }
 
     #[test]
     fn instance_ids_follow_kafkas_rule() {

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cancels::spawn_cancel_listener;
 use crate::completer::complete_loop;
 use crate::config::WorkerConfig;
-use crate::dispatch::dispatch;
+use crate::dispatch::{dispatch, unpark_loop};
 use crate::handler::Registry;
 use crate::heartbeat::heartbeat_loop;
 use crate::kinds::kinds_loop;
@@ -269,6 +269,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
     let lanes = build_lanes(&config, &metrics)?;
+    let config_caps = config.queue_concurrency.clone();
     let concurrency = config.concurrency;
     let shared = Arc::new(Shared {
         config,
@@ -276,6 +277,7 @@ pub async fn run(
         kinds: registry.kinds(),
         registry,
         lanes,
+        queues: crate::queues::QueueCaps::new(&config_caps),
         metrics,
         running: Mutex::new(HashMap::new()),
         beat_now: tokio::sync::Notify::new(),
@@ -288,6 +290,8 @@ pub async fn run(
     let heartbeat = tokio::spawn(heartbeat_loop(shared.clone(), heartbeat_stop.clone()));
     let lag_reporter = tokio::spawn(lag_report_loop(shared.clone(), heartbeat_stop.clone()));
     let kinds = tokio::spawn(kinds_loop(shared.clone(), heartbeat_stop.clone()));
+    let unpark_stop = CancellationToken::new();
+    let unpark = tokio::spawn(unpark_loop(shared.clone(), done_tx.clone(), unpark_stop.clone()));
 
     log::info!(
         "worker consuming {} as groups {} (concurrency {}, {})",
@@ -355,6 +359,14 @@ pub async fn run(
     }
 
     log::info!("worker stopping: waiting for in-flight jobs");
+    // Messages still waiting for room in their queue are left to Kafka (their offsets were never stored); the
+    // unparking task holds a sender, so it goes first.
+    unpark_stop.cancel();
+    let _ = unpark.await;
+    let dropped = shared.queues.clear();
+    if dropped > 0 {
+        log::info!("{dropped} messages waiting for room in their queue are left for redelivery");
+    }
     drop(done_tx);
     let drain = tokio::time::timeout(shared.config.shutdown_grace, completer).await;
     if drain.is_err() {

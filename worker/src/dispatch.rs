@@ -18,10 +18,12 @@ use uuid::Uuid;
 
 use crate::consumer::Delivered;
 use crate::handler::{HandlerError, JobContext};
+use crate::queues::{AtCap, Parked, QueueSlot};
 use crate::shared::{Outcome, Position, Running, Shared};
 
 /// Claims the batch's jobs with one conditional UPDATE and spawns a task per claimed job. Messages that claimed
-/// nothing (duplicates, jobs already running or terminal, undecodable) are done at once.
+/// nothing (duplicates, jobs already running or terminal, undecodable) are done at once; a message of a queue at its
+/// cap waits (`queues.rs`).
 pub(crate) async fn dispatch(
     shared: &Arc<Shared>,
     batch: Vec<Delivered>,
@@ -29,9 +31,68 @@ pub(crate) async fn dispatch(
     done_tx: &mpsc::UnboundedSender<Outcome>,
 ) {
     shared.begin(batch.iter().map(|d| d.at));
+    // One slot per message (`permits` holds exactly one per message).
+    let batch = batch.into_iter().map(|d| Routed { permit: permits.split(1), delivered: d, slot: None }).collect();
+    route(shared, batch, done_tx).await;
+}
+
+/// A received message on its way to a claim: its in-flight slot, and its queue place once it has one.
+pub(crate) struct Routed {
+    pub(crate) delivered: Delivered,
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
+    pub(crate) slot: Option<QueueSlot>,
+}
+
+/// Takes the parked messages whose queue has room again through the claim, whenever a place frees up, until `stop`.
+pub(crate) async fn unpark_loop(shared: Arc<Shared>, done_tx: mpsc::UnboundedSender<Outcome>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shared.queues.wake.notified() => {}
+            _ = stop.cancelled() => return,
+        }
+        let ready: Vec<Routed> = shared
+            .queues
+            .unpark()
+            .into_iter()
+            .map(|(p, slot)| Routed { delivered: p.delivered, permit: Some(p.permit), slot: Some(slot) })
+            .collect();
+        if !ready.is_empty() {
+            route(&shared, ready, &done_tx).await;
+        }
+    }
+}
+
+/// Parks what its queue's cap holds back, claims the rest with one UPDATE, and spawns a task per claimed job.
+async fn route(shared: &Arc<Shared>, batch: Vec<Routed>, done_tx: &mpsc::UnboundedSender<Outcome>) {
+    // A message of a queue at its cap waits, unclaimed, with its slot.
+    let mut batch: Vec<Routed> = batch
+        .into_iter()
+        .filter_map(|mut r| {
+            let Some(env) = r.delivered.envelope.as_ref() else { return Some(r) };
+            if r.slot.is_some() || shared.registry.get(&env.kind).is_none() {
+                return Some(r);
+            }
+            match shared.queues.try_take(env.queue()) {
+                Ok(slot) => {
+                    r.slot = slot;
+                    Some(r)
+                }
+                Err(AtCap) => match r.permit.take() {
+                    Some(permit) => {
+                        shared.metrics.parked.inc();
+                        shared.queues.park(Parked { delivered: r.delivered, permit });
+                        None
+                    }
+                    None => Some(r),
+                },
+            }
+        })
+        .collect();
     // A job of a kind this worker has no handler for is not claimed: it stays queued for a worker that has one.
-    let (known, unknown): (Vec<&Envelope>, Vec<&Envelope>) =
-        batch.iter().filter_map(|d| d.envelope.as_ref()).partition(|env| shared.registry.get(&env.kind).is_some());
+    let (known, unknown): (Vec<&Envelope>, Vec<&Envelope>) = batch
+        .iter()
+        .filter_map(|r| r.delivered.envelope.as_ref())
+        .partition(|env| shared.registry.get(&env.kind).is_some());
     if !unknown.is_empty() {
         shared.metrics.skipped_kinds.inc_by(unknown.len() as u64);
         let kinds: std::collections::BTreeSet<&str> = unknown.iter().map(|env| env.kind.as_str()).collect();
@@ -46,24 +107,23 @@ pub(crate) async fn dispatch(
     let mut claimed = claim_until_done(shared, ids, skipped_ids).await;
     shared.metrics.attempts.inc_by(claimed.len() as u64);
     let mut skipped = Vec::new();
-    for d in batch {
+    for r in batch.drain(..) {
+        let Routed { delivered: d, permit, slot } = r;
         let job = d.envelope.as_ref().and_then(|env| claimed.remove(&env.job_id));
-        match job {
-            Some(job) => {
-                let Some(permit) = permits.split(1) else {
-                    // Cannot happen (one permit per message), but never run a job without a slot.
-                    skipped.push(d.at);
-                    continue;
-                };
+        match (job, permit) {
+            (Some(job), Some(permit)) => {
                 let at = Delivery { at: d.at, trace: d.trace };
-                tokio::spawn(run_job(shared.clone(), job, at, permit, done_tx.clone()));
+                tokio::spawn(run_job(shared.clone(), job, at, (permit, slot), done_tx.clone()));
             }
-            None => {
-                if let Some(env) = &d.envelope {
+            (job, _) => {
+                // Without a slot (cannot happen: one per message) a claimed job is never run; its lease lapses and
+                // the rescuer takes it back.
+                if let (None, Some(env)) = (&job, &d.envelope) {
                     shared.metrics.duplicates.inc();
                     log::debug!(
                         job_id:% = env.job_id, attempt = env.attempt;
-                        "job {} attempt {}: nothing to claim (duplicate or finished)", env.job_id, env.attempt
+                        "job {} attempt {}: nothing to claim (duplicate, finished, or its queue paused)",
+                        env.job_id, env.attempt
                     );
                 }
                 skipped.push(d.at);
@@ -124,7 +184,7 @@ async fn run_job(
     shared: Arc<Shared>,
     job: ClaimedJob,
     at: Delivery,
-    permit: OwnedSemaphorePermit,
+    (permit, queue_slot): (OwnedSemaphorePermit, Option<QueueSlot>),
     done_tx: mpsc::UnboundedSender<Outcome>,
 ) {
     let (mut span, trace) = attempt_span(&job, &at);
@@ -172,5 +232,5 @@ async fn run_job(
         span.set_status(telemetry::Status::error(format!("{}: {}", e.code, e.message)));
     }
     // The completer only goes away after every sender is dropped, so this cannot fail while we hold one.
-    let _ = done_tx.send(Outcome { job, at, result, effects, _permit: permit, _span: span });
+    let _ = done_tx.send(Outcome { job, at, result, effects, _permit: permit, _queue_slot: queue_slot, _span: span });
 }

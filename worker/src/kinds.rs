@@ -5,11 +5,32 @@
 use std::sync::Arc;
 
 use ackbox_db::db::DbError;
-use ackbox_db::models::job_kind;
+use ackbox_db::models::{job_kind, queue};
 use ackbox_runtime::retry::blocking;
 use tokio_util::sync::CancellationToken;
 
 use crate::shared::Shared;
+
+/// Registers this worker's kinds, the queues it serves (`default`, its kinds' queues, its capped queues) and each
+/// kind's queue, in one transaction.
+fn register(conn: &mut diesel::PgConnection, shared: &Shared) -> diesel::QueryResult<usize> {
+    use diesel::Connection;
+    let config = &shared.config;
+    let kind_queues: Vec<(String, String)> = shared
+        .kinds
+        .iter()
+        .map(|k| (k.clone(), config.kind_queues.get(k).cloned().unwrap_or_else(|| queue::DEFAULT_QUEUE.to_string())))
+        .collect();
+    let mut queues: std::collections::BTreeSet<String> = kind_queues.iter().map(|(_, q)| q.clone()).collect();
+    queues.insert(queue::DEFAULT_QUEUE.to_string());
+    queues.extend(config.queue_concurrency.keys().cloned());
+    conn.transaction(|c| {
+        let n = job_kind::register(c, &shared.kinds)?;
+        queue::ensure(c, &queues.into_iter().collect::<Vec<_>>())?;
+        job_kind::set_queues(c, &kind_queues)?;
+        Ok(n)
+    })
+}
 
 /// Registers the kinds, then refreshes them until `stop`.
 pub(crate) async fn kinds_loop(shared: Arc<Shared>, stop: CancellationToken) {
@@ -18,7 +39,7 @@ pub(crate) async fn kinds_loop(shared: Arc<Shared>, stop: CancellationToken) {
         let (s, first) = (shared.clone(), !registered);
         let res = blocking(move || -> Result<usize, DbError> {
             let mut conn = s.pool.get()?;
-            Ok(if first { job_kind::register(&mut conn, &s.kinds)? } else { job_kind::seen(&mut conn, &s.kinds)? })
+            Ok(if first { register(&mut conn, &s)? } else { job_kind::seen(&mut conn, &s.kinds)? })
         })
         .await;
         match res {

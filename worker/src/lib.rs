@@ -15,6 +15,7 @@ mod membership;
 pub mod metrics;
 pub mod offsets;
 mod outcome;
+mod queues;
 mod shared;
 
 pub use ackbox_types::trace::TraceContext;

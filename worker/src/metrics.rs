@@ -22,6 +22,9 @@ pub struct WorkerMetrics {
     pub decode_failures: IntCounter,
     /// `ackbox_worker_skipped_kinds_total`: dispatches of kinds this worker has no handler for (left queued).
     pub skipped_kinds: IntCounter,
+    /// `ackbox_worker_parked_total`: messages held back because their queue was at its cap
+    /// (`ACKBOX_QUEUE_CONCURRENCY`).
+    pub parked: IntCounter,
     /// `ackbox_worker_rebalances_total{kind}`: partition assignments and revocations this worker went through.
     pub rebalances: IntCounterVec,
     /// `ackbox_worker_paused_seconds_total`: time the partitions were paused because every slot was busy.
@@ -97,6 +100,13 @@ impl WorkerMetrics {
                 IntCounter::new(
                     "ackbox_worker_skipped_kinds_total",
                     "Dispatches of kinds this worker has no handler for, left queued for a worker that runs them.",
+                )
+                .expect("valid metric"),
+            ),
+            parked: reg.add(
+                IntCounter::new(
+                    "ackbox_worker_parked_total",
+                    "Messages held back, unclaimed, because their queue was at its cap (ACKBOX_QUEUE_CONCURRENCY).",
                 )
                 .expect("valid metric"),
             ),

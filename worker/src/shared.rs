@@ -27,6 +27,8 @@ pub(crate) struct Outcome {
     pub(crate) result: Result<serde_json::Value, HandlerError>,
     pub(crate) effects: Vec<Effect>,
     pub(crate) _permit: OwnedSemaphorePermit,
+    /// The job's place in its capped queue, if it has a cap: freed (waking a parked message) with the permit.
+    pub(crate) _queue_slot: Option<crate::queues::QueueSlot>,
     /// The attempt's span: it ends when the outcome is recorded (or given up on) and this is dropped.
     pub(crate) _span: ackbox_runtime::telemetry::Span,
 }
@@ -89,6 +91,8 @@ pub(crate) struct Shared {
     /// The priority lanes, highest first: the loop always takes from the highest lane that has a message.
     pub(crate) lanes: Vec<Lane>,
     pub(crate) metrics: WorkerMetrics,
+    /// Per-queue caps, and the messages they hold back.
+    pub(crate) queues: crate::queues::QueueCaps,
     /// Attempts this process runs. The heartbeat extends their leases and relays cancel requests to them.
     pub(crate) running: Mutex<HashMap<AttemptKey, Running>>,
     /// Wakes the heartbeat early (the cancel listener reconnected and may have missed requests).

@@ -65,6 +65,12 @@ pub struct SubmitJob {
     #[schema(value_type = Option<String>, pattern = "^(high|normal|low)$", example = "high")]
     #[serde(default, deserialize_with = "priority")]
     pub priority: Option<Priority>,
+    /// The queue (1–128 of `[A-Za-z0-9_.:-]`) the job belongs to; it must exist (a worker serves it, or an operator
+    /// created it), else 422. Absent: its kind's queue (`ACKBOX_KIND_QUEUES` of the workers that run it), else
+    /// `default`. A paused queue's jobs wait in `queued`; a worker caps how many of a queue's jobs it runs at once.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$", example = "emails")]
+    #[serde(default)]
+    pub queue: Option<String>,
 }
 
 /// An optional priority by name; the error names the field and the levels.
@@ -137,6 +143,9 @@ struct Canonical<'a> {
     // Normal is left out, so a request that does not ask for a priority fingerprints as it did before priorities.
     #[serde(skip_serializing_if = "is_normal")]
     priority: Priority,
+    // Only a queue the request named: its kind's queue may change between a request and its retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<&'a str>,
 }
 
 fn is_normal(p: &Priority) -> bool {
@@ -208,6 +217,15 @@ impl SubmitJob {
         job.not_before = due.filter(|due| *due > now);
         job.schedule = schedule;
         job.timeout_ms = timeout_ms;
+        if let Some(queue) = self.queue {
+            if !ackbox_db::models::queue::valid_name(&queue) {
+                return Err(ApiError::Unprocessable(format!(
+                    "queue: must be 1 to {MAX_KIND_LEN} characters of letters, digits, '_', '-', '.' or ':'"
+                )));
+            }
+            job.queue = queue;
+            job.queue_requested = true;
+        }
         Ok(job.with_priority(self.priority.unwrap_or_default()))
     }
 }
@@ -237,6 +255,7 @@ pub fn fingerprint(job: &NewJob) -> Vec<u8> {
         schedule: job.schedule.as_ref(),
         timeout_ms: job.timeout_ms,
         priority: Priority::from_i16(job.priority_level),
+        queue: job.queue_requested.then_some(job.queue.as_str()),
     };
     Sha256::digest(serde_json::to_vec(&canonical).unwrap_or_default()).to_vec()
 }
@@ -273,7 +292,7 @@ pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiEr
         (status = 401, description = "Missing, unknown or revoked key", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, unknown kind, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, unknown kind, unknown queue, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Tenant over its rate limit", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Overloaded (the submit queue, ACKBOX_SUBMIT_QUEUE, or ACKBOX_MAX_IN_FLIGHT requests in flight are full: nothing was written, retry after Retry-After), or the database unreachable. If the database went away during the COMMIT itself, the job may exist: retry with the same Idempotency-Key, which returns it or creates it once", body = Problem, content_type = "application/problem+json"),
     ),
@@ -288,10 +307,11 @@ pub async fn submit_job(
     let key = idempotency_key(&req)?;
     // The job carries this request's span context: every dispatch of it continues the client's trace.
     let trace = RequestContext::of(&req).map(|c| c.trace);
-    let new = SubmitJob::from_json(body.into_inner())?.validate()?.for_tenant(tenant.0).with_trace(trace);
+    let mut new = SubmitJob::from_json(body.into_inner())?.validate()?.for_tenant(tenant.0).with_trace(trace);
     if !state.kind_known(&new.kind).await? {
         return Err(unknown_kind("kind", &new.kind));
     }
+    state.resolve_queue("queue", &mut new).await?;
     let key = key.map(|key| OwnedKey::received(key, fingerprint(&new), state.config.idempotency_ttl));
     let kind = new.kind.clone();
     // Group commit: this request shares the next transaction with whatever else is submitted meanwhile, and is

@@ -12,6 +12,7 @@ mod helpers;
 mod honest_headers;
 mod idempotency;
 mod overload;
+mod queues;
 mod schedule;
 mod standards;
 mod submit_job;

@@ -1,6 +1,7 @@
 //! The `ackbox` CLI's HTTP side (`submit`, `submit --wait`) against a running stack.
 
 use std::process::Command;
+use std::time::Duration;
 
 use ackbox_e2e::{bin_path, Stack};
 
@@ -96,4 +97,48 @@ fn submit_file_sends_every_line_through_the_batch_endpoint_in_order_and_a_rerun_
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("jobs.ndjson:2"), "{}", String::from_utf8_lossy(&bad.stderr));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn queues_pause_holds_a_queues_jobs_and_resume_runs_them() {
+    // The worker puts echo jobs in queue mail (and creates it); the relay's rescuer passes often.
+    let stack = Stack::start_with(&[
+        ("ACKBOX_KIND_QUEUES", "echo=mail"),
+        ("ACKBOX_QUEUE_CONCURRENCY", "mail=2"),
+        ("ACKBOX_RESCUE_INTERVAL_MS", "200"),
+    ]);
+    let client = stack.client();
+    let queues = |stack: &Stack| -> serde_json::Value {
+        let out = ackbox(stack, &["--json", "queues", "ls"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    ackbox_testing::wait_for("the worker to create its queue", Duration::from_secs(30), || {
+        queues(&stack).as_array()?.iter().any(|q| q["name"] == "mail").then_some(())
+    });
+
+    let out = ackbox(&stack, &["queues", "pause", "mail"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ackbox(&stack, &["queues", "pause", "nobody-made-this"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no queue"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A job of the paused queue waits, saying why.
+    let doc = stack.submit(&client, serde_json::json!({"kind": "echo", "payload": {"q": 1}}));
+    assert_eq!(doc["queue"], "mail", "the kind's queue");
+    let id = doc["id"].as_str().expect("id").to_string();
+    let waiting = ackbox_testing::wait_for("the job to say its queue is paused", Duration::from_secs(30), || {
+        let got: serde_json::Value = client.get(stack.url(&format!("/v1/jobs/{id}"))).send().ok()?.json().ok()?;
+        got["waiting_reason"].as_str().is_some_and(|r| r.contains("paused")).then_some(got)
+    });
+    assert_eq!(waiting["status"], "queued");
+    let listed = queues(&stack);
+    let mail = listed.as_array().expect("rows").iter().find(|q| q["name"] == "mail").expect("mail").clone();
+    assert!(mail["paused_at"].is_string() && mail["queued"] == 1, "{mail}");
+
+    // Resumed: the rescuer dispatches it again and it runs.
+    let out = ackbox(&stack, &["queues", "resume", "mail"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let done = stack.wait_terminal(&client, &id, Duration::from_secs(60));
+    assert_eq!(done["status"], "succeeded", "{done}");
 }

@@ -106,6 +106,33 @@ pub fn optional(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// Parses a `key=value,key=value` setting (spaces allowed around items; empty is none), checking each key with
+/// `key_ok` (named `key_what` in the error) and reading each value with `value`; a key given twice is refused. The
+/// error names the variable `name`.
+pub fn parse_pairs<V>(
+    name: &str,
+    raw: &str,
+    key_what: &str,
+    key_ok: impl Fn(&str) -> bool,
+    value: impl Fn(&str) -> Result<V, String>,
+) -> Result<std::collections::BTreeMap<String, V>, ConfigError> {
+    let invalid =
+        |reason: String| ConfigError::Invalid { name: name.into(), value: raw.chars().take(200).collect(), reason };
+    let mut out = std::collections::BTreeMap::new();
+    for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (k, v) = item.split_once('=').ok_or_else(|| invalid(format!("{item:?} is not {key_what}=...")))?;
+        let (k, v) = (k.trim(), v.trim());
+        if !key_ok(k) {
+            return Err(invalid(format!("{k:?} is not a valid {key_what}")));
+        }
+        let v = value(v).map_err(invalid)?;
+        if out.insert(k.to_string(), v).is_some() {
+            return Err(invalid(format!("{key_what} {k:?} is given twice")));
+        }
+    }
+    Ok(out)
+}
+
 /// An optional setting as clap read it: set-but-empty (`VAR=` in an env file or ConfigMap) is the same as unset.
 pub fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())

@@ -28,6 +28,7 @@ diesel::table! {
         tracestate -> Nullable<Text>,
         timeout_ms -> Nullable<Int4>,
         priority -> Int2,
+        queue -> Text,
     }
 }
 
@@ -84,6 +85,16 @@ diesel::table! {
         first_seen_at -> Timestamptz,
         last_seen_at -> Timestamptz,
         registered_at -> Nullable<Timestamptz>,
+        queue -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    queues (name) {
+        name -> Text,
+        created_at -> Timestamptz,
+        paused_at -> Nullable<Timestamptz>,
+        resumed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -139,5 +150,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     outbox_backlog_samples,
     consumer_lag,
-    job_tombstones
+    job_tombstones,
+    queues
 );

@@ -54,7 +54,7 @@ pub fn submit_many(conn: &mut PgConnection, news: &[NewJob], topic: &str) -> Que
         .iter()
         // A scheduled job's first dispatch is due when the job is: the relay publishes it then.
         .map(|j| {
-            let envelope = Envelope::new(j.id, &j.kind, 1);
+            let envelope = Envelope::new(j.id, &j.kind, 1).in_queue(&j.queue);
             outbox::message(topic, &envelope, j.trace_context().as_ref(), j.not_before, j.priority())
         })
         .collect();
@@ -190,6 +190,8 @@ const RETRY_FILTER_SQL: &str = "status = 'failed' AND finished_at < $4
 struct Requeued {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    queue: String,
     #[diesel(sql_type = diesel::sql_types::SmallInt)]
     priority: i16,
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -238,7 +240,7 @@ pub fn retry_failed_many(
                 SET status = 'queued', max_attempts = greatest(max_attempts, attempts + 1), finished_at = NULL,
                     not_before = NULL, lease_expires_at = NULL, cancel_requested_at = NULL, updated_at = now()
               WHERE id IN (SELECT id FROM picked) AND status = 'failed'
-          RETURNING id, kind, attempts, traceparent, tracestate, priority,
+          RETURNING id, kind, attempts, traceparent, tracestate, priority, queue,
                     coalesce((SELECT o.topic FROM outbox o WHERE o.aggregate_id = jobs.id ORDER BY o.id DESC LIMIT 1),
                              $6) AS topic"
         ))
@@ -253,7 +255,7 @@ pub fn retry_failed_many(
             .iter()
             .map(|r| {
                 let trace = TraceContext::from_columns(r.traceparent.as_deref(), r.tracestate.as_deref());
-                let envelope = Envelope::new(r.id, &r.kind, r.attempts + 1);
+                let envelope = Envelope::new(r.id, &r.kind, r.attempts + 1).in_queue(&r.queue);
                 outbox::message(&r.topic, &envelope, trace.as_ref(), None, Priority::from_i16(r.priority))
             })
             .collect();
@@ -397,10 +399,15 @@ pub struct ClaimedJob {
     /// The handler timeout the submitter asked for (`None`: the worker's default).
     #[diesel(sql_type = diesel::sql_types::Nullable<Int4>)]
     pub timeout_ms: Option<i32>,
+    /// The job's queue.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub queue: String,
 }
 
 /// `queued → running` for every listed job that is queued and due, in one statement. Jobs that are not (duplicates,
-/// already running or terminal, not yet due, cancelled) are simply absent from the result.
+/// already running or terminal, not yet due, cancelled) are simply absent from the result, and so are jobs of a
+/// paused queue, which the same statement marks skipped (`dispatch_skipped_at`): they stay `queued` and the rescuer
+/// dispatches them again once their queue is resumed.
 pub fn claim(conn: &mut PgConnection, ids: &[Uuid], lease: Duration) -> QueryResult<Vec<ClaimedJob>> {
     claim_kinds(conn, ids, lease, None)
 }
@@ -416,15 +423,19 @@ pub fn claim_kinds(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    // Both UPDATEs run whatever the outer statement reads; they touch disjoint rows (paused or not).
     diesel::sql_query(
-        "WITH locked AS (SELECT id FROM jobs WHERE id = ANY($1) AND status = 'queued' ORDER BY id FOR UPDATE)
+        "WITH locked AS (SELECT id, queue FROM jobs WHERE id = ANY($1) AND status = 'queued' ORDER BY id FOR UPDATE),
+              paused AS (SELECT l.id FROM locked l JOIN queues q ON q.name = l.queue WHERE q.paused_at IS NOT NULL),
+              skipped AS (UPDATE jobs SET dispatch_skipped_at = now() WHERE id IN (SELECT id FROM paused) RETURNING id)
          UPDATE jobs
             SET status = 'running', attempts = attempts + 1, started_at = now(), updated_at = now(),
                 lease_expires_at = now() + $2 * interval '1 millisecond'
-          WHERE id IN (SELECT id FROM locked) AND status = 'queued' AND (not_before IS NULL OR not_before <= now())
+          WHERE id IN (SELECT id FROM locked) AND id NOT IN (SELECT id FROM paused) AND status = 'queued'
+            AND (not_before IS NULL OR not_before <= now())
             AND cancel_requested_at IS NULL AND ($3::text[] IS NULL OR kind = ANY($3))
       RETURNING id, kind, payload, attempts AS attempt, max_attempts, lease_expires_at, created_at, started_at,
-                timeout_ms",
+                timeout_ms, queue",
     )
     .bind::<Array<SqlUuid>, _>(ids)
     .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)
@@ -462,6 +473,8 @@ pub struct Success {
 struct RetryRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
     kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    queue: String,
     #[diesel(sql_type = diesel::sql_types::SmallInt)]
     priority: i16,
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
@@ -553,7 +566,7 @@ pub fn fail(
                     not_before = now() + $4 * interval '1 millisecond'
               WHERE id = $1 AND status = 'running' AND attempts = $2 AND attempts < max_attempts
                 AND cancel_requested_at IS NULL
-          RETURNING kind, not_before, traceparent, tracestate, priority",
+          RETURNING kind, not_before, traceparent, tracestate, priority, queue",
         )
         .bind::<SqlUuid, _>(id)
         .bind::<Int4, _>(attempt)
@@ -565,7 +578,7 @@ pub fn fail(
             outbox::enqueue(
                 conn,
                 topic,
-                &Envelope::new(id, &row.kind, attempt + 1),
+                &Envelope::new(id, &row.kind, attempt + 1).in_queue(&row.queue),
                 row.trace().as_ref(),
                 Some(row.not_before),
                 Priority::from_i16(row.priority),
@@ -646,7 +659,7 @@ pub fn retry_failed(conn: &mut PgConnection, id: Uuid, topic: &str) -> QueryResu
             outbox::enqueue(
                 conn,
                 topic,
-                &Envelope::new(job.id, &job.kind, attempt),
+                &Envelope::new(job.id, &job.kind, attempt).in_queue(&job.queue),
                 job.trace_context().as_ref(),
                 None,
                 job.priority(),
@@ -745,6 +758,8 @@ pub const MAX_REDISPATCH_EXPONENT: i32 = 6;
 struct RescuedRow {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    queue: String,
     #[diesel(sql_type = diesel::sql_types::SmallInt)]
     priority: i16,
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -763,7 +778,7 @@ impl RescuedRow {
     /// Dispatches the job's next attempt, at its priority.
     fn enqueue(&self, conn: &mut PgConnection, topic: &str) -> QueryResult<()> {
         let trace = TraceContext::from_columns(self.traceparent.as_deref(), self.tracestate.as_deref());
-        let envelope = Envelope::new(self.id, &self.kind, self.attempts + 1);
+        let envelope = Envelope::new(self.id, &self.kind, self.attempts + 1).in_queue(&self.queue);
         outbox::enqueue(conn, topic, &envelope, trace.as_ref(), None, Priority::from_i16(self.priority))
     }
 }
@@ -825,7 +840,7 @@ pub fn rescue_leases(conn: &mut PgConnection, limit: i64, topic: &str) -> QueryR
                     lease_expires_at = NULL, not_before = NULL, updated_at = now()
                FROM expired
               WHERE j.id = expired.id
-          RETURNING j.id, j.kind, j.status, j.attempts, j.traceparent, j.tracestate, j.priority",
+          RETURNING j.id, j.kind, j.status, j.attempts, j.traceparent, j.tracestate, j.priority, j.queue",
         )
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load(conn)?;
@@ -867,10 +882,15 @@ pub fn rescue_dispatches(
                   WHERE j.status = 'queued' AND j.cancel_requested_at IS NULL
                     AND (j.not_before IS NULL OR j.not_before <= now())
                     AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.aggregate_id = j.id AND o.published_at IS NULL)
+                    -- a paused queue's jobs wait for its resume
+                    AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = j.queue AND q.paused_at IS NOT NULL)
                     AND (
                         -- skipped by a worker without the kind, and a worker with it registered since: at once
                         (j.dispatch_skipped_at IS NOT NULL AND EXISTS (
                             SELECT 1 FROM job_kinds k WHERE k.kind = j.kind AND k.registered_at > j.dispatch_skipped_at))
+                        -- skipped while its queue was paused, and the queue resumed since: at once
+                     OR (j.dispatch_skipped_at IS NOT NULL AND EXISTS (
+                            SELECT 1 FROM queues q WHERE q.name = j.queue AND q.resumed_at > j.dispatch_skipped_at))
                         -- or lost: published long ago and never started, with doubling waits per job
                      OR (j.updated_at < now() - $1 * interval '1 millisecond'
                          AND (j.last_dispatched_at IS NULL OR j.last_dispatched_at < now()
@@ -883,7 +903,7 @@ pub fn rescue_dispatches(
                     FOR UPDATE OF j SKIP LOCKED)
              UPDATE jobs j SET last_dispatched_at = now(), redispatches = j.redispatches + 1, dispatch_skipped_at = NULL
                FROM stale WHERE j.id = stale.id
-          RETURNING j.id, j.kind, j.status, j.attempts, j.traceparent, j.tracestate, j.priority"
+          RETURNING j.id, j.kind, j.status, j.attempts, j.traceparent, j.tracestate, j.priority, j.queue"
         ))
         .bind::<diesel::sql_types::Double, _>(dispatch_timeout.as_secs_f64() * 1000.0)
         .bind::<diesel::sql_types::BigInt, _>(limit)

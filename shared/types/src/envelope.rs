@@ -35,6 +35,10 @@ pub struct Envelope {
     pub attempt: i32,
     /// When the outbox row was written.
     pub enqueued_at: DateTime<Utc>,
+    /// The job's queue, so a worker can hold a message of a queue at its cap (`ACKBOX_QUEUE_CONCURRENCY`) before
+    /// claiming it. A hint (added within version 1): absent, the queue is `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
 }
 
 /// A message value that is not a valid envelope.
@@ -57,7 +61,18 @@ pub enum DecodeError {
 impl Envelope {
     /// A dispatch for `attempt` of a job, stamped now.
     pub fn new(job_id: Uuid, kind: &str, attempt: i32) -> Self {
-        Self { v: ENVELOPE_VERSION, job_id, kind: kind.to_string(), attempt, enqueued_at: Utc::now() }
+        Self { v: ENVELOPE_VERSION, job_id, kind: kind.to_string(), attempt, enqueued_at: Utc::now(), queue: None }
+    }
+
+    /// The same dispatch, naming the job's queue.
+    pub fn in_queue(mut self, queue: &str) -> Self {
+        self.queue = Some(queue.to_string());
+        self
+    }
+
+    /// The job's queue (`default` when the envelope names none).
+    pub fn queue(&self) -> &str {
+        self.queue.as_deref().unwrap_or("default")
     }
 
     /// The JSON stored in `outbox.payload`.

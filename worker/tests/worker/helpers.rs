@@ -73,6 +73,8 @@ fn start_config() -> (WorkerConfig, TestDb, KafkaConfig) {
         ops_bind: "127.0.0.1:0".into(),
         max_result_bytes: ackbox_worker::config::DEFAULT_MAX_RESULT_BYTES,
         outcome_write_tries: ackbox_worker::config::DEFAULT_OUTCOME_WRITE_TRIES,
+        kind_queues: Default::default(),
+        queue_concurrency: Default::default(),
     };
     (config, db, kafka)
 }

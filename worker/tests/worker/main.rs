@@ -8,5 +8,6 @@ mod helpers;
 mod leases;
 mod poison;
 mod priority;
+mod queues;
 mod slots;
 mod trace;

@@ -62,6 +62,8 @@ pub struct Job {
     /// Priority (`Priority::as_i16`): chooses the topic of every dispatch; see [`Job::priority`].
     #[diesel(column_name = priority)]
     pub priority_level: i16,
+    /// The queue it belongs to.
+    pub queue: String,
 }
 
 /// A job to insert; the database fills status (`queued`), counters and timestamps.
@@ -89,6 +91,12 @@ pub struct NewJob {
     /// Priority (`Priority::as_i16`).
     #[diesel(column_name = priority)]
     pub priority_level: i16,
+    /// The queue: the request's, else the kind's, else [`DEFAULT_QUEUE`].
+    pub queue: String,
+    /// Whether the request named the queue (the Idempotency-Key fingerprint holds it only then: a kind's queue may
+    /// change between a request and its retry).
+    #[diesel(skip_insertion)]
+    pub queue_requested: bool,
     /// The schedule as the request said it (relative or absolute), for the Idempotency-Key fingerprint: a retried
     /// `delay_ms` request is the same request, though its `not_before` differs.
     #[diesel(skip_insertion)]
@@ -104,6 +112,9 @@ pub enum Schedule {
     /// This many milliseconds after acceptance (`delay_ms`).
     DelayMs(i64),
 }
+
+/// The queue of a job whose request and kind name none.
+pub const DEFAULT_QUEUE: &str = "default";
 
 /// The tenant that owns jobs created before tenants existed, and jobs created by internal tools and tests.
 pub const DEFAULT_TENANT: Uuid = Uuid::nil();
@@ -122,6 +133,8 @@ impl NewJob {
             not_before: None,
             timeout_ms: None,
             priority_level: Priority::Normal.as_i16(),
+            queue: DEFAULT_QUEUE.to_string(),
+            queue_requested: false,
             schedule: None,
         }
     }

@@ -58,3 +58,21 @@ pub fn live(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
 pub fn all(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
     job_kinds::table.select(job_kinds::kind).order(job_kinds::kind).load(conn)
 }
+
+/// Records the queue each kind's jobs go to by default (`(kind, queue)`; a worker at start, from
+/// `ACKBOX_KIND_QUEUES`, after [`register`]).
+pub fn set_queues(conn: &mut PgConnection, queues: &[(String, String)]) -> QueryResult<usize> {
+    let mut n = 0;
+    for (kind, queue) in queues {
+        n += diesel::update(job_kinds::table.find(kind)).set(job_kinds::queue.eq(queue)).execute(conn)?;
+    }
+    Ok(n)
+}
+
+/// The kinds that name a queue, with it.
+pub fn queue_map(conn: &mut PgConnection) -> QueryResult<Vec<(String, String)>> {
+    job_kinds::table
+        .filter(job_kinds::queue.is_not_null())
+        .select((job_kinds::kind, job_kinds::queue.assume_not_null()))
+        .load(conn)
+}

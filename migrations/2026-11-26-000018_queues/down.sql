@@ -1,0 +1,3 @@
+ALTER TABLE job_kinds DROP COLUMN queue;
+ALTER TABLE jobs DROP COLUMN queue;
+DROP TABLE queues;
