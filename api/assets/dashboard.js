@@ -5,6 +5,9 @@ const REFRESH_MS = 5000;
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
 const $ = (id) => document.getElementById(id);
 
+// A job to open at once (#job=<id>, alone or with the key), read before takeKey clears the fragment.
+const linkedJob = (location.hash.match(/job=([^&]+)/) || [])[1];
+
 // The key comes from the URL fragment (#key=..., never sent to a server) or the login box, and lives in this tab.
 function takeKey() {
   const m = location.hash.match(/key=([^&]+)/);
@@ -143,6 +146,20 @@ async function refresh() {
   }
 }
 
+// One row per finished attempt (the job's history): when it started and ended, how, and with which error.
+function renderAttempts(history) {
+  const table = $("job-attempts");
+  table.replaceChildren(el("tr", {}, ...["attempt", "started", "finished", "outcome", "error"].map((h) => el("th", {}, h))));
+  for (const a of history || []) {
+    const error = a.error ? a.error.code + ": " + a.error.message : "";
+    table.append(el("tr", { "data-attempt": String(a.attempt) }, el("td", { class: "num" }, String(a.attempt)),
+      el("td", {}, time(a.started_at)), el("td", {}, time(a.finished_at)),
+      el("td", { class: "mono" + (a.outcome === "succeeded" ? "" : " failed"), "data-outcome": a.outcome }, a.outcome),
+      el("td", {}, error)));
+  }
+  if (!(history || []).length) table.append(el("tr", {}, el("td", { colspan: "5" }, "no finished attempt yet")));
+}
+
 async function lookup(id) {
   id = id.trim();
   if (!id) return;
@@ -150,8 +167,10 @@ async function lookup(id) {
   $("job-title").textContent = id;
   try {
     const j = await api("/dashboard/api/jobs/" + encodeURIComponent(id));
+    renderAttempts(j.job.history);
     $("job-json").textContent = JSON.stringify(j, null, 2);
   } catch (e) {
+    renderAttempts([]);
     $("job-json").textContent = e.message === "Not found" || /not found/i.test(e.message) ? "no such job" : e.message;
   }
 }
@@ -177,4 +196,7 @@ $("login-form").addEventListener("submit", (e) => {
 });
 $("lookup").addEventListener("submit", (e) => { e.preventDefault(); lookup($("lookup-id").value); });
 
-if (takeKey()) start(); else showLogin("");
+if (takeKey()) {
+  start();
+  if (linkedJob) lookup(decodeURIComponent(linkedJob));
+} else showLogin("");

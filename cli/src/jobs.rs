@@ -111,6 +111,7 @@ pub fn run(conn: &mut PgConnection, cmd: Jobs, json: bool) -> anyhow::Result<()>
                 if job.cancel_requested_at.is_some() { " (cancel requested)" } else { "" }
             );
             println!("attempts     {}/{}", job.attempts, job.max_attempts);
+            println!("queue        {} (priority {})", job.queue, job.priority());
             println!("created      {}", time(Some(job.created_at)));
             println!("started      {}", time(job.started_at));
             println!("finished     {}", time(job.finished_at));
@@ -127,6 +128,7 @@ pub fn run(conn: &mut PgConnection, cmd: Jobs, json: bool) -> anyhow::Result<()>
             if let Some(p) = &job.progress {
                 println!("progress     {p}");
             }
+            println!("\n{}", history_table(&job));
             let mut t = table(&["OUTBOX ROW", "ATTEMPT", "CREATED", "PUBLISHED", "LAST ERROR"]);
             for r in &dispatches {
                 t.add_row(vec![
@@ -191,6 +193,27 @@ fn find(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Job> {
     Job::find(conn, id)
         .context("failed to read the job")?
         .with_context(|| format!("no job {id} (see `ackbox jobs ls`)"))
+}
+
+/// The job's finished attempts (`jobs.history`), one row each.
+fn history_table(job: &Job) -> comfy_table::Table {
+    let mut t = table(&["ATTEMPT", "STARTED", "FINISHED", "OUTCOME", "ERROR"]);
+    let entries = job.history.as_ref().and_then(|h| h.as_array()).cloned().unwrap_or_default();
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+    for e in &entries {
+        let error = match (e["error"]["code"].as_str(), e["error"]["message"].as_str()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            _ => String::new(),
+        };
+        t.add_row(vec![
+            text(&e["attempt"]),
+            text(&e["started_at"]),
+            text(&e["finished_at"]),
+            text(&e["outcome"]),
+            error,
+        ]);
+    }
+    t
 }
 
 fn job_json(j: &Job, tenant: Option<&str>) -> serde_json::Value {

@@ -46,6 +46,17 @@ pub enum WorkerError {
     /// The consumer could not be created or subscribed.
     #[error("kafka consumer: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// Another process runs under this worker's name (`ACKBOX_WORKER_INSTANCE_ID`) in its group.
+    #[error(
+        "another worker process runs as ACKBOX_WORKER_INSTANCE_ID={name} in group {group}: give every replica a name \
+         of its own (the pod name, say)"
+    )]
+    DuplicateInstance {
+        /// The name.
+        name: String,
+        /// The group.
+        group: String,
+    },
     /// librdkafka raised a fatal error: the consumer cannot go on (for example another process joined the group
     /// with the same `ACKBOX_WORKER_INSTANCE_ID` and fenced this one).
     #[error("fatal kafka consumer error {code:?}: {reason}")]
@@ -97,13 +108,23 @@ fn accept(
             },
         }),
         Err(e) => {
-            if let Some((code, reason)) = shared.lanes[lane].consumer.client().fatal_error() {
-                return Accepted::Fatal(WorkerError::Fatal { code, reason });
+            if let Some(fatal) = any_fatal(shared) {
+                return Accepted::Fatal(fatal);
             }
-            log::warn!("kafka consumer error: {e}");
+            log::warn!("kafka consumer error on {}: {e}", shared.lanes[lane].topic);
             Accepted::Error
         }
     }
+}
+
+/// A fatal error librdkafka raised on any lane's consumer (fenced by another member with the same
+/// `ACKBOX_WORKER_INSTANCE_ID`, say): the worker cannot go on.
+fn any_fatal(shared: &Shared) -> Option<WorkerError> {
+    shared
+        .lanes
+        .iter()
+        .find_map(|lane| lane.consumer.client().fatal_error())
+        .map(|(code, reason)| WorkerError::Fatal { code, reason })
 }
 
 /// The record's `traceparent` and `tracestate` headers, if it carries a valid context.
@@ -268,6 +289,8 @@ pub async fn run(
     metrics: WorkerMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
+    // Before any group is joined: a second process under a running worker's name stops here.
+    let instance_lock = crate::instance::acquire(&config).await?;
     let lanes = build_lanes(&config, &metrics)?;
     let config_caps = config.queue_concurrency.clone();
     let concurrency = config.concurrency;
@@ -329,6 +352,20 @@ pub async fn run(
             let (lane, first) = tokio::select! {
                 m = recv_any(&shared) => m,
                 _ = shutdown.changed() => break,
+                // A lane can be fenced while another lane's receive is the one that returns: look every second.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    fatal = any_fatal(&shared);
+                    if instance_lock.as_ref().is_some_and(|l| l.lost()) {
+                        fatal = Some(WorkerError::DuplicateInstance {
+                            name: shared.config.instance_id.clone().unwrap_or_default(),
+                            group: shared.config.group.clone(),
+                        });
+                    }
+                    if fatal.is_some() {
+                        break;
+                    }
+                    continue;
+                }
             };
             match accept(&shared, lane, first) {
                 Accepted::Message(d) => batch.push(d),

@@ -9,6 +9,7 @@ mod dispatch;
 pub mod handler;
 pub mod handlers;
 mod heartbeat;
+mod instance;
 mod kinds;
 mod lag;
 mod membership;

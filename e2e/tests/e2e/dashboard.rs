@@ -164,6 +164,23 @@ fn the_dashboard_shows_what_the_database_holds_and_only_to_admins() {
     assert!(dom.contains("<svg"), "the backlog chart is drawn");
     assert!(!dom.contains(&admin_key), "the key is not left in the page");
 
+    // The job view (#job=<id>): one row per finished attempt, as jobs.history holds them.
+    let job_page = format!("{}/dashboard#key={admin_key}&job={}", stack.api_url, failed[0]);
+    let out = chromium(&job_page, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    let history: serde_json::Value = ackbox_db::schema::jobs::table
+        .find(uuid::Uuid::parse_str(&failed[0].to_string()).expect("uuid"))
+        .select(ackbox_db::schema::jobs::history.assume_not_null())
+        .first(&mut stack.db.conn())
+        .expect("history");
+    let attempts = history.as_array().expect("entries");
+    assert!(!attempts.is_empty(), "a failed job has finished attempts: {history}");
+    for a in attempts {
+        assert!(dom.contains(&format!("data-attempt=\"{}\"", a["attempt"])), "attempt {a} shown: {dom}");
+        assert_eq!(a["outcome"], "failed");
+    }
+    assert_eq!(dom.matches("data-outcome=\"failed\"").count(), attempts.len(), "one row per attempt");
+
     let shot = bin_path("ackbox-api").parent().expect("dir").join("../dashboard.png");
     let out = chromium(&page, &["--window-size=1400,1000", &format!("--screenshot={}", shot.display())]);
     assert!(shot.exists(), "screenshot written: {}", String::from_utf8_lossy(&out.stderr));

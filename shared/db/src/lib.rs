@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod db;
+pub mod instance_lock;
 pub mod migrate;
 pub mod models;
 pub mod outbox;

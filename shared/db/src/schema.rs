@@ -29,6 +29,7 @@ diesel::table! {
         timeout_ms -> Nullable<Int4>,
         priority -> Int2,
         queue -> Text,
+        history -> Nullable<Jsonb>,
     }
 }
 

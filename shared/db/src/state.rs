@@ -491,6 +491,17 @@ impl RetryRow {
     }
 }
 
+/// The SET clause that appends the current attempt to `jobs.history` (see migration 19): `outcome` and `error` are
+/// SQL expressions, and `j` is the alias of `jobs` in the statement. Column references in SET read the row as it was,
+/// so `attempts` and `started_at` are the finishing attempt's.
+fn append_history(j: &str, outcome: &str, error: &str) -> String {
+    format!(
+        "history = coalesce({j}.history, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+             'attempt', {j}.attempts, 'started_at', {j}.started_at, 'finished_at', now(),
+             'outcome', {outcome}, 'error', {error}))"
+    )
+}
+
 #[derive(QueryableByName)]
 struct CompletedRow {
     #[diesel(sql_type = SqlUuid)]
@@ -509,19 +520,23 @@ pub fn complete(conn: &mut PgConnection, successes: &[Success]) -> QueryResult<V
     let ids: Vec<Uuid> = successes.iter().map(|s| s.id).collect();
     let attempts: Vec<i32> = successes.iter().map(|s| s.attempt).collect();
     let results: Vec<serde_json::Value> = successes.iter().map(|s| s.result.clone()).collect();
-    let rows: Vec<CompletedRow> = diesel::sql_query(
+    const STATUS: &str = "CASE WHEN j.cancel_requested_at IS NULL THEN 'succeeded' ELSE 'cancelled' END";
+    const ERROR: &str = "CASE WHEN j.cancel_requested_at IS NULL THEN NULL
+                             ELSE jsonb_build_object('code', 'cancelled', 'message',
+                                  'cancelled on request while running; the attempt finished after the request') END";
+    let rows: Vec<CompletedRow> = diesel::sql_query(format!(
         "WITH locked AS (SELECT id FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE)
          UPDATE jobs j
-            SET status = CASE WHEN j.cancel_requested_at IS NULL THEN 'succeeded' ELSE 'cancelled' END,
+            SET status = {STATUS},
                 result = CASE WHEN j.cancel_requested_at IS NULL THEN s.result END,
-                error = CASE WHEN j.cancel_requested_at IS NULL THEN NULL
-                             ELSE jsonb_build_object('code', 'cancelled', 'message',
-                                  'cancelled on request while running; the attempt finished after the request') END,
+                error = {ERROR},
+                {history},
                 finished_at = now(), updated_at = now(), lease_expires_at = NULL
            FROM unnest($1::uuid[], $2::int4[], $3::jsonb[]) AS s(id, attempt, result)
           WHERE j.id = s.id AND j.status = 'running' AND j.attempts = s.attempt AND j.id IN (SELECT id FROM locked)
       RETURNING j.id, j.status",
-    )
+        history = append_history("j", STATUS, ERROR)
+    ))
     .bind::<Array<SqlUuid>, _>(ids)
     .bind::<Array<Int4>, _>(attempts)
     .bind::<Array<Jsonb>, _>(results)
@@ -560,14 +575,15 @@ pub fn fail(
 ) -> QueryResult<FailOutcome> {
     let error_json = serde_json::to_value(err).unwrap_or(serde_json::Value::Null);
     if retryable {
-        let retried: Option<RetryRow> = diesel::sql_query(
-            "UPDATE jobs
+        let retried: Option<RetryRow> = diesel::sql_query(format!(
+            "UPDATE jobs j
                 SET status = 'queued', error = $3, lease_expires_at = NULL, updated_at = now(),
-                    not_before = now() + $4 * interval '1 millisecond'
+                    not_before = now() + $4 * interval '1 millisecond', {history}
               WHERE id = $1 AND status = 'running' AND attempts = $2 AND attempts < max_attempts
                 AND cancel_requested_at IS NULL
           RETURNING kind, not_before, traceparent, tracestate, priority, queue",
-        )
+            history = append_history("j", "'failed'", "$3")
+        ))
         .bind::<SqlUuid, _>(id)
         .bind::<Int4, _>(attempt)
         .bind::<Jsonb, _>(&error_json)
@@ -586,16 +602,18 @@ pub fn fail(
             return Ok(FailOutcome::Retried { not_before: row.not_before });
         }
     }
-    let ended: Option<StatusRow> = diesel::sql_query(
-        "UPDATE jobs
-            SET status = CASE WHEN cancel_requested_at IS NULL THEN 'failed' ELSE 'cancelled' END,
-                error = CASE WHEN cancel_requested_at IS NULL THEN $3
+    const STATUS: &str = "CASE WHEN j.cancel_requested_at IS NULL THEN 'failed' ELSE 'cancelled' END";
+    const ERROR: &str = "CASE WHEN j.cancel_requested_at IS NULL THEN $3
                              ELSE jsonb_build_object('code', 'cancelled', 'message',
-                                  'cancelled on request while running; the attempt stopped with ' || ($3->>'code')) END,
+                                  'cancelled on request while running; the attempt stopped with ' || ($3->>'code')) END";
+    let ended: Option<StatusRow> = diesel::sql_query(format!(
+        "UPDATE jobs j
+            SET status = {STATUS}, error = {ERROR}, {history},
                 finished_at = now(), lease_expires_at = NULL, updated_at = now()
           WHERE id = $1 AND status = 'running' AND attempts = $2
       RETURNING status",
-    )
+        history = append_history("j", STATUS, ERROR)
+    ))
     .bind::<SqlUuid, _>(id)
     .bind::<Int4, _>(attempt)
     .bind::<Jsonb, _>(&error_json)
@@ -822,7 +840,10 @@ pub fn rescue_leases(conn: &mut PgConnection, limit: i64, topic: &str) -> QueryR
             return Ok(None);
         }
         let mut report = RescueReport::default();
-        let expired: Vec<RescuedRow> = diesel::sql_query(
+        const LEASE_ERROR: &str = "jsonb_build_object('code', CASE WHEN j.cancel_requested_at IS NOT NULL
+                                                                THEN 'cancelled' ELSE 'lease_expired' END,
+                        'message', format('attempt %s stopped renewing its lease (worker died or stalled)', j.attempts))";
+        let expired: Vec<RescuedRow> = diesel::sql_query(format!(
             "WITH expired AS (
                  SELECT id FROM jobs
                   WHERE status = 'running' AND lease_expires_at < now()
@@ -832,16 +853,15 @@ pub fn rescue_leases(conn: &mut PgConnection, limit: i64, topic: &str) -> QueryR
              UPDATE jobs j
                 SET status = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
                                   WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,
-                    error = jsonb_build_object('code', CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
-                                                            ELSE 'lease_expired' END,
-                        'message', format('attempt %s stopped renewing its lease (worker died or stalled)', j.attempts)),
+                    error = {LEASE_ERROR}, {history},
                     finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL OR j.attempts >= j.max_attempts
                                        THEN now() END,
                     lease_expires_at = NULL, not_before = NULL, updated_at = now()
                FROM expired
               WHERE j.id = expired.id
           RETURNING j.id, j.kind, j.status, j.attempts, j.traceparent, j.tracestate, j.priority, j.queue",
-        )
+            history = append_history("j", "'lease_expired'", LEASE_ERROR)
+        ))
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load(conn)?;
         for row in &expired {

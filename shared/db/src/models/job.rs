@@ -64,6 +64,8 @@ pub struct Job {
     pub priority_level: i16,
     /// The queue it belongs to.
     pub queue: String,
+    /// Finished attempts, oldest first: `[{attempt, started_at, finished_at, outcome, error}]` (`None`: none yet).
+    pub history: Option<serde_json::Value>,
 }
 
 /// A job to insert; the database fills status (`queued`), counters and timestamps.
