@@ -25,6 +25,7 @@ use ackbox_types::trace::{TraceContext, TRACEPARENT, TRACESTATE};
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -38,7 +39,7 @@ use crate::kinds::kinds_loop;
 use crate::lag::lag_report_loop;
 use crate::membership::{build_lanes, leave_group};
 use crate::metrics::WorkerMetrics;
-use crate::shared::{Outcome, Position, Shared};
+use crate::shared::{Lane, Outcome, Position, Shared};
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +148,7 @@ const PAUSE_AFTER: Duration = Duration::from_secs(1);
 /// nothing, so nothing piles up). A message that was already fetched is kept in `pending`. Returns `Ok(false)` on
 /// shutdown.
 async fn wait_for_slot(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     semaphore: &Semaphore,
     pending: &mut VecDeque<Delivered>,
     shutdown: &mut watch::Receiver<bool>,
@@ -199,15 +200,26 @@ async fn wait_for_slot(
     outcome
 }
 
+/// Longest [`settle`] waits for a lane with waiting messages to deliver its first one.
+const SETTLE_MAX: Duration = Duration::from_secs(5);
+
 /// After a (re)start of fetching (joining, or resuming paused partitions) every lane's buffer is empty and the
-/// lanes' first fetches race: whichever answers first would be taken, a `normal` message ahead of a `high` one that
-/// was only a few milliseconds behind. So for a short while (a few fetch waits) the loop just collects what the lanes
-/// deliver into `pending` (at most the concurrency per lane), and only then chooses, highest lane
-/// first. Costs that short wait once per resume, never per message.
-async fn settle(shared: &Shared, pending: &mut VecDeque<Delivered>, shutdown: &mut watch::Receiver<bool>) {
-    let until = tokio::time::Instant::now() + (shared.config.fetch_wait * 5).max(Duration::from_millis(100));
+/// lanes' first fetches race: whichever answered first would be taken, a `normal` message ahead of a `high` one that
+/// was only a few milliseconds behind. So the loop first asks the broker which lanes have messages waiting (every
+/// lane but the lowest: their partitions' ends against this group's positions), then collects what the lanes deliver
+/// into `pending` until each of those has delivered at least one (at most [`SETTLE_MAX`], and at most the concurrency
+/// per lane), and only then chooses, highest lane first. Costs a few broker requests and that wait once per start or
+/// resume, never per message.
+async fn settle(shared: &Arc<Shared>, pending: &mut VecDeque<Delivered>, shutdown: &mut watch::Receiver<bool>) {
+    let s = shared.clone();
+    let waiting: Vec<usize> = tokio::task::spawn_blocking(move || {
+        (0..s.lanes.len().saturating_sub(1)).filter(|&i| has_waiting(&s.lanes[i])).collect()
+    })
+    .await
+    .unwrap_or_default();
+    let until = tokio::time::Instant::now() + SETTLE_MAX;
     let limit = shared.config.concurrency * shared.lanes.len();
-    while pending.len() < limit {
+    while pending.len() < limit && waiting.iter().any(|lane| !pending.iter().any(|d| d.at.lane == *lane)) {
         tokio::select! {
             m = tokio::time::timeout_at(until, recv_any(shared)) => match m {
                 Ok((lane, m)) => if let Accepted::Message(d) = accept(shared, lane, m) { pending.push_back(d) },
@@ -216,6 +228,27 @@ async fn settle(shared: &Shared, pending: &mut VecDeque<Delivered>, shutdown: &m
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// Whether `lane` has messages its group has not consumed yet, as the broker says (blocking: a few requests, each
+/// bounded). Unknown counts as none: settling is an optimisation of order, never a wait on a broker that is down.
+fn has_waiting(lane: &Lane) -> bool {
+    const ASK: Duration = Duration::from_secs(1);
+    let Ok(assignment) = lane.consumer.assignment() else { return false };
+    let positions = lane.consumer.position().ok();
+    let committed = lane.consumer.committed_offsets(assignment.clone(), ASK).ok();
+    let offset_in = |tpl: &Option<TopicPartitionList>,
+                     e: &rdkafka::topic_partition_list::TopicPartitionListElem<'_>| {
+        tpl.as_ref().and_then(|t| t.find_partition(e.topic(), e.partition())).and_then(|p| match p.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+    };
+    assignment.elements().iter().any(|e| {
+        let Ok((low, high)) = lane.consumer.fetch_watermarks(e.topic(), e.partition(), ASK) else { return false };
+        let next = offset_in(&positions, e).or_else(|| offset_in(&committed, e)).unwrap_or(low);
+        high > next
+    })
 }
 
 /// Fills `batch` up to `room`, highest lane first: for each lane, what `pending` holds of it (read earlier, so
