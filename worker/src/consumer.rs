@@ -202,23 +202,30 @@ async fn wait_for_slot(
 
 /// Longest [`settle`] waits for a lane with waiting messages to deliver its first one.
 const SETTLE_MAX: Duration = Duration::from_secs(5);
+/// Most messages [`settle`] holds while it waits (a few hundred KiB): lower lanes may deliver many before a higher
+/// one delivers its first, and stopping early at a small bound would choose before the higher lane is heard.
+const SETTLE_HOLD_MAX: usize = 10_000;
 
 /// After a (re)start of fetching (joining, or resuming paused partitions) every lane's buffer is empty and the
 /// lanes' first fetches race: whichever answered first would be taken, a `normal` message ahead of a `high` one that
 /// was only a few milliseconds behind. So the loop first asks the broker which lanes have messages waiting (every
 /// lane but the lowest: their partitions' ends against this group's positions), then collects what the lanes deliver
-/// into `pending` until each of those has delivered at least one (at most [`SETTLE_MAX`], and at most the concurrency
-/// per lane), and only then chooses, highest lane first. Costs a few broker requests and that wait once per start or
+/// into `pending` until each of those has delivered at least one (at most [`SETTLE_MAX`] and [`SETTLE_HOLD_MAX`]
+/// messages), and only then chooses, highest lane first. Costs a few broker requests and that wait once per start or
 /// resume, never per message.
 async fn settle(shared: &Arc<Shared>, pending: &mut VecDeque<Delivered>, shutdown: &mut watch::Receiver<bool>) {
     let s = shared.clone();
     let waiting: Vec<usize> = tokio::task::spawn_blocking(move || {
-        (0..s.lanes.len().saturating_sub(1)).filter(|&i| has_waiting(&s.lanes[i])).collect()
+        (0..s.lanes.len().saturating_sub(1))
+            .filter(|&i| has_waiting(&s.lanes[i], Duration::from_secs(5), true))
+            .collect()
     })
     .await
     .unwrap_or_default();
-    let until = tokio::time::Instant::now() + SETTLE_MAX;
-    let limit = shared.config.concurrency * shared.lanes.len();
+    let started = tokio::time::Instant::now();
+    let until = started + SETTLE_MAX;
+    let limit = SETTLE_HOLD_MAX;
+    log::debug!("settling: lanes with messages waiting: {waiting:?}");
     while pending.len() < limit && waiting.iter().any(|lane| !pending.iter().any(|d| d.at.lane == *lane)) {
         tokio::select! {
             m = tokio::time::timeout_at(until, recv_any(shared)) => match m {
@@ -230,13 +237,12 @@ async fn settle(shared: &Arc<Shared>, pending: &mut VecDeque<Delivered>, shutdow
     }
 }
 
-/// Whether `lane` has messages its group has not consumed yet, as the broker says (blocking: a few requests, each
-/// bounded). Unknown counts as none: settling is an optimisation of order, never a wait on a broker that is down.
-fn has_waiting(lane: &Lane) -> bool {
-    const ASK: Duration = Duration::from_secs(1);
-    let Ok(assignment) = lane.consumer.assignment() else { return false };
+/// Whether `lane` has messages its group has not received yet, as the broker says: a partition's end beyond the
+/// position the worker has read to (its committed offset before it read any). Blocking: a few requests, each bounded
+/// by `ask`; a partition whose end the broker does not give in time counts as `on_error`.
+fn has_waiting(lane: &Lane, ask: Duration, on_error: bool) -> bool {
+    let Ok(assignment) = lane.consumer.assignment() else { return on_error };
     let positions = lane.consumer.position().ok();
-    let committed = lane.consumer.committed_offsets(assignment.clone(), ASK).ok();
     let offset_in = |tpl: &Option<TopicPartitionList>,
                      e: &rdkafka::topic_partition_list::TopicPartitionListElem<'_>| {
         tpl.as_ref().and_then(|t| t.find_partition(e.topic(), e.partition())).and_then(|p| match p.offset() {
@@ -244,11 +250,80 @@ fn has_waiting(lane: &Lane) -> bool {
             _ => None,
         })
     };
+    // The committed offsets only matter (and cost a request) before the worker has read from every partition.
+    let unread = assignment.elements().iter().any(|e| offset_in(&positions, e).is_none());
+    let committed = if unread { lane.consumer.committed_offsets(assignment.clone(), ask).ok() } else { None };
     assignment.elements().iter().any(|e| {
-        let Ok((low, high)) = lane.consumer.fetch_watermarks(e.topic(), e.partition(), ASK) else { return false };
+        let Ok((low, high)) = lane.consumer.fetch_watermarks(e.topic(), e.partition(), ask) else { return on_error };
         let next = offset_in(&positions, e).or_else(|| offset_in(&committed, e)).unwrap_or(low);
         high > next
     })
+}
+
+/// Longest [`catch_up`] waits for a higher lane's next messages.
+const CATCH_UP_MAX: Duration = Duration::from_millis(200);
+
+/// How long a lane found caught up is taken to stay so: the broker is asked at most this often per lane.
+const CAUGHT_UP_FOR: Duration = Duration::from_millis(250);
+
+/// Whether a lane above `below` has messages at the broker it has not delivered yet (see [`has_waiting`]). A lane
+/// found caught up is not asked again for [`CAUGHT_UP_FOR`]; a broker that does not answer counts as caught up here,
+/// so a broker in trouble slows nothing down.
+async fn higher_lane_behind(shared: &Arc<Shared>, below: usize) -> bool {
+    let fresh = |lane: &Lane| {
+        lane.caught_up_at.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|at| at.elapsed() < CAUGHT_UP_FOR)
+    };
+    let ask: Vec<usize> = (0..below).filter(|&i| !fresh(&shared.lanes[i])).collect();
+    if ask.is_empty() {
+        return false;
+    }
+    let s = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        ask.into_iter().any(|i| {
+            let lane = &s.lanes[i];
+            let behind = has_waiting(lane, Duration::from_millis(500), false);
+            if !behind {
+                *lane.caught_up_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+            }
+            behind
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A lane hands its partition's messages over fetch by fetch, so between two fetch answers its buffer can run dry
+/// while its partition still holds more: taking a lower lane's message then would let it overtake. When the batch
+/// holds a lower lane's messages and a higher lane is known to be behind, they go back to `pending` and the loop waits
+/// (at most [`CATCH_UP_MAX`]) for the higher lane's next message. Returns whether the batch should be filled again.
+async fn catch_up(
+    shared: &Arc<Shared>,
+    pending: &mut VecDeque<Delivered>,
+    batch: &mut Vec<Delivered>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let Some(lowest) = batch.iter().map(|d| d.at.lane).max() else { return false };
+    if lowest == 0 || !higher_lane_behind(shared, lowest).await {
+        return false;
+    }
+    // Back in front of what `pending` holds, in order: they were read before it.
+    for d in batch.drain(..).rev() {
+        pending.push_front(d);
+    }
+    let until = tokio::time::Instant::now() + CATCH_UP_MAX;
+    loop {
+        tokio::select! {
+            m = tokio::time::timeout_at(until, recv_any(shared)) => match m {
+                Ok((lane, m)) => if let Accepted::Message(d) = accept(shared, lane, m) {
+                    let higher = d.at.lane < lowest;
+                    pending.push_back(d);
+                    if higher { return true }
+                },
+                Err(_) => return true,
+            },
+            _ = shutdown.changed() => return true,
+        }
+    }
 }
 
 /// Fills `batch` up to `room`, highest lane first: for each lane, what `pending` holds of it (read earlier, so
@@ -405,6 +480,10 @@ pub async fn run(
                 Accepted::Error => tokio::time::sleep(Duration::from_millis(100)).await,
                 Accepted::Fatal(e) => fatal = Some(e),
             }
+            fill(&shared, &mut pending, &mut batch, room, &mut fatal);
+        }
+        // A lower lane's message while a higher lane is known to have more on its way: wait for those briefly.
+        if fatal.is_none() && catch_up(&shared, &mut pending, &mut batch, &mut shutdown).await {
             fill(&shared, &mut pending, &mut batch, room, &mut fatal);
         }
         if !batch.is_empty() {

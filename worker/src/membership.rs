@@ -35,7 +35,16 @@ pub(crate) fn build_lanes(config: &WorkerConfig, metrics: &WorkerMetrics) -> Res
             };
             let (lag, held, joined) = (context.lag.clone(), context.held.clone(), context.joined.clone());
             let consumer = build_consumer(config, &topic, &group, context)?;
-            Ok(Lane { topic, group, consumer, tracker: Default::default(), held, joined, lag })
+            Ok(Lane {
+                topic,
+                group,
+                consumer,
+                tracker: Default::default(),
+                held,
+                joined,
+                lag,
+                caught_up_at: Default::default(),
+            })
         })
         .collect()
 }

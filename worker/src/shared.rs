@@ -79,6 +79,8 @@ pub(crate) struct Lane {
     pub(crate) joined: Arc<AtomicBool>,
     /// The latest per-partition lag from this consumer's statistics, until the lag reporter takes it.
     pub(crate) lag: LatestLag,
+    /// When the broker last said this lane had nothing more for the worker (see `consumer::higher_lane_behind`).
+    pub(crate) caught_up_at: Mutex<Option<std::time::Instant>>,
 }
 
 /// State shared by the loop, the job tasks, the heartbeat and the completer.
