@@ -93,7 +93,11 @@ fn accept(
 ) -> Accepted {
     match m {
         Ok(m) => Accepted::Message(Delivered {
-            at: Position { lane, partition: m.partition(), offset: m.offset() },
+            // Before anything else can fail: the catch-up check must not think this message is still waiting.
+            at: {
+                shared.lanes[lane].read(m.partition(), m.offset());
+                Position { lane, partition: m.partition(), offset: m.offset() }
+            },
             trace: trace_context(&m),
             envelope: match Envelope::decode(m.payload()) {
                 Ok(env) => Some(env),
@@ -253,49 +257,30 @@ fn has_waiting(lane: &Lane, ask: Duration, on_error: bool) -> bool {
     // The committed offsets only matter (and cost a request) before the worker has read from every partition.
     let unread = assignment.elements().iter().any(|e| offset_in(&positions, e).is_none());
     let committed = if unread { lane.consumer.committed_offsets(assignment.clone(), ask).ok() } else { None };
-    assignment.elements().iter().any(|e| {
-        let Ok((low, high)) = lane.consumer.fetch_watermarks(e.topic(), e.partition(), ask) else { return on_error };
-        let next = offset_in(&positions, e).or_else(|| offset_in(&committed, e)).unwrap_or(low);
-        high > next
-    })
+    // Every partition is asked (no short cut), so the catch-up check learns all of their ends.
+    assignment
+        .elements()
+        .iter()
+        .map(|e| {
+            let Ok((low, high)) = lane.consumer.fetch_watermarks(e.topic(), e.partition(), ask) else {
+                return on_error;
+            };
+            let next = offset_in(&positions, e).or_else(|| offset_in(&committed, e)).unwrap_or(low);
+            // Until this lane's first statistics arrive, this is what the catch-up check knows of it.
+            lane.ends.lock().unwrap_or_else(|p| p.into_inner()).observe(e.partition(), true, high, next);
+            high > next
+        })
+        .fold(false, |any, behind| any || behind)
 }
 
 /// Longest [`catch_up`] waits for a higher lane's next messages.
 const CATCH_UP_MAX: Duration = Duration::from_millis(200);
 
-/// How long a lane found caught up is taken to stay so: the broker is asked at most this often per lane.
-const CAUGHT_UP_FOR: Duration = Duration::from_millis(250);
-
-/// Whether a lane above `below` has messages at the broker it has not delivered yet (see [`has_waiting`]). A lane
-/// found caught up is not asked again for [`CAUGHT_UP_FOR`]; a broker that does not answer counts as caught up here,
-/// so a broker in trouble slows nothing down.
-async fn higher_lane_behind(shared: &Arc<Shared>, below: usize) -> bool {
-    let fresh = |lane: &Lane| {
-        lane.caught_up_at.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|at| at.elapsed() < CAUGHT_UP_FOR)
-    };
-    let ask: Vec<usize> = (0..below).filter(|&i| !fresh(&shared.lanes[i])).collect();
-    if ask.is_empty() {
-        return false;
-    }
-    let s = shared.clone();
-    tokio::task::spawn_blocking(move || {
-        ask.into_iter().any(|i| {
-            let lane = &s.lanes[i];
-            let behind = has_waiting(lane, Duration::from_millis(500), false);
-            if !behind {
-                *lane.caught_up_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
-            }
-            behind
-        })
-    })
-    .await
-    .unwrap_or(false)
-}
-
 /// A lane hands its partition's messages over fetch by fetch, so between two fetch answers its buffer can run dry
 /// while its partition still holds more: taking a lower lane's message then would let it overtake. When the batch
-/// holds a lower lane's messages and a higher lane is known to be behind, they go back to `pending` and the loop waits
-/// (at most [`CATCH_UP_MAX`]) for the higher lane's next message. Returns whether the batch should be filled again.
+/// holds a lower lane's messages and a higher lane is known to be behind (`ends.rs`: from the statistics, with no
+/// broker request), they go back to `pending` and the loop waits (at most [`CATCH_UP_MAX`]) for the higher lane's next
+/// message. Returns whether the batch should be filled again.
 async fn catch_up(
     shared: &Arc<Shared>,
     pending: &mut VecDeque<Delivered>,
@@ -303,7 +288,7 @@ async fn catch_up(
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     let Some(lowest) = batch.iter().map(|d| d.at.lane).max() else { return false };
-    if lowest == 0 || !higher_lane_behind(shared, lowest).await {
+    if !shared.lanes[..lowest].iter().any(Lane::behind) {
         return false;
     }
     // Back in front of what `pending` holds, in order: they were read before it.
@@ -319,7 +304,14 @@ async fn catch_up(
                     pending.push_back(d);
                     if higher { return true }
                 },
-                Err(_) => return true,
+                Err(_) => {
+                    // What was known to wait did not come: count it as read, so that an offset that never becomes a
+                    // message (a gap in the log) cannot hold every later batch too.
+                    for lane in &shared.lanes[..lowest] {
+                        lane.give_up_waiting();
+                    }
+                    return true;
+                }
             },
             _ = shutdown.changed() => return true,
         }

@@ -1,4 +1,4 @@
-//! librdkafka callbacks of the worker's consumer: consumer lag from statistics, a synchronous commit before
+//! librdkafka callbacks of the worker's consumer: consumer lag and log ends from statistics, a synchronous commit before
 //! partitions are revoked, and the count of partitions held (a leaving static member waits for it to reach 0).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -8,6 +8,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::statistics::Statistics;
 
+use crate::ends::LaneEnds;
 use crate::metrics::WorkerMetrics;
 
 /// The latest per-partition lag `(topic, partition, lag)` from librdkafka's statistics, until the reporter takes it.
@@ -22,13 +23,22 @@ pub struct WorkerContext {
     pub(crate) lag: LatestLag,
     /// Set at the first assignment (possibly empty): the consumer has joined its group.
     pub(crate) joined: Arc<AtomicBool>,
+    /// Where the lane's partitions end, from the statistics (see `ends.rs`).
+    pub(crate) ends: Arc<Mutex<LaneEnds>>,
 }
 
 impl ClientContext for WorkerContext {
     fn stats(&self, statistics: Statistics) {
         let mut seen = Vec::new();
+        let mut ends = self.ends.lock().unwrap_or_else(|p| p.into_inner());
         for (name, topic) in &statistics.topics {
             for (partition, p) in &topic.partitions {
+                if *partition >= 0 {
+                    let assigned = !matches!(p.fetch_state.as_str(), "none" | "stopping" | "stopped");
+                    // Under read_committed (librdkafka's default) the last stable offset is where reading ends.
+                    let end = if p.ls_offset >= 0 { p.ls_offset } else { p.hi_offset };
+                    ends.observe(*partition, assigned, end, p.app_offset.max(p.committed_offset));
+                }
                 // librdkafka reports the internal UA partition as -1.
                 if let Some(lag) = partition_lag(p.consumer_lag, p.consumer_lag_stored).filter(|_| *partition >= 0) {
                     self.metrics.consumer_lag.with_label_values(&[name, &partition.to_string()]).set(lag);
@@ -36,6 +46,7 @@ impl ClientContext for WorkerContext {
                 }
             }
         }
+        drop(ends);
         // This runs on librdkafka's thread: hand the numbers over and let the reporter write them.
         *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen);
     }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod consumer;
 mod context;
 mod dispatch;
+mod ends;
 pub mod handler;
 pub mod handlers;
 mod heartbeat;

@@ -18,6 +18,10 @@ use crate::shared::{Lane, Shared};
 /// The worker's consumer.
 pub(crate) type Kafka = StreamConsumer<WorkerContext>;
 
+/// How often a lane above the lowest reports its statistics at most: how stale the loop's idea of where that lane's
+/// log ends may be (on top of the fetch that carried it). Costs librdkafka a small JSON document per report.
+const HIGHER_LANE_STATS_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Builds one lane per priority level, highest first (see `ackbox_types::priority`): each a consumer of the level's
 /// topic in the level's group (`normal` keeps `ACKBOX_TOPIC` and `ACKBOX_WORKER_GROUP` themselves).
 pub(crate) fn build_lanes(config: &WorkerConfig, metrics: &WorkerMetrics) -> Result<Vec<Lane>, WorkerError> {
@@ -32,19 +36,18 @@ pub(crate) fn build_lanes(config: &WorkerConfig, metrics: &WorkerMetrics) -> Res
                 lag: LatestLag::default(),
                 held: Arc::new(AtomicUsize::new(0)),
                 joined: Arc::new(AtomicBool::new(false)),
+                ends: Default::default(),
             };
-            let (lag, held, joined) = (context.lag.clone(), context.held.clone(), context.joined.clone());
-            let consumer = build_consumer(config, &topic, &group, context)?;
-            Ok(Lane {
-                topic,
-                group,
-                consumer,
-                tracker: Default::default(),
-                held,
-                joined,
-                lag,
-                caught_up_at: Default::default(),
-            })
+            let (lag, held, joined, ends) =
+                (context.lag.clone(), context.held.clone(), context.joined.clone(), context.ends.clone());
+            // A higher lane's statistics tell the receive loop whether that lane has more on its way
+            // (`consumer::catch_up`), so they come often; the lowest lane's are only for the lag.
+            let stats = match priority == *Priority::HIGHEST_FIRST.last().expect("three levels") {
+                true => config.stats_interval,
+                false => config.stats_interval.min(HIGHER_LANE_STATS_INTERVAL),
+            };
+            let consumer = build_consumer(config, &topic, &group, stats, context)?;
+            Ok(Lane { topic, group, consumer, tracker: Default::default(), held, joined, lag, ends })
         })
         .collect()
 }
@@ -54,6 +57,7 @@ fn build_consumer(
     config: &WorkerConfig,
     topic: &str,
     group: &str,
+    stats_interval: Duration,
     context: WorkerContext,
 ) -> Result<Kafka, WorkerError> {
     let mut client = config.kafka.client_config();
@@ -76,7 +80,7 @@ fn build_consumer(
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", config.fetch_wait.as_millis().to_string())
         .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
-        .set("statistics.interval.ms", config.stats_interval.as_millis().to_string())
+        .set("statistics.interval.ms", stats_interval.as_millis().to_string())
         .create_with_context(context)?;
     consumer.subscribe(&[topic])?;
     Ok(consumer)

@@ -79,8 +79,25 @@ pub(crate) struct Lane {
     pub(crate) joined: Arc<AtomicBool>,
     /// The latest per-partition lag from this consumer's statistics, until the lag reporter takes it.
     pub(crate) lag: LatestLag,
-    /// When the broker last said this lane had nothing more for the worker (see `consumer::higher_lane_behind`).
-    pub(crate) caught_up_at: Mutex<Option<std::time::Instant>>,
+    /// Where this lane's partitions end and how far the worker has read them (see `ends.rs`).
+    pub(crate) ends: Arc<Mutex<crate::ends::LaneEnds>>,
+}
+
+impl Lane {
+    /// Whether the lane is known to hold messages the worker has not been delivered yet (no broker request).
+    pub(crate) fn behind(&self) -> bool {
+        self.ends.lock().unwrap_or_else(|p| p.into_inner()).behind()
+    }
+
+    /// Counts everything known to wait in this lane as read (see `ends.rs`).
+    pub(crate) fn give_up_waiting(&self) {
+        self.ends.lock().unwrap_or_else(|p| p.into_inner()).give_up();
+    }
+
+    /// Records that the loop was delivered the message at `offset` of `partition`.
+    pub(crate) fn read(&self, partition: i32, offset: i64) {
+        self.ends.lock().unwrap_or_else(|p| p.into_inner()).read(partition, offset);
+    }
 }
 
 /// State shared by the loop, the job tasks, the heartbeat and the completer.

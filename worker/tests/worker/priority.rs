@@ -50,3 +50,48 @@ fn under_a_backlog_high_priority_jobs_start_before_normal_and_low_ones_submitted
     let (last_normal, first_low) = (normal.iter().max().expect("normal"), low.iter().min().expect("low"));
     assert!(last_normal < first_low, "normal {normal:?} vs low {low:?}");
 }
+
+#[test]
+fn a_high_lane_handed_over_a_few_messages_per_fetch_is_still_taken_before_the_normal_backlog() {
+    // Arrange: fetches of at most 1000 bytes (librdkafka's least: fetch.max.bytes may not be below message.max.bytes),
+    // a few dispatches each, so the high lane's buffer runs dry after every few messages while its partitions still
+    // hold more, and the normal lane's messages sit ready meanwhile. Only the check on where the high lane's log ends
+    // keeps normal jobs from overtaking.
+    let (config, db, kafka) = prepare(|c| {
+        c.concurrency = 1;
+        c.batch = 1;
+        c.kafka.extra.push(("max.partition.fetch.bytes".into(), "1".into()));
+        c.kafka.extra.push(("message.max.bytes".into(), "1000".into()));
+        c.kafka.extra.push(("fetch.max.bytes".into(), "1000".into()));
+    });
+    let submit = |priority: Priority, n: usize| -> Vec<Uuid> {
+        (0..n)
+            .map(|_| {
+                let job = NewJob::new("noop", serde_json::json!({}), 1).with_priority(priority);
+                let id = ackbox_db::state::submit(&mut db.conn(), &job, &kafka.topic).expect("submit").id;
+                let lane = KafkaConfig { topic: priority.lane_topic(&kafka.topic), ..kafka.clone() };
+                dispatch(&lane, id, "noop", 1);
+                id
+            })
+            .collect()
+    };
+    let normal = submit(Priority::Normal, 10);
+    let high = submit(Priority::High, 20);
+
+    // Act
+    let w = start_prepared(ackbox_worker::handlers::builtin(), (config, db, kafka));
+    let started = |ids: &[Uuid]| -> Vec<chrono::DateTime<chrono::Utc>> {
+        ids.iter()
+            .map(|id| {
+                let job = w.wait_terminal(*id);
+                assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+                job.started_at.expect("started")
+            })
+            .collect()
+    };
+    let (high, normal) = (started(&high), started(&normal));
+
+    // Assert
+    let (last_high, first_normal) = (high.iter().max().expect("high"), normal.iter().min().expect("normal"));
+    assert!(last_high < first_normal, "high {high:?} vs normal {normal:?}");
+}
