@@ -7,6 +7,9 @@ const $ = (id) => document.getElementById(id);
 
 // A job to open at once (#job=<id>, alone or with the key), read before takeKey clears the fragment.
 const linkedJob = (location.hash.match(/job=([^&]+)/) || [])[1];
+// A filtered job list to open at once (#status=failed&kind=...&queue=...&tenant=...): a link an operator can share.
+const linkedFilter = Object.fromEntries(["status", "kind", "queue", "tenant"]
+  .map((k) => [k, (location.hash.match(new RegExp("[#&]" + k + "=([^&]+)")) || [])[1]]).filter(([, v]) => v));
 
 // The key comes from the URL fragment (#key=..., never sent to a server) or the login box, and lives in this tab.
 function takeKey() {
@@ -18,8 +21,11 @@ function takeKey() {
   return sessionStorage.getItem("ackbox-key");
 }
 
-async function api(path) {
-  const res = await fetch(path, { headers: { Authorization: "Bearer " + sessionStorage.getItem("ackbox-key") } });
+async function api(path, method, payload) {
+  const headers = { Authorization: "Bearer " + sessionStorage.getItem("ackbox-key") };
+  if (payload !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, { method: method || "GET", headers,
+                                  body: payload === undefined ? undefined : JSON.stringify(payload) });
   if (res.status === 401 || res.status === 403) {
     sessionStorage.removeItem("ackbox-key");
     showLogin(res.status === 403 ? "That key is not an admin key." : "That key is unknown or revoked.");
@@ -175,6 +181,95 @@ async function lookup(id) {
   }
 }
 
+// The job list (GET /v1/admin/jobs): the filter form's values, a page at a time; retry and cancel per row, and a
+// retry of every failed job the filter matches (POST /v1/admin/jobs/retry, as `ackbox jobs retry` does).
+const jobsPage = { cursor: null };
+
+function filterValues() {
+  const iso = (v) => (v ? new Date(v).toISOString() : "");
+  return { status: $("f-status").value, kind: $("f-kind").value.trim(), queue: $("f-queue").value.trim(),
+           tenant: $("f-tenant").value.trim(), since: iso($("f-since").value), until: iso($("f-until").value) };
+}
+
+async function loadJobs(cursor) {
+  const f = filterValues();
+  const q = new URLSearchParams({ limit: "50" });
+  for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+  if (cursor) q.set("cursor", cursor);
+  try {
+    const page = await api("/v1/admin/jobs?" + q);
+    renderJobs(page.items);
+    jobsPage.cursor = page.next_cursor;
+    $("jobs-next").hidden = !page.next_cursor;
+    $("jobs-first").hidden = !cursor;
+    document.body.setAttribute("data-jobs-loaded", String(page.items.length));
+  } catch (e) {
+    if (e.message !== "not authorised") note("listing failed: " + e.message, true);
+  }
+}
+
+function note(text, bad) {
+  $("jobs-note").textContent = text;
+  $("jobs-note").classList.toggle("error", !!bad);
+}
+
+function renderJobs(rows) {
+  const table = $("jobs-list");
+  table.replaceChildren(el("tr", {}, ...["job", "tenant", "kind", "queue", "status", "attempts", "created", "finished", ""].map((h) => el("th", {}, h))));
+  for (const j of rows) {
+    const link = el("a", { href: "#", class: "mono" }, j.id);
+    link.addEventListener("click", (e) => { e.preventDefault(); lookup(j.id); });
+    const actions = el("td", { class: "actions" });
+    if (j.status === "failed") actions.append(action("Retry", "retry", j.id));
+    if (j.status === "queued" || (j.status === "running" && !j.cancel_requested)) actions.append(action("Cancel", "cancel", j.id));
+    table.append(el("tr", { "data-list-job": j.id, "data-list-status": j.status }, el("td", {}, link),
+      el("td", {}, j.tenant || "–"), el("td", { class: "mono" }, j.kind), el("td", { class: "mono" }, j.queue),
+      el("td", { class: "mono" + (j.status === "failed" ? " failed" : "") }, j.status + (j.cancel_requested ? " (cancel requested)" : "")),
+      el("td", { class: "num" }, j.attempts + "/" + j.max_attempts), el("td", {}, time(j.created_at)),
+      el("td", {}, time(j.finished_at)), actions));
+  }
+  if (!rows.length) table.append(el("tr", {}, el("td", { colspan: "9" }, "no job matches")));
+}
+
+function action(label, verb, id) {
+  const b = el("button", { type: "button", "data-action": verb, "data-job": id }, label);
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    try {
+      const j = await api("/v1/admin/jobs/" + encodeURIComponent(id) + "/" + verb, "POST");
+      note(verb === "retry" ? `job ${id} is queued again` : `job ${id}: ${j.status}${j.cancel_requested ? " (cancel requested)" : ""}`);
+    } catch (e) {
+      if (e.message !== "not authorised") note(`${verb} of ${id} failed: ${e.message}`, true);
+    }
+    loadJobs(null);
+  });
+  return b;
+}
+
+async function retryMatching() {
+  const f = filterValues();
+  const body = {};
+  for (const k of ["kind", "queue", "tenant", "since"]) if (f[k]) body[k] = f[k];
+  const narrowed = Object.keys(body).length > 0;
+  if (!narrowed && !confirm("Nothing narrows the filter: retry EVERY failed job?")) return;
+  if (!narrowed) body.all = true;
+  let total = 0;
+  try {
+    // Each request retries up to 10,000 in bounded transactions and says whether more match.
+    for (;;) {
+      const r = await api("/v1/admin/jobs/retry", "POST", body);
+      total += r.retried;
+      note(`${total} failed jobs queued again…`);
+      if (!r.more) break;
+    }
+    note(`${total} failed jobs queued again`);
+    document.body.setAttribute("data-retried", String(total));
+  } catch (e) {
+    if (e.message !== "not authorised") note(`retry failed after ${total}: ${e.message}`, true);
+  }
+  loadJobs(null);
+}
+
 function showLogin(message) {
   $("board").hidden = true;
   $("login").hidden = false;
@@ -185,7 +280,9 @@ let timer = null;
 function start() {
   $("login").hidden = true;
   $("board").hidden = false;
+  for (const [k, v] of Object.entries(linkedFilter)) $("f-" + k).value = decodeURIComponent(v);
   refresh();
+  loadJobs(null);
   if (!timer) timer = setInterval(refresh, REFRESH_MS);
 }
 
@@ -195,6 +292,10 @@ $("login-form").addEventListener("submit", (e) => {
   start();
 });
 $("lookup").addEventListener("submit", (e) => { e.preventDefault(); lookup($("lookup-id").value); });
+$("jobs-filter").addEventListener("submit", (e) => { e.preventDefault(); loadJobs(null); });
+$("jobs-next").addEventListener("click", () => loadJobs(jobsPage.cursor));
+$("jobs-first").addEventListener("click", () => loadJobs(null));
+$("retry-matching").addEventListener("click", retryMatching);
 
 if (takeKey()) {
   start();

@@ -22,12 +22,18 @@
 //! | `ACKBOX_SUBMIT_BATCH` | [`DEFAULT_SUBMIT_BATCH`] | most submissions in one group-commit transaction |
 //! | `ACKBOX_SUBMIT_QUEUE` | [`DEFAULT_SUBMIT_QUEUE`] | most submissions waiting for a transaction; beyond it a submit gets 503 at once |
 //! | `ACKBOX_PUBLIC_URL` | unset: each request's own scheme and `Host` | external base URL of every link (`Location`, `Operation-Location`, `links`, `resourceLocation`), e.g. `https://jobs.example.com` or `https://example.com/ackbox` behind a proxy |
+//! | `ACKBOX_CALLBACK_ALLOW_LOOPBACK` | `false` | let `callback_url` reach loopback addresses (local development and tests; `make up` sets it) |
+//! | `ACKBOX_CALLBACK_ALLOW_PRIVATE` | `false` | let `callback_url` reach private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7); link-local (169.254/16, fe80::/10) is refused regardless |
+//! | `ACKBOX_CALLBACK_TIMEOUT_MS` | [`DEFAULT_CALLBACK_TIMEOUT_MS`] | deadline of one callback delivery, connect to last byte |
+//! | `ACKBOX_CALLBACK_CONNECT_TIMEOUT_MS` | [`DEFAULT_CALLBACK_CONNECT_TIMEOUT_MS`] | deadline of its connect |
+//! | `ACKBOX_CALLBACK_MAX_ATTEMPTS` | [`DEFAULT_CALLBACK_MAX_ATTEMPTS`] | delivery attempts before a callback is given up (backoff 1 s doubling to 1 h: 20 attempts span about 9 h) |
+//! | `ACKBOX_CALLBACK_POLL_MS` | [`DEFAULT_CALLBACK_POLL_MS`] | how often the api looks for callbacks due |
 //! | `ACKBOX_LOG_FORMAT` | `text` | `json`: one JSON object per log line (see `ackbox_runtime::logging`) |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | unset: no export | export spans over OTLP/HTTP (see `ackbox_runtime::telemetry`) |
 //!
 //! Plus the database variables of [`ackbox_db::config::DbConfig`].
 
-use ackbox_db::config::{non_empty, or_default, ConfigError, DbArgs, DbConfig, DEFAULT_TOPIC};
+use ackbox_db::config::{boolish, non_empty, or_default, ConfigError, DbArgs, DbConfig, DEFAULT_TOPIC};
 use ackbox_runtime::logging::ObservabilityArgs;
 
 /// Default listen address.
@@ -68,6 +74,43 @@ pub const DEFAULT_SUBMIT_COMMITTERS: usize = 4;
 pub const DEFAULT_SUBMIT_BATCH: usize = 256;
 /// Default bound on submissions waiting for a transaction.
 pub const DEFAULT_SUBMIT_QUEUE: usize = 2048;
+
+/// Default deadline of one callback delivery: 10 s.
+pub const DEFAULT_CALLBACK_TIMEOUT_MS: u64 = 10_000;
+/// Default deadline of a callback's connect: 3 s.
+pub const DEFAULT_CALLBACK_CONNECT_TIMEOUT_MS: u64 = 3_000;
+/// Default delivery attempts of a callback.
+pub const DEFAULT_CALLBACK_MAX_ATTEMPTS: u32 = 20;
+/// Default interval between looks for due callbacks.
+pub const DEFAULT_CALLBACK_POLL_MS: u64 = 250;
+
+/// How completion callbacks are delivered (`crate::callbacks`).
+#[derive(Clone, Debug)]
+pub struct CallbackConfig {
+    /// Which internal addresses a callback may reach.
+    pub policy: crate::callbacks::target::Policy,
+    /// Deadline of one delivery.
+    pub timeout: std::time::Duration,
+    /// Deadline of its connect.
+    pub connect_timeout: std::time::Duration,
+    /// Attempts before giving up.
+    pub max_attempts: u32,
+    /// Interval between looks for due callbacks.
+    pub poll: std::time::Duration,
+}
+
+impl Default for CallbackConfig {
+    /// The documented defaults: no internal address reachable.
+    fn default() -> Self {
+        Self {
+            policy: Default::default(),
+            timeout: std::time::Duration::from_millis(DEFAULT_CALLBACK_TIMEOUT_MS),
+            connect_timeout: std::time::Duration::from_millis(DEFAULT_CALLBACK_CONNECT_TIMEOUT_MS),
+            max_attempts: DEFAULT_CALLBACK_MAX_ATTEMPTS,
+            poll: std::time::Duration::from_millis(DEFAULT_CALLBACK_POLL_MS),
+        }
+    }
+}
 
 /// Everything the API process needs.
 #[derive(Clone, Debug)]
@@ -112,6 +155,8 @@ pub struct ApiConfig {
     pub submit_queue: usize,
     /// External base URL of links, without a trailing `/` (`None`: each request's scheme and host).
     pub public_url: Option<String>,
+    /// Completion callbacks.
+    pub callbacks: CallbackConfig,
     /// Database settings.
     pub db: DbConfig,
 }
@@ -186,6 +231,24 @@ pub struct ApiArgs {
     /// External base URL of every link, e.g. https://jobs.example.com (unset: each request's scheme and Host).
     #[arg(long, env = "ACKBOX_PUBLIC_URL", value_name = "ACKBOX_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Let callback_url reach loopback addresses (local development and tests).
+    #[arg(long, env = "ACKBOX_CALLBACK_ALLOW_LOOPBACK", default_value_t = false, value_parser = boolish(), action = clap::ArgAction::Set, value_name = "ACKBOX_CALLBACK_ALLOW_LOOPBACK")]
+    pub callback_allow_loopback: bool,
+    /// Let callback_url reach private addresses (link-local stays refused).
+    #[arg(long, env = "ACKBOX_CALLBACK_ALLOW_PRIVATE", default_value_t = false, value_parser = boolish(), action = clap::ArgAction::Set, value_name = "ACKBOX_CALLBACK_ALLOW_PRIVATE")]
+    pub callback_allow_private: bool,
+    /// Deadline of one callback delivery, in ms (at least 1).
+    #[arg(long, env = "ACKBOX_CALLBACK_TIMEOUT_MS", default_value_t = DEFAULT_CALLBACK_TIMEOUT_MS, value_name = "ACKBOX_CALLBACK_TIMEOUT_MS")]
+    pub callback_timeout_ms: u64,
+    /// Deadline of a callback's connect, in ms (at least 1).
+    #[arg(long, env = "ACKBOX_CALLBACK_CONNECT_TIMEOUT_MS", default_value_t = DEFAULT_CALLBACK_CONNECT_TIMEOUT_MS, value_name = "ACKBOX_CALLBACK_CONNECT_TIMEOUT_MS")]
+    pub callback_connect_timeout_ms: u64,
+    /// Delivery attempts before a callback is given up (at least 1).
+    #[arg(long, env = "ACKBOX_CALLBACK_MAX_ATTEMPTS", default_value_t = DEFAULT_CALLBACK_MAX_ATTEMPTS, value_name = "ACKBOX_CALLBACK_MAX_ATTEMPTS")]
+    pub callback_max_attempts: u32,
+    /// How often the api looks for callbacks due, in ms (at least 1).
+    #[arg(long, env = "ACKBOX_CALLBACK_POLL_MS", default_value_t = DEFAULT_CALLBACK_POLL_MS, value_name = "ACKBOX_CALLBACK_POLL_MS")]
+    pub callback_poll_ms: u64,
 }
 
 impl TryFrom<ApiArgs> for ApiConfig {
@@ -220,6 +283,24 @@ impl TryFrom<ApiArgs> for ApiConfig {
             submit_batch: positive("ACKBOX_SUBMIT_BATCH", a.submit_batch)?,
             submit_queue: positive("ACKBOX_SUBMIT_QUEUE", a.submit_queue)?,
             public_url: non_empty(a.public_url).map(|u| public_url(&u)).transpose()?,
+            callbacks: CallbackConfig {
+                policy: crate::callbacks::target::Policy {
+                    allow_loopback: a.callback_allow_loopback,
+                    allow_private: a.callback_allow_private,
+                },
+                timeout: std::time::Duration::from_millis(positive(
+                    "ACKBOX_CALLBACK_TIMEOUT_MS",
+                    a.callback_timeout_ms as usize,
+                )? as u64),
+                connect_timeout: std::time::Duration::from_millis(positive(
+                    "ACKBOX_CALLBACK_CONNECT_TIMEOUT_MS",
+                    a.callback_connect_timeout_ms as usize,
+                )? as u64),
+                max_attempts: positive("ACKBOX_CALLBACK_MAX_ATTEMPTS", a.callback_max_attempts as usize)? as u32,
+                poll: std::time::Duration::from_millis(
+                    positive("ACKBOX_CALLBACK_POLL_MS", a.callback_poll_ms as usize)? as u64,
+                ),
+            },
             db: a.db.try_into()?,
         })
     }

@@ -93,12 +93,48 @@ pub struct StatusDocument {
     /// runs its kind (both as of the last 10 s), or a worker without a handler for its kind received it. The job stays safely queued either way
     /// and runs once a worker with the kind is up.
     pub waiting_reason: Option<String>,
+    /// The completion callback, when the job was submitted with a `callback_url` (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackStatus>,
     /// Where to look next.
     pub links: Links,
     /// Once succeeded: the absolute URL of the result (`links.result`), under the name the Azure REST API guidelines
     /// give it, so an Azure-style client that reads this document finds the result where it looks. Absent before.
     #[serde(rename = "resourceLocation", skip_serializing_if = "Option::is_none")]
     pub resource_location: Option<String>,
+}
+
+/// Where a job's completion callback stands.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CallbackStatus {
+    /// Where the status document is POSTed when the job ends.
+    pub url: String,
+    /// `waiting` (the job has not ended), `pending` (being delivered, or waiting out a retry's backoff),
+    /// `delivered` (the receiver answered 2xx), `failed` (every attempt failed; given up). After an operator retry,
+    /// the state is that of the latest end's callback.
+    #[schema(pattern = "^(waiting|pending|delivered|failed)$", example = "delivered")]
+    pub state: String,
+    /// Delivery attempts so far (of the latest end's callback).
+    pub attempts: i32,
+    /// Why the latest attempt failed (null once delivered).
+    pub last_error: Option<String>,
+}
+
+impl CallbackStatus {
+    /// The callback of `job`, if it has one.
+    fn of(job: &Job) -> Option<Self> {
+        let url = job.callback_url.clone()?;
+        Some(Self {
+            url,
+            state: match (&job.callback_state, job.status.is_terminal()) {
+                (Some(state), true) => state.clone(),
+                // Before the end (or an operator retry put it back): the last end's outcome is history.
+                _ => "waiting".to_string(),
+            },
+            attempts: if job.status.is_terminal() { job.callback_attempts } else { 0 },
+            last_error: job.callback_last_error.clone().filter(|_| job.status.is_terminal()),
+        })
+    }
 }
 
 /// Path of a job's status document.
@@ -185,6 +221,7 @@ pub fn as_accepted(mut job: Job) -> Job {
     (job.started_at, job.finished_at, job.not_before, job.lease_expires_at) = (None, None, schedule, None);
     (job.result, job.error, job.progress) = (None, None, None);
     (job.cancel_requested_at, job.dispatch_skipped_at) = (None, None);
+    (job.callback_state, job.callback_attempts, job.callback_last_error) = (None, 0, None);
     job
 }
 
@@ -204,7 +241,9 @@ impl StatusDocument {
         let overdue = job.status == JobStatus::Queued && waited > overdue_after;
         let waiting_reason = waiting_reason(&job, estimates);
         let links = Links::new(base, job.id);
+        let callback = CallbackStatus::of(&job);
         Self {
+            callback,
             resource_location: (job.status == JobStatus::Succeeded).then(|| links.result.clone()),
             links,
             id: job.id,

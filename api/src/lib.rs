@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+pub mod callbacks;
 pub mod committer;
 pub mod config;
 mod deadline;
@@ -67,7 +68,18 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
         },
         metrics.clone(),
     );
+    let callbacks = callbacks::start(callbacks::deliver::Deliverer {
+        pool: pool.clone(),
+        config: config.callbacks.clone(),
+        // Without a public URL the links in a callback are relative to the api's root (a callback has no request
+        // to take a host from).
+        base: config.public_url.clone().unwrap_or_default(),
+        overdue_after: config.overdue_after,
+        estimates: estimates.clone(),
+        metrics: metrics.clone(),
+    });
     let state = web::Data::new(AppState {
+        callbacks,
         committer,
         in_flight: Default::default(),
         pool,

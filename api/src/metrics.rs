@@ -24,6 +24,9 @@ pub struct ApiMetrics {
     pub submit_queued: IntGauge,
     /// `ackbox_overload_refused_total{reason}`: requests answered 503 at once because a bound was reached.
     pub overload_refused: IntCounterVec,
+    /// `ackbox_callbacks_total{outcome}`: completion callback attempts by outcome (`delivered`, `retrying`,
+    /// `gave_up`).
+    pub callbacks: IntCounterVec,
 }
 
 impl ApiMetrics {
@@ -80,6 +83,13 @@ impl ApiMetrics {
                         "Requests refused at once with 503 because a bound was reached.",
                     ),
                     &["reason"],
+                )
+                .expect("valid metric"),
+            ),
+            callbacks: reg.add(
+                IntCounterVec::new(
+                    Opts::new("ackbox_callbacks_total", "Completion callback attempts by outcome."),
+                    &["outcome"],
                 )
                 .expect("valid metric"),
             ),

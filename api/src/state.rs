@@ -39,6 +39,8 @@ pub struct AppState {
     pub live: Live,
     /// Group commit of submissions.
     pub committer: Committer,
+    /// The completion callback deliverer; it stops when this state is dropped with the server.
+    pub callbacks: crate::callbacks::Delivery,
     /// Requests being worked on (load shedding).
     pub in_flight: crate::shed::InFlight,
 }
@@ -66,6 +68,16 @@ impl AppState {
             return Ok(true);
         }
         Ok(self.refresh_kinds().await?.iter().any(|k| k == kind))
+    }
+
+    /// Refuses a callback URL this server may not reach (a 422 naming `field`; see `callbacks::target`).
+    pub fn check_callback(&self, field: &str, job: &ackbox_db::models::NewJob) -> Result<(), ApiError> {
+        match &job.callback_url {
+            Some(url) => crate::callbacks::target::check(url, self.config.callbacks.policy)
+                .map(|_| ())
+                .map_err(|e| ApiError::Unprocessable(format!("{field}: {e}"))),
+            None => Ok(()),
+        }
     }
 
     /// Re-reads `job_kinds` into the cache and returns every known kind, sorted.

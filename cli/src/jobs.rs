@@ -66,7 +66,8 @@ pub enum Jobs {
 pub fn run(conn: &mut PgConnection, cmd: Jobs, json: bool) -> anyhow::Result<()> {
     match cmd {
         Jobs::Ls { status, kind, tenant, limit } => {
-            let rows = list_all(conn, &AdminFilter { status, kind, tenant, limit }).context("failed to list jobs")?;
+            let rows = list_all(conn, &AdminFilter { status, kind, tenant, limit, ..Default::default() })
+                .context("failed to list jobs")?;
             if json {
                 let out: Vec<_> = rows.iter().map(|(j, t)| job_json(j, t.as_deref())).collect();
                 return print_json(&out);
@@ -254,7 +255,12 @@ fn retry_matching(
         bail!("give a job id, or narrow the retry with --kind, --tenant or --since, or say --all for every failed job");
     }
     let started = chrono::Utc::now();
-    let filter = state::RetryFilter { kind, tenant, failed_after: since.map(|s| started - s), failed_before: started };
+    let filter = state::RetryFilter {
+        kind,
+        tenant,
+        failed_after: since.map(|s| started - s),
+        ..state::RetryFilter::before(started)
+    };
     let total = state::count_failed(conn, &filter).context("failed to count the failed jobs")?;
     let topic = ackbox_db::config::optional("ACKBOX_TOPIC").unwrap_or_else(|| ackbox_db::config::DEFAULT_TOPIC.into());
     let bar = if json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(total.max(0) as u64) };

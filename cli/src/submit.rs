@@ -20,7 +20,7 @@ pub struct Submit {
     /// reads standard input) through the batch endpoint, 1000 per request, each request all or nothing. Prints
     /// the ids in file order. With --idempotency-key K, request n uses K-n, so a re-run submits nothing twice.
     #[arg(long, conflicts_with_all = ["kind", "payload", "wait", "max_attempts", "run_at", "delay_ms", "timeout_ms",
-                                     "priority", "queue"])]
+                                     "priority", "queue", "callback_url"])]
     pub file: Option<String>,
     /// Payload, as JSON.
     #[arg(long, default_value = "{}")]
@@ -52,6 +52,9 @@ pub struct Submit {
     /// The queue (it must exist; default: the kind's queue).
     #[arg(long)]
     pub queue: Option<String>,
+    /// POST the job's status document to this URL when it ends (signed with the tenant's secret, Standard Webhooks).
+    #[arg(long)]
+    pub callback_url: Option<String>,
     /// API base URL (default: $ACKBOX_URL, then .ackbox/local.env).
     #[arg(long)]
     pub url: Option<String>,
@@ -80,6 +83,7 @@ pub fn run(args: Submit, json: bool) -> anyhow::Result<()> {
             timeout: args.timeout_ms.map(Duration::from_millis),
             priority: args.priority,
             queue: args.queue.clone(),
+            callback_url: args.callback_url.clone(),
         };
         let job = client.submit_with(&kind, payload, &opts).await.map_err(|e| explain(e, &url))?;
         if !args.wait {

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 pub use error::{Error, Problem};
-pub use types::{BatchJob, Job, JobPage, JobStatus, ListOptions, Priority, SubmitOptions};
+pub use types::{BatchJob, Callback, Job, JobPage, JobStatus, ListOptions, Priority, SubmitOptions};
 
 /// The longest long-poll the API holds a request for (`Prefer: wait=60`).
 pub const MAX_WAIT_PER_REQUEST: Duration = Duration::from_secs(60);
@@ -176,6 +176,9 @@ impl Client {
         if let Some(queue) = &opts.queue {
             body["queue"] = queue.as_str().into();
         }
+        if let Some(url) = &opts.callback_url {
+            body["callback_url"] = url.as_str().into();
+        }
         let key = opts.idempotency_key.clone();
         let resp = self
             .execute(key.is_some(), || {
@@ -285,6 +288,17 @@ impl Client {
     pub async fn cancel(&self, id: Uuid) -> Result<Job, Error> {
         let resp = self.execute(false, || self.request(Method::POST, &format!("/v1/jobs/{id}/cancel"))).await?;
         decode(resp).await
+    }
+
+    /// The secret this tenant's completion callbacks are signed with (`whsec_…`, Standard Webhooks): verify a
+    /// callback's `webhook-signature` over `"{webhook-id}.{webhook-timestamp}.{body}"` with it.
+    pub async fn callback_secret(&self) -> Result<String, Error> {
+        #[derive(serde::Deserialize)]
+        struct Secret {
+            secret: String,
+        }
+        let resp = self.execute(true, || self.request(Method::GET, "/v1/callbacks/secret")).await?;
+        Ok(decode::<Secret>(resp).await?.secret)
     }
 
     /// One page of the tenant's jobs, newest first.

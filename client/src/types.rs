@@ -59,6 +59,22 @@ pub struct Job {
     /// True when the job has waited in `queued` longer than the server's bound.
     #[serde(default)]
     pub overdue: bool,
+    /// Its completion callback, when it was submitted with a `callback_url`.
+    #[serde(default)]
+    pub callback: Option<Callback>,
+}
+
+/// Where a job's completion callback stands (the status document's `callback`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Callback {
+    /// Where the status document is POSTed when the job ends.
+    pub url: String,
+    /// `waiting` (not ended), `pending` (being delivered or retried), `delivered` or `failed` (given up).
+    pub state: String,
+    /// Delivery attempts so far.
+    pub attempts: i32,
+    /// Why the latest attempt failed.
+    pub last_error: Option<String>,
 }
 
 impl Job {
@@ -122,6 +138,9 @@ pub struct BatchJob {
     /// The queue (must exist); `None`: the kind's queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
+    /// Where the status document is POSTed when the job ends (signed; see [`Client::callback_secret`](crate::Client::callback_secret)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -140,6 +159,7 @@ impl BatchJob {
             timeout_ms: None,
             priority: None,
             queue: None,
+            callback_url: None,
         }
     }
 }
@@ -170,4 +190,8 @@ pub struct SubmitOptions {
     pub priority: Option<Priority>,
     /// The queue the job belongs to (it must exist: `Error::Invalid` otherwise); `None`: its kind's queue.
     pub queue: Option<String>,
+    /// When the job ends, its status document is POSTed here, signed with the tenant's secret
+    /// ([`Client::callback_secret`](crate::Client::callback_secret)); a target inside the server's network is
+    /// `Error::Invalid`.
+    pub callback_url: Option<String>,
 }

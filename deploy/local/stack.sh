@@ -211,7 +211,9 @@ start_services() {
     ACKBOX_WORKER_INSTANCE_ID="${ACKBOX_WORKER_INSTANCE_ID:-local-worker-1}"
   start_bg relay "$bin/ackbox-relay"
   start_bg worker "$bin/ackbox-worker"
-  start_bg api "$bin/ackbox-api"
+  # Local development: completion callbacks may reach a receiver on this machine (127.0.0.1). Production keeps the
+  # default, which refuses loopback, private and link-local targets.
+  start_bg api env ACKBOX_CALLBACK_ALLOW_LOOPBACK="${ACKBOX_CALLBACK_ALLOW_LOOPBACK:-true}" "$bin/ackbox-api"
   deadline=$((SECONDS + 60))
   until curl -fsS "$ACKBOX_URL/readyz" >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$deadline" ] || die "api not ready within 60 s (see $LOGS/api.log)"

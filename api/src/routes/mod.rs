@@ -4,10 +4,15 @@ use ackbox_db::models::Job;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 
+mod admin_cancel_job;
+pub mod admin_list_jobs;
+mod admin_retry_failed;
+mod admin_retry_job;
 mod cancel_job;
 mod dashboard_job;
 mod dashboard_page;
 mod dashboard_summary;
+mod get_callback_secret;
 mod get_job;
 mod get_job_operation;
 mod get_job_result;
@@ -81,6 +86,31 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_batch_body: usize) {
                     web::resource("/jobs/{id}/cancel")
                         .route(web::post().to(cancel_job::cancel_job))
                         .default_service(web::to(|| method_not_allowed("POST"))),
+                )
+                .service(
+                    web::resource("/admin/jobs")
+                        .route(web::get().to(admin_list_jobs::admin_list_jobs))
+                        .default_service(web::to(|| method_not_allowed("GET"))),
+                )
+                .service(
+                    web::resource("/admin/jobs/retry")
+                        .route(web::post().to(admin_retry_failed::admin_retry_failed))
+                        .default_service(web::to(|| method_not_allowed("POST"))),
+                )
+                .service(
+                    web::resource("/admin/jobs/{id}/retry")
+                        .route(web::post().to(admin_retry_job::admin_retry_job))
+                        .default_service(web::to(|| method_not_allowed("POST"))),
+                )
+                .service(
+                    web::resource("/admin/jobs/{id}/cancel")
+                        .route(web::post().to(admin_cancel_job::admin_cancel_job))
+                        .default_service(web::to(|| method_not_allowed("POST"))),
+                )
+                .service(
+                    web::resource("/callbacks/secret")
+                        .route(web::get().to(get_callback_secret::get_callback_secret))
+                        .default_service(web::to(|| method_not_allowed("GET"))),
                 ),
         )
         .default_service(web::to(not_found));

@@ -33,6 +33,11 @@ impl Modify for BearerAuth {
         super::cancel_job::cancel_job,
         super::get_status_monitor::get_status_monitor,
         super::get_job_operation::get_job_operation,
+        super::get_callback_secret::get_callback_secret,
+        super::admin_list_jobs::admin_list_jobs,
+        super::admin_retry_job::admin_retry_job,
+        super::admin_cancel_job::admin_cancel_job,
+        super::admin_retry_failed::admin_retry_failed,
     ),
     components(schemas(
         crate::error::Problem,
@@ -43,10 +48,18 @@ impl Modify for BearerAuth {
         super::JobList,
         crate::operations::StatusMonitor,
         crate::operations::Operation,
+        crate::document::CallbackStatus,
+        super::get_callback_secret::CallbackSecret,
+        super::admin_list_jobs::AdminJob,
+        super::admin_list_jobs::AdminJobPage,
+        super::admin_retry_failed::RetryFailed,
+        super::admin_retry_failed::RetriedFailed,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "jobs", description = "Submit, poll, list and cancel jobs"),
+        (name = "admin", description = "Operator actions across tenants (an admin key: ackbox keys create --tenant NAME --admin): the dashboard's job list, retry and cancel"),
+        (name = "callbacks", description = "Completion callbacks: the secret their signatures are made with"),
         (name = "standard pollers", description = "The same jobs in the shapes standard long-running-operation clients poll: the Azure status monitor (the 202's Operation-Location) and google.longrunning.Operation (AIP-151)")
     )
 )]

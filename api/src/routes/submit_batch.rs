@@ -88,7 +88,7 @@ fn batch_fingerprint(news: &[NewJob]) -> Vec<u8> {
         (status = 401, description = "Missing, unknown or revoked key", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large (ACKBOX_MAX_BATCH_BODY_BYTES)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not 1 to 1000 jobs, an invalid item (the detail names its index: jobs[3].kind ...), an unknown kind or queue, or the Idempotency-Key reused with another body; nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not 1 to 1000 jobs, an invalid item (the detail names its index: jobs[3].kind ...), an unknown kind or queue, a callback_url that may not be reached, or the Idempotency-Key reused with another body; nothing was written", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Tenant over its rate limit (a batch counts as one request)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Overloaded or the database unreachable: nothing was written, unless the database went away during the COMMIT itself; retry with the same Idempotency-Key, which returns the batch or creates it once", body = Problem, content_type = "application/problem+json"),
     ),
@@ -104,6 +104,9 @@ pub async fn submit_batch(
     let trace = RequestContext::of(&req).map(|c| c.trace);
     let mut news: Vec<NewJob> =
         parse(body.into_inner())?.into_iter().map(|n| n.for_tenant(tenant.0).with_trace(trace.clone())).collect();
+    for (i, new) in news.iter().enumerate() {
+        state.check_callback(&format!("jobs[{i}].callback_url"), new)?;
+    }
     let mut kinds: Vec<&str> = news.iter().map(|n| n.kind.as_str()).collect();
     kinds.sort_unstable();
     kinds.dedup();

@@ -71,6 +71,14 @@ pub struct SubmitJob {
     #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$", example = "emails")]
     #[serde(default)]
     pub queue: Option<String>,
+    /// When the job ends (succeeded, failed or cancelled), its status document is POSTed here, signed in the
+    /// Standard Webhooks style (`webhook-id`, `webhook-timestamp`, `webhook-signature` with the tenant's secret from
+    /// `GET /v1/callbacks/secret`), and retried with backoff until the receiver answers 2xx. An absolute http(s) URL of
+    /// at most 2048 characters; loopback, private and link-local addresses (169.254.169.254 among them) are refused
+    /// with a 422, unless the server allows loopback or private ones. The document's `callback` shows the delivery.
+    #[schema(max_length = 2048, pattern = "^https?://", example = "https://example.com/hooks/ackbox")]
+    #[serde(default)]
+    pub callback_url: Option<String>,
 }
 
 /// An optional priority by name; the error names the field and the levels.
@@ -146,6 +154,8 @@ struct Canonical<'a> {
     // Only a queue the request named: its kind's queue may change between a request and its retry.
     #[serde(skip_serializing_if = "Option::is_none")]
     queue: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_url: Option<&'a str>,
 }
 
 fn is_normal(p: &Priority) -> bool {
@@ -226,6 +236,8 @@ impl SubmitJob {
             job.queue = queue;
             job.queue_requested = true;
         }
+        // Where it may point depends on the server's policy: `AppState::check_callback` decides.
+        job.callback_url = self.callback_url;
         Ok(job.with_priority(self.priority.unwrap_or_default()))
     }
 }
@@ -256,6 +268,7 @@ pub fn fingerprint(job: &NewJob) -> Vec<u8> {
         timeout_ms: job.timeout_ms,
         priority: Priority::from_i16(job.priority_level),
         queue: job.queue_requested.then_some(job.queue.as_str()),
+        callback_url: job.callback_url.as_deref(),
     };
     Sha256::digest(serde_json::to_vec(&canonical).unwrap_or_default()).to_vec()
 }
@@ -292,7 +305,7 @@ pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiEr
         (status = 401, description = "Missing, unknown or revoked key", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, unknown kind, unknown queue, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, unknown kind, unknown queue, a callback_url that may not be reached, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Tenant over its rate limit", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Overloaded (the submit queue, ACKBOX_SUBMIT_QUEUE, or ACKBOX_MAX_IN_FLIGHT requests in flight are full: nothing was written, retry after Retry-After), or the database unreachable. If the database went away during the COMMIT itself, the job may exist: retry with the same Idempotency-Key, which returns it or creates it once", body = Problem, content_type = "application/problem+json"),
     ),
@@ -312,6 +325,7 @@ pub async fn submit_job(
         return Err(unknown_kind("kind", &new.kind));
     }
     state.resolve_queue("queue", &mut new).await?;
+    state.check_callback("callback_url", &new)?;
     let key = key.map(|key| OwnedKey::received(key, fingerprint(&new), state.config.idempotency_ttl));
     let kind = new.kind.clone();
     // Group commit: this request shares the next transaction with whatever else is submitted meanwhile, and is

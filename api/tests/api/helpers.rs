@@ -41,6 +41,11 @@ pub fn test_config(db: &TestDb, topic: &str) -> ApiConfig {
         submit_batch: 256,
         submit_queue: 2048,
         public_url: None,
+        // Test receivers listen on loopback.
+        callbacks: ackbox_api::config::CallbackConfig {
+            policy: ackbox_api::callbacks::target::Policy { allow_loopback: true, allow_private: false },
+            ..Default::default()
+        },
         db: DbConfig {
             url: db.url().to_string(),
             pool_size: 4,
@@ -90,6 +95,11 @@ impl TestApp {
     /// An authenticated GET.
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.get(self.url(path)).bearer_auth(&self.key)
+    }
+
+    /// A GET with another tenant's `key`.
+    pub async fn client_get_with_key(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(key).send().await.expect("GET")
     }
 
     /// An authenticated POST.

@@ -1,8 +1,10 @@
 //! API integration tests: the real server on port 0, over real HTTP, against a database of its own per test.
 
+mod admin;
 mod auth;
 mod bad_input;
 mod batch;
+mod callbacks;
 mod cancel_and_list;
 mod contract;
 mod expired;

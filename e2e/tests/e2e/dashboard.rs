@@ -185,3 +185,95 @@ fn the_dashboard_shows_what_the_database_holds_and_only_to_admins() {
     let out = chromium(&page, &["--window-size=1400,1000", &format!("--screenshot={}", shot.display())]);
     assert!(shot.exists(), "screenshot written: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// An admin key of a tenant `ops` in the stack's database.
+fn admin_key(stack: &Stack) -> String {
+    let mut conn = stack.db.conn();
+    let ops = ackbox_db::models::tenant::ensure_tenant(&mut conn, "ops").expect("tenant");
+    ackbox_db::models::tenant::set_admin(&mut conn, ops.id, true).expect("admin");
+    ackbox_db::models::tenant::create_key(&mut conn, ops.id).expect("key").1
+}
+
+fn job_row(stack: &Stack, id: &str) -> ackbox_db::models::Job {
+    let id: uuid::Uuid = id.parse().expect("uuid");
+    ackbox_db::models::Job::find(&mut stack.db.conn(), id).expect("find").expect("job")
+}
+
+#[test]
+fn an_operator_filters_the_job_list_and_retries_and_cancels_from_the_dashboard() {
+    let stack = Stack::start();
+    let http = stack.client();
+    let key = admin_key(&stack);
+    // Three failed jobs, one of another kind; one job waiting for an hour; one running for a minute.
+    let failed: Vec<String> = (0..3)
+        .map(|i| {
+            let doc = stack.submit(&http, serde_json::json!({"kind": "fail", "payload": {"i": i}, "max_attempts": 1}));
+            doc["id"].as_str().expect("id").to_string()
+        })
+        .collect();
+    for id in &failed {
+        assert_eq!(stack.wait_terminal(&http, id, Duration::from_secs(60))["status"], "failed");
+    }
+    let waiting = stack.submit(&http, serde_json::json!({"kind": "echo", "delay_ms": 3_600_000}))["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let running = stack.submit(&http, serde_json::json!({"kind": "sleep", "payload": {"ms": 60_000}}))["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    wait_for("the sleep job to run", Duration::from_secs(60), || {
+        (job_row(&stack, &running).status == ackbox_db::models::JobStatus::Running).then_some(())
+    });
+
+    // A link with a filter opens the list filtered: the failed jobs, and only them.
+    let mut page = crate::cdp::Browser::open(&format!("{}/dashboard#key={key}&status=failed", stack.api_url));
+    page.wait_for(
+        "the failed jobs listed",
+        "document.body.getAttribute('data-jobs-loaded') === '3'",
+        Duration::from_secs(20),
+    );
+    let statuses = page.eval("[...document.querySelectorAll('[data-list-status]')].map(r => r.dataset.listStatus)");
+    assert_eq!(statuses, serde_json::json!(["failed", "failed", "failed"]));
+
+    // Retry one: it runs again (and, being `fail`, fails again with a second attempt).
+    page.click(&format!("button[data-action=retry][data-job='{}']", failed[0]));
+    wait_for("the retried job's second attempt", Duration::from_secs(60), || {
+        let j = job_row(&stack, &failed[0]);
+        (j.attempts == 2 && j.status.is_terminal()).then_some(())
+    });
+    page.wait_for(
+        "the note",
+        "document.getElementById('jobs-note').textContent.includes('queued again')",
+        Duration::from_secs(10),
+    );
+
+    // Cancel the waiting job (cancelled at once) and the running one (a cancel requested, then cancelled).
+    page.eval("document.getElementById('f-status').value = ''");
+    page.click("#jobs-filter button");
+    for id in [&waiting, &running] {
+        page.wait_for(
+            "the row",
+            &format!("!!document.querySelector(\"button[data-action=cancel][data-job='{id}']\")"),
+            Duration::from_secs(20),
+        );
+        page.click(&format!("button[data-action=cancel][data-job='{id}']"));
+        wait_for("the job to end cancelled", Duration::from_secs(60), || {
+            (job_row(&stack, id).status == ackbox_db::models::JobStatus::Cancelled).then_some(())
+        });
+    }
+
+    // Retry every failed job of kind `fail`: the two left and the one that failed again.
+    page.eval("document.getElementById('f-kind').value = 'fail'");
+    page.click("#retry-matching");
+    let retried =
+        page.wait_for("the bulk retry", "document.body.getAttribute('data-retried')", Duration::from_secs(30));
+    assert_eq!(retried, "3");
+    // The first was retried twice (by its button, then by the filter), the others once.
+    for (id, attempts) in failed.iter().zip([3, 2, 2]) {
+        wait_for("another attempt", Duration::from_secs(60), || {
+            let j = job_row(&stack, id);
+            (j.attempts == attempts && j.status.is_terminal()).then_some(())
+        });
+    }
+}

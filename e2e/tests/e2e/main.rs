@@ -1,5 +1,7 @@
 //! The whole chain, with the real processes.
 
+mod callbacks;
+mod cdp;
 mod chaos;
 mod cli;
 mod client;

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod callbacks;
 pub mod config;
 pub mod db;
 pub mod instance_lock;

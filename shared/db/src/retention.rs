@@ -18,7 +18,8 @@ struct Count {
     n: i64,
 }
 
-/// Deletes up to `limit` jobs that finished more than `older_than` ago, with their outbox rows and Idempotency-Keys,
+/// Deletes up to `limit` jobs that finished more than `older_than` ago, with their outbox rows, Idempotency-Keys and
+/// undelivered callbacks,
 /// and writes their tombstones, in one statement. Returns how many jobs it deleted.
 pub fn delete_finished_jobs(conn: &mut PgConnection, older_than: Duration, limit: i64) -> QueryResult<usize> {
     let deleted: Count = diesel::sql_query(
@@ -33,7 +34,8 @@ pub fn delete_finished_jobs(conn: &mut PgConnection, older_than: Duration, limit
          tombstones AS (
              INSERT INTO job_tombstones (id, tenant_id) SELECT id, tenant_id FROM gone ON CONFLICT (id) DO NOTHING),
          dispatches AS (DELETE FROM outbox WHERE aggregate_id IN (SELECT id FROM gone)),
-         keys AS (DELETE FROM idempotency_keys WHERE job_id IN (SELECT id FROM gone))
+         keys AS (DELETE FROM idempotency_keys WHERE job_id IN (SELECT id FROM gone)),
+         callbacks AS (DELETE FROM callbacks WHERE job_id IN (SELECT id FROM gone))
          SELECT count(*) AS n FROM gone",
     )
     .bind::<Double, _>(older_than.as_secs_f64() * 1000.0)

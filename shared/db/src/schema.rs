@@ -30,6 +30,10 @@ diesel::table! {
         priority -> Int2,
         queue -> Text,
         history -> Nullable<Jsonb>,
+        callback_url -> Nullable<Text>,
+        callback_state -> Nullable<Text>,
+        callback_attempts -> Int4,
+        callback_last_error -> Nullable<Text>,
     }
 }
 
@@ -66,6 +70,7 @@ diesel::table! {
         name -> Text,
         created_at -> Timestamptz,
         is_admin -> Bool,
+        callback_secret -> Nullable<Text>,
     }
 }
 
@@ -131,6 +136,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    callbacks (id) {
+        id -> Int8,
+        job_id -> Uuid,
+        url -> Text,
+        created_at -> Timestamptz,
+        available_at -> Timestamptz,
+        attempts -> Int4,
+        leased_until -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     job_tombstones (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -152,5 +170,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox_backlog_samples,
     consumer_lag,
     job_tombstones,
-    queues
+    queues,
+    callbacks
 );

@@ -179,12 +179,24 @@ pub struct RetryFilter {
     pub failed_after: Option<DateTime<Utc>>,
     /// Only jobs that failed before this time.
     pub failed_before: DateTime<Utc>,
+    /// Only this queue's.
+    pub queue: Option<String>,
 }
 
+impl RetryFilter {
+    /// Every failed job that failed before `failed_before`.
+    pub fn before(failed_before: DateTime<Utc>) -> Self {
+        Self { kind: None, tenant: None, failed_after: None, failed_before, queue: None }
+    }
+}
+
+/// The filter of [`count_failed`] and [`retry_failed_many`]: binds `$1` to `$5` in the order of [`RetryFilter`]'s
+/// fields (kind, tenant, failed_after, failed_before, queue).
 const RETRY_FILTER_SQL: &str = "status = 'failed' AND finished_at < $4
     AND ($1::text IS NULL OR kind = $1)
     AND ($2::text IS NULL OR tenant_id IN (SELECT id FROM tenants WHERE name = $2))
-    AND ($3::timestamptz IS NULL OR finished_at > $3)";
+    AND ($3::timestamptz IS NULL OR finished_at > $3)
+    AND ($5::text IS NULL OR queue = $5)";
 
 #[derive(QueryableByName)]
 struct Requeued {
@@ -218,6 +230,7 @@ pub fn count_failed(conn: &mut PgConnection, filter: &RetryFilter) -> QueryResul
         .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(filter.tenant.as_deref())
         .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(filter.failed_after)
         .bind::<diesel::sql_types::Timestamptz, _>(filter.failed_before)
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(filter.queue.as_deref())
         .get_result(conn)?;
     Ok(n.n)
 }
@@ -235,19 +248,20 @@ pub fn retry_failed_many(
     conn.transaction(|conn| {
         let rows: Vec<Requeued> = diesel::sql_query(format!(
             "WITH picked AS (
-                 SELECT id FROM jobs WHERE {RETRY_FILTER_SQL} ORDER BY finished_at LIMIT $5 FOR UPDATE SKIP LOCKED)
+                 SELECT id FROM jobs WHERE {RETRY_FILTER_SQL} ORDER BY finished_at LIMIT $6 FOR UPDATE SKIP LOCKED)
              UPDATE jobs
                 SET status = 'queued', max_attempts = greatest(max_attempts, attempts + 1), finished_at = NULL,
                     not_before = NULL, lease_expires_at = NULL, cancel_requested_at = NULL, updated_at = now()
               WHERE id IN (SELECT id FROM picked) AND status = 'failed'
           RETURNING id, kind, attempts, traceparent, tracestate, priority, queue,
                     coalesce((SELECT o.topic FROM outbox o WHERE o.aggregate_id = jobs.id ORDER BY o.id DESC LIMIT 1),
-                             $6) AS topic"
+                             $7) AS topic"
         ))
         .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(filter.kind.as_deref())
         .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(filter.tenant.as_deref())
         .bind::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, _>(filter.failed_after)
         .bind::<diesel::sql_types::Timestamptz, _>(filter.failed_before)
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(filter.queue.as_deref())
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .bind::<diesel::sql_types::Text, _>(default_topic)
         .load(conn)?;

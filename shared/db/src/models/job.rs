@@ -66,6 +66,14 @@ pub struct Job {
     pub queue: String,
     /// Finished attempts, oldest first: `[{attempt, started_at, finished_at, outcome, error}]` (`None`: none yet).
     pub history: Option<serde_json::Value>,
+    /// Where the status document is POSTed when the job ends (`None`: nowhere).
+    pub callback_url: Option<String>,
+    /// `pending`, `delivered` or `failed` once the job ended with a `callback_url` (`None` before).
+    pub callback_state: Option<String>,
+    /// Delivery attempts of the latest end's callback.
+    pub callback_attempts: i32,
+    /// Why the latest delivery attempt failed.
+    pub callback_last_error: Option<String>,
 }
 
 /// A job to insert; the database fills status (`queued`), counters and timestamps.
@@ -95,6 +103,8 @@ pub struct NewJob {
     pub priority_level: i16,
     /// The queue: the request's, else the kind's, else [`DEFAULT_QUEUE`].
     pub queue: String,
+    /// Where the status document is POSTed when the job ends, already checked (`ackbox_types::callback`).
+    pub callback_url: Option<String>,
     /// Whether the request named the queue (the Idempotency-Key fingerprint holds it only then: a kind's queue may
     /// change between a request and its retry).
     #[diesel(skip_insertion)]
@@ -138,6 +148,7 @@ impl NewJob {
             queue: DEFAULT_QUEUE.to_string(),
             queue_requested: false,
             schedule: None,
+            callback_url: None,
         }
     }
 
@@ -204,6 +215,14 @@ pub struct AdminFilter {
     pub kind: Option<String>,
     /// Only this tenant (by name).
     pub tenant: Option<String>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only jobs created at or after this time.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Only jobs created before this time.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Only jobs older than this one (the previous page's last id: ids are UUIDv7, so id order is creation order).
+    pub before_id: Option<Uuid>,
     /// At most this many, newest first.
     pub limit: i64,
 }
@@ -225,6 +244,18 @@ pub fn list_all(conn: &mut PgConnection, f: &AdminFilter) -> QueryResult<Vec<(Jo
     }
     if let Some(t) = &f.tenant {
         q = q.filter(tenants::name.eq(t.clone()));
+    }
+    if let Some(queue) = &f.queue {
+        q = q.filter(jobs::queue.eq(queue.clone()));
+    }
+    if let Some(at) = f.created_after {
+        q = q.filter(jobs::created_at.ge(at));
+    }
+    if let Some(at) = f.created_before {
+        q = q.filter(jobs::created_at.lt(at));
+    }
+    if let Some(id) = f.before_id {
+        q = q.filter(jobs::id.lt(id));
     }
     q.load(conn)
 }
