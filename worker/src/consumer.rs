@@ -258,7 +258,7 @@ fn has_waiting(lane: &Lane, ask: Duration, on_error: bool) -> bool {
     let unread = assignment.elements().iter().any(|e| offset_in(&positions, e).is_none());
     let committed = if unread { lane.consumer.committed_offsets(assignment.clone(), ask).ok() } else { None };
     // Every partition is asked (no short cut), so the catch-up check learns all of their ends.
-    assignment
+    let behind: Vec<bool> = assignment
         .elements()
         .iter()
         .map(|e| {
@@ -270,7 +270,8 @@ fn has_waiting(lane: &Lane, ask: Duration, on_error: bool) -> bool {
             lane.ends.lock().unwrap_or_else(|p| p.into_inner()).observe(e.partition(), true, high, next);
             high > next
         })
-        .fold(false, |any, behind| any || behind)
+        .collect();
+    behind.contains(&true)
 }
 
 /// Longest [`catch_up`] waits for a higher lane's next messages.
