@@ -16,6 +16,9 @@ fn a_worker_whose_slots_are_full_for_longer_than_the_poll_interval_stays_in_its_
         c.session_timeout = Duration::from_secs(6);
         // Kafka's limit on the time between two polls, far shorter here than the jobs that hold the slots.
         c.kafka.extra.push(("max.poll.interval.ms".into(), "6000".into()));
+        // The jobs sleep 10 s: with the helpers' 10 s timeout, sleep and timeout raced, and under load the timeout
+        // sometimes won (the job failed with `timeout`).
+        c.job_timeout = Duration::from_secs(60);
     });
     let ids: Vec<_> = (0..4).map(|_| w.submit("sleep", serde_json::json!({"ms": 10_000}), 1)).collect();
     for id in &ids {
@@ -26,7 +29,7 @@ fn a_worker_whose_slots_are_full_for_longer_than_the_poll_interval_stays_in_its_
             let j = w.job(*id);
             j.status.is_terminal().then_some(j)
         });
-        assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 1));
+        assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 1), "{:?} {:?}", job.error, job.history);
     }
     let m = &w.metrics;
     assert_eq!(m.rebalances.with_label_values(&["revoke"]).get(), 0, "the worker never lost its partitions");
