@@ -50,10 +50,17 @@ pub enum Jobs {
         /// Only failed jobs of this tenant (by name).
         #[arg(long, conflicts_with = "id")]
         tenant: Option<String>,
+        /// Only failed jobs of this queue.
+        #[arg(long, conflicts_with = "id")]
+        queue: Option<String>,
+        /// Which jobs are retried: failed ones (the only status a retry takes; accepted so the filter reads as
+        /// `ackbox jobs ls` does).
+        #[arg(long, conflicts_with = "id", value_parser = ["failed"])]
+        status: Option<String>,
         /// Only jobs that failed within this long ago: 90s, 30m, 1h, 2d.
         #[arg(long, conflicts_with = "id", value_parser = parse_age)]
         since: Option<chrono::Duration>,
-        /// Retry every failed job (required when no --kind, --tenant or --since narrows it).
+        /// Retry every failed job (required when no --kind, --tenant, --queue or --since narrows it).
         #[arg(long, conflicts_with = "id")]
         all: bool,
         /// Jobs per transaction.
@@ -161,8 +168,8 @@ pub fn run(conn: &mut PgConnection, cmd: Jobs, json: bool) -> anyhow::Result<()>
             }
             eprintln!("job {id}: {what}");
         }
-        Jobs::Retry { id: None, kind, tenant, since, all, batch } => {
-            retry_matching(conn, kind, tenant, since, all, batch, json)?
+        Jobs::Retry { id: None, kind, tenant, queue, since, all, batch, .. } => {
+            retry_matching(conn, RetryArgs { kind, tenant, queue, since, all, batch }, json)?
         }
         Jobs::Retry { id: Some(id), .. } => {
             let job = find(conn, id)?;
@@ -239,25 +246,32 @@ fn parse_age(raw: &str) -> Result<chrono::Duration, String> {
     }
 }
 
-/// `jobs retry` by filter: counts the matching failed jobs, then retries them `batch` per transaction until none is
-/// left, with a progress bar. Jobs that fail again meanwhile are not retried twice (only failures from before the
-/// command started match).
-fn retry_matching(
-    conn: &mut PgConnection,
+/// The filters of `jobs retry` without an id.
+struct RetryArgs {
     kind: Option<String>,
     tenant: Option<String>,
+    queue: Option<String>,
     since: Option<chrono::Duration>,
     all: bool,
     batch: i64,
-    json: bool,
-) -> anyhow::Result<()> {
-    if kind.is_none() && tenant.is_none() && since.is_none() && !all {
-        bail!("give a job id, or narrow the retry with --kind, --tenant or --since, or say --all for every failed job");
+}
+
+/// `jobs retry` by filter: counts the matching failed jobs, then retries them `batch` per transaction until none is
+/// left, with a progress bar. Jobs that fail again meanwhile are not retried twice (only failures from before the
+/// command started match).
+fn retry_matching(conn: &mut PgConnection, args: RetryArgs, json: bool) -> anyhow::Result<()> {
+    let RetryArgs { kind, tenant, queue, since, all, batch } = args;
+    if kind.is_none() && tenant.is_none() && queue.is_none() && since.is_none() && !all {
+        bail!(
+            "give a job id, or narrow the retry with --kind, --tenant, --queue or --since, or say --all for every \
+             failed job"
+        );
     }
     let started = chrono::Utc::now();
     let filter = state::RetryFilter {
         kind,
         tenant,
+        queue,
         failed_after: since.map(|s| started - s),
         ..state::RetryFilter::before(started)
     };

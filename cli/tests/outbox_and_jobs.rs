@@ -188,9 +188,20 @@ fn jobs_retry_by_filter_requeues_the_matching_failed_jobs_in_batches_with_fresh_
     }
     assert_eq!(Job::find(&mut conn, running.id).expect("find").expect("job").status, JobStatus::Running);
 
+    // --queue narrows to a queue's failed jobs (--status takes only `failed`).
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query("UPDATE jobs SET queue = 'mail' WHERE id = $1").bind::<diesel::sql_types::Uuid, _>(old_a.id),
+        &mut conn,
+    )
+    .expect("queue");
+    let done = ok_json(&db, &["jobs", "retry", "--status", "failed", "--queue", "mail", "--json"]);
+    assert_eq!(done["retried"], 1);
+    assert_eq!(Job::find(&mut conn, old_a.id).expect("find").expect("job").status, JobStatus::Queued);
+    assert!(!ackbox(&db, &["jobs", "retry", "--status", "running", "--all"]).status.success());
+
     // --all takes the rest of the failed ones, and only those.
     let done = ok_json(&db, &["jobs", "retry", "--all", "--json"]);
-    assert_eq!(done["retried"], 2);
+    assert_eq!(done["retried"], 1);
     let bad = ackbox(&db, &["jobs", "retry", "--since", "soon"]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("expected a number and a unit"));
 }
