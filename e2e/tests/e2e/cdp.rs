@@ -9,7 +9,19 @@ use std::time::{Duration, Instant};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// Debian's Chromium (`make test` installs it).
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Headless, without a sandbox (tests run as root), and without anything that reaches the internet.
+pub const HEADLESS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
 
 /// A headless Chromium with one page, killed (and its profile removed) when dropped.
 pub struct Browser {
@@ -25,18 +37,8 @@ impl Browser {
         assert!(std::path::Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: `make test` installs it");
         let profile = std::env::temp_dir().join(format!("ackbox-cdp-{}", uuid::Uuid::now_v7()));
         let mut child = Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--remote-debugging-port=0",
-                &format!("--user-data-dir={}", profile.display()),
-                "about:blank",
-            ])
+            .args(HEADLESS)
+            .args(["--remote-debugging-port=0", &format!("--user-data-dir={}", profile.display()), "about:blank"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

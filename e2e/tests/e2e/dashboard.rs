@@ -9,7 +9,7 @@ use ackbox_e2e::{bin_path, Component, Stack};
 use ackbox_testing::wait_for;
 use diesel::prelude::*;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+use crate::cdp::CHROMIUM;
 
 fn chromium(url: &str, extra: &[&str]) -> std::process::Output {
     assert!(
@@ -18,18 +18,8 @@ fn chromium(url: &str, extra: &[&str]) -> std::process::Output {
     );
     let profile = std::env::temp_dir().join(format!("ackbox-chromium-{}", uuid::Uuid::now_v7()));
     let out = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--virtual-time-budget=8000",
-            &format!("--user-data-dir={}", profile.display()),
-        ])
+        .args(crate::cdp::HEADLESS)
+        .args(["--disable-quic", "--virtual-time-budget=8000", &format!("--user-data-dir={}", profile.display())])
         .args(extra)
         .arg(url)
         .output()
