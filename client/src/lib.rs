@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod admin;
 mod error;
 mod types;
 
@@ -11,6 +12,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+pub use admin::{AdminJob, AdminJobPage, AdminListOptions, RetryFailedFilter};
 pub use error::{Error, Problem};
 pub use types::{BatchJob, Callback, Job, JobPage, JobStatus, ListOptions, Priority, SubmitOptions};
 

@@ -163,3 +163,50 @@ fn the_client_speaks_https_by_default_and_checks_the_certificate() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_admin_client_lists_retries_and_cancels_any_tenants_jobs() {
+    use ackbox_client::{AdminListOptions, RetryFailedFilter};
+    let stack = Stack::start();
+    let admin_key = {
+        let mut conn = stack.db.conn();
+        let ops = ackbox_db::models::tenant::ensure_tenant(&mut conn, "ops").expect("tenant");
+        ackbox_db::models::tenant::set_admin(&mut conn, ops.id, true).expect("admin");
+        ackbox_db::models::tenant::create_key(&mut conn, ops.id).expect("key").1
+    };
+    let tenant = Client::new(&stack.api_url, &stack.key).expect("client");
+    let admin = Client::new(&stack.api_url, &admin_key).expect("client");
+    runtime().block_on(async {
+        let opts = SubmitOptions { max_attempts: Some(1), ..Default::default() };
+        let failing = tenant.submit_with("fail", serde_json::json!({}), &opts).await.expect("submit");
+        assert_eq!(tenant.wait(failing.id, Duration::from_secs(60)).await.expect("wait").status, JobStatus::Failed);
+        let later = SubmitOptions { delay: Some(Duration::from_secs(3600)), ..Default::default() };
+        let waiting = tenant.submit_with("echo", serde_json::json!({}), &later).await.expect("submit");
+
+        let page = admin
+            .admin_jobs(&AdminListOptions { status: Some(JobStatus::Failed), ..Default::default() })
+            .await
+            .expect("list");
+        let listed = page.items.iter().find(|j| j.id == failing.id).expect("listed");
+        assert_eq!((listed.tenant.as_deref(), listed.kind.as_str()), (Some("e2e"), "fail"));
+        assert!(page.items.iter().all(|j| j.status == JobStatus::Failed));
+
+        let retried = admin.admin_retry(failing.id).await.expect("retry");
+        assert_eq!(retried.status, JobStatus::Queued);
+        let again = tenant.wait(failing.id, Duration::from_secs(60)).await.expect("wait");
+        assert_eq!((again.status, again.attempts), (JobStatus::Failed, 2), "it ran again");
+        assert!(matches!(admin.admin_retry(waiting.id).await, Err(Error::Conflict(_))), "not failed");
+
+        assert_eq!(admin.admin_cancel(waiting.id).await.expect("cancel").status, JobStatus::Cancelled);
+        assert_eq!(tenant.get(waiting.id).await.expect("get").status, JobStatus::Cancelled);
+
+        let filter = RetryFailedFilter { kind: Some("fail".into()), ..Default::default() };
+        assert_eq!(admin.admin_retry_failed(&filter).await.expect("bulk"), 1);
+        let unnarrowed = admin.admin_retry_failed(&RetryFailedFilter::default()).await;
+        assert!(matches!(unnarrowed, Err(Error::Invalid(_))), "{unnarrowed:?}");
+
+        // The tenant's own key is not an admin key.
+        let refused = tenant.admin_jobs(&AdminListOptions::default()).await;
+        assert!(matches!(refused, Err(Error::Api { status: 403, .. })), "{refused:?}");
+    });
+}
