@@ -174,10 +174,8 @@ pub fn run(conn: &mut PgConnection, cmd: Jobs, json: bool) -> anyhow::Result<()>
         Jobs::Retry { id: Some(id), .. } => {
             let job = find(conn, id)?;
             // Send the retry where the job's earlier dispatches went.
-            let topic = outbox::for_job(conn, id)
+            let topic = outbox::last_topic(conn, id)
                 .context("failed to read the job's outbox rows")?
-                .last()
-                .map(|r| r.topic.clone())
                 .or_else(|| ackbox_db::config::optional("ACKBOX_TOPIC"))
                 .unwrap_or_else(|| ackbox_db::config::DEFAULT_TOPIC.to_string());
             match state::retry_failed(conn, job.id, &topic).context("failed to retry")? {

@@ -36,7 +36,7 @@ pub async fn admin_retry_job(
         .with_conn(move |c| {
             // Where the job's earlier dispatches went (its kind's topic, say); the api's topic once retention took
             // those rows.
-            let topic = ackbox_db::outbox::for_job(c, id)?.last().map(|r| r.topic.clone()).unwrap_or(default_topic);
+            let topic = ackbox_db::outbox::last_topic(c, id)?.unwrap_or(default_topic);
             Ok(state::retry_failed(c, id, &topic)?)
         })
         .await?;

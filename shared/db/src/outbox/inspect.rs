@@ -18,6 +18,17 @@ pub fn for_job(conn: &mut PgConnection, job_id: Uuid) -> QueryResult<Vec<OutboxM
         .load(conn)
 }
 
+/// The topic of the job's latest dispatch, where a retry of it goes (its kind's topic, say); `None` once retention
+/// removed its rows.
+pub fn last_topic(conn: &mut PgConnection, job_id: Uuid) -> QueryResult<Option<String>> {
+    outbox::table
+        .filter(outbox::aggregate_id.eq(job_id))
+        .order(outbox::id.desc())
+        .select(outbox::topic)
+        .first(conn)
+        .optional()
+}
+
 /// Number of rows not yet delivered (dead rows, which never will be, are not counted).
 pub fn unpublished_count(conn: &mut PgConnection) -> QueryResult<i64> {
     outbox::table.filter(outbox::published_at.is_null()).filter(outbox::dead_at.is_null()).count().get_result(conn)
