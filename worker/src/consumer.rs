@@ -220,9 +220,7 @@ const SETTLE_HOLD_MAX: usize = 10_000;
 async fn settle(shared: &Arc<Shared>, pending: &mut VecDeque<Delivered>, shutdown: &mut watch::Receiver<bool>) {
     let s = shared.clone();
     let waiting: Vec<usize> = tokio::task::spawn_blocking(move || {
-        (0..s.lanes.len().saturating_sub(1))
-            .filter(|&i| has_waiting(&s.lanes[i], Duration::from_secs(5), true))
-            .collect()
+        (0..s.lanes.len().saturating_sub(1)).filter(|&i| has_waiting(&s.lanes[i])).collect()
     })
     .await
     .unwrap_or_default();
@@ -241,11 +239,16 @@ async fn settle(shared: &Arc<Shared>, pending: &mut VecDeque<Delivered>, shutdow
     }
 }
 
+/// How long one broker request of [`has_waiting`] may take.
+const HAS_WAITING_ASK: Duration = Duration::from_secs(5);
+
 /// Whether `lane` has messages its group has not received yet, as the broker says: a partition's end beyond the
 /// position the worker has read to (its committed offset before it read any). Blocking: a few requests, each bounded
-/// by `ask`; a partition whose end the broker does not give in time counts as `on_error`.
-fn has_waiting(lane: &Lane, ask: Duration, on_error: bool) -> bool {
-    let Ok(assignment) = lane.consumer.assignment() else { return on_error };
+/// by [`HAS_WAITING_ASK`]; an answer that does not come in time counts as waiting (settling then waits, at most
+/// [`SETTLE_MAX`], rather than choose before a higher lane is heard).
+fn has_waiting(lane: &Lane) -> bool {
+    let ask = HAS_WAITING_ASK;
+    let Ok(assignment) = lane.consumer.assignment() else { return true };
     let positions = lane.consumer.position().ok();
     let offset_in = |tpl: &Option<TopicPartitionList>,
                      e: &rdkafka::topic_partition_list::TopicPartitionListElem<'_>| {
@@ -263,7 +266,7 @@ fn has_waiting(lane: &Lane, ask: Duration, on_error: bool) -> bool {
         .iter()
         .map(|e| {
             let Ok((low, high)) = lane.consumer.fetch_watermarks(e.topic(), e.partition(), ask) else {
-                return on_error;
+                return true;
             };
             let next = offset_in(&positions, e).or_else(|| offset_in(&committed, e)).unwrap_or(low);
             // Until this lane's first statistics arrive, this is what the catch-up check knows of it.
