@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: Ackbox measured next to its physical ceilings on this machine. Reports numbers; asserts nothing.
-# PART=all|ceilings|accept|batch|latency|recovery|drain|peers|scaleout|sustained|profile (default all: every part but profile).
+# PART=all|ceilings|accept|batch|latency|recovery|drain|peers|scaleout|sustained|profile (default all: every part but profile),
+# or several, comma-separated.
 # Writes bench/results/latest.md and bench/results/latest.png.
 set -euo pipefail
 
@@ -50,7 +51,8 @@ print(' | '.join(f'{(y-x)/n*1e6:.0f}' for x, y in zip(a, b)))"
 }
 CPU_ROWS=()
 datum() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$DATA"; }
-want() { [[ "$PART" == "$1" || ( "$PART" == all && "$1" != profile ) ]]; }
+# PART may name several parts, comma-separated (PART=drain,peers: the drain beside its peers in one run).
+want() { [[ ",$PART," == *",$1,"* || ( "$PART" == all && "$1" != profile ) ]]; }
 # pgbench script: N noop jobs and their N outbox rows in one transaction (two multi-row INSERTs), for tenant $TENANT.
 batch_sql() {
   cat >"$2" <<SQL
@@ -329,18 +331,29 @@ ackbox_drain() {
   # Create the topic first, so the worker processes do not race the relay for it.
   "$BIN/ackbox-bench" produce --brokers "$BROKERS" --topic "$TOPIC" --messages 0 >/dev/null
   local t0 b0 k0 broker0 pg0 n=0
+  # Where Postgres spends the drain, by statement, where pg_stat_statements is loaded (shared_preload_libraries).
+  PGSS=""
+  if psql "$PG_ADMIN" -tAc 'show shared_preload_libraries' | grep -q pg_stat_statements; then
+    sql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+    sql "SELECT pg_stat_statements_reset()" >/dev/null
+    PGSS=1
+  fi
   t0=$(date +%s.%N); b0=$(machine_busy); broker0=$(cpu_secs "$BROKER_PID"); pg0=$(postgres_cpu)
   for _ in $(seq 1 "$relays"); do start relay; rpids+=("$LAST_PID"); done
   for _ in $(seq 1 "$workers"); do start worker; wpids+=("$LAST_PID"); done
   local deadline=$((SECONDS + ${DRAIN_TIMEOUT:-600}))
   DRAIN_NOTE=""
+  # Done when no job is queued or running. The two partial indexes answer that in well under a millisecond; a
+  # count(*) of the whole table every 0.1 s (what this loop did before) cost Postgres a few percent of a core on its
+  # own, which the peers, whose runs end by themselves, do not pay.
   while :; do
-    n=$(sql "SELECT count(*) FROM jobs WHERE status = 'succeeded'")
-    [ "$n" -ge "$jobs" ] && break
-    if [ "$SECONDS" -ge "$deadline" ]; then DRAIN_NOTE="only $n of $jobs succeeded within ${DRAIN_TIMEOUT:-600} s"; break; fi
+    [ "$(sql "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued') OR EXISTS (SELECT 1 FROM jobs WHERE status = 'running')")" = f ] && break
+    if [ "$SECONDS" -ge "$deadline" ]; then break; fi
     sleep 0.1
   done
   local t1 wall; t1=$(date +%s.%N)
+  n=$(sql "SELECT count(*) FROM jobs WHERE status = 'succeeded'")
+  [ "$n" -ge "$jobs" ] || DRAIN_NOTE="only $n of $jobs succeeded$([ "$SECONDS" -ge "$deadline" ] && echo " within ${DRAIN_TIMEOUT:-600} s")"
   wall=$(python3 -c "print($t1-$t0)")
   DRAIN_SECS=$(python3 -c "print(f'{$wall:.1f}')")
   DRAIN_RATE=$(python3 -c "print(int($n/$wall))")
@@ -355,6 +368,12 @@ ackbox_drain() {
   DRAIN_US=$(python3 -c "n=max($n,1); print(f'broker {$tc/n*1e6:.0f} µs, Postgres {$pgc/n*1e6:.0f} µs, machine {$busy/n*1e6:.0f} µs')")
   RELAY_RSS=$(peak_rss_mib "${rpids[0]}"); WORKER_RSS=$(peak_rss_mib "${wpids[0]}")
   for p in "${wpids[@]}" "${rpids[@]}"; do stop "$p"; done
+  STATEMENTS=""
+  [ -n "$PGSS" ] && STATEMENTS=$(sql "
+    SELECT round(total_exec_time::numeric / $n * 1000, 1), calls, round(rows::numeric / greatest(calls, 1), 1),
+           round(wal_bytes::numeric / $n), regexp_replace(left(query, 110), '\\s+', ' ', 'g')
+      FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '$DB')
+     ORDER BY total_exec_time DESC LIMIT 10")
 }
 
 if want drain; then
@@ -369,6 +388,13 @@ if want drain; then
   datum drain "Ackbox (1 relay + 1 worker)" "$DRAIN_RATE"
   DRAIN_ROWS_DONE=1
   DRAIN_FOOT="Preload (bulk SQL, not timed): $PRELOAD s. Peak RSS during the drain: relay $RELAY_RSS MiB (goal ≤ 64), worker $WORKER_RSS MiB (goal ≤ 128)."
+  if [ -n "$STATEMENTS" ]; then
+    DRAIN_FOOT+=$'\n\nPostgres statements during the drain (pg_stat_statements), by execution time: µs per job, calls, rows per call,
+WAL bytes per job.\n\n| µs / job | calls | rows / call | WAL B / job | statement |\n|---|---|---|---|---|'
+    while IFS='|' read -r us calls rows wal q; do
+      DRAIN_FOOT+=$'\n'"| $us | $calls | $rows | $wal | \`${q//|/\\|}\` |"
+    done <<<"$STATEMENTS"
+  fi
   sleep 1 # backends report their table statistics within a second of going idle
   BLOAT=$(sql "SELECT relname, n_live_tup, n_dead_tup, round(n_tup_upd::numeric / $DRAIN_JOBS, 2), round(n_tup_hot_upd::numeric / $DRAIN_JOBS, 2),
                       round(n_tup_del::numeric / $DRAIN_JOBS, 2), vacuum_count, pg_size_pretty(pg_total_relation_size(relid))

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # make soak: the whole pipeline (release api + relay + worker, nisshi, Postgres) under open-loop load for minutes,
 # with every series sampled each minute. Reports numbers; asserts nothing.
-#   PART=steady (default): SOAK_RATE jobs/s (default 500: above the sustained capacity make bench PART=sustained finds
-#     on this machine, where growth would show; bench/README.md) for
-#     SOAK_MINUTES (default 20), outbox retention running (ACKBOX_OUTBOX_RETENTION_SECS, 5 min here). Goal: flat, the
-#     last 5 minutes within 10 % of minutes 5-10 on every series.
-#   PART=overload: twice that rate for SOAK_MINUTES (default 5 here), then the same probe after the load: how fast the
-#     api answers again. Goal: 503s at once instead of a queue, RSS <= 64 MiB, every 202 honoured, normal latency
-#     within 10 s of the end.
+#   PART=steady (default): half the sustained capacity (SOAK_SUSTAINED, default the figure in
+#     bench/results/sustained.md, which make bench PART=sustained writes) for SOAK_MINUTES (default 20), outbox
+#     retention running (ACKBOX_OUTBOX_RETENTION_SECS, 5 min here). Goal: flat, the last 5 minutes within 10 % of
+#     minutes 5-10 on every series.
+#   PART=overload: twice the sustained capacity for SOAK_MINUTES (default 5 here), then the same probe after the
+#     load: how fast the api answers again. Goal: 503s at once instead of a queue, RSS <= 64 MiB, every 202 honoured,
+#     normal latency within 10 s of the end.
+#   SOAK_RATE=N runs either part at N jobs/s instead; its report is then soak-<part>-N.md, so a stress run at another
+#     rate never replaces the run at the defined rate.
 # Writes bench/results/soak-<part>.md and .png.
 set -euo pipefail
 
@@ -22,15 +24,19 @@ DB_URL="postgres://postgres@127.0.0.1:5432/$DB"
 BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
 TOPIC="ackbox.soak.$(date +%s)"
 API_PORT=18081
-RATE="${SOAK_RATE:-500}"
+# The sustained capacity the rates derive from: the last make bench PART=sustained on record.
+SUSTAINED="${SOAK_SUSTAINED:-$(sed -n 's/^\*\*Sustained: \([0-9]*\) jobs\/s.*/\1/p' "$ROOT/bench/results/sustained.md" 2>/dev/null | head -1)}"
+[ -n "$SUSTAINED" ] || { echo "no sustained capacity: run make bench PART=sustained, or set SOAK_SUSTAINED" >&2; exit 2; }
 case "$PART" in
-  steady) MINUTES="${SOAK_MINUTES:-20}" ;;
-  overload) MINUTES="${SOAK_MINUTES:-5}"; RATE=$((RATE * 2)) ;;
+  steady) MINUTES="${SOAK_MINUTES:-20}"; DEFAULT_RATE=$((SUSTAINED / 2)) ;;
+  overload) MINUTES="${SOAK_MINUTES:-5}"; DEFAULT_RATE=$((SUSTAINED * 2)) ;;
   *) echo "PART must be steady or overload" >&2; exit 2 ;;
 esac
+RATE="${SOAK_RATE:-$DEFAULT_RATE}"
 VENV="$ROOT/.ackbox/bench-venv"
 mkdir -p "$OUT" "$WORK"
-REPORT="$OUT/soak-$PART.md"
+NAME="soak-$PART${SOAK_RATE:+-$SOAK_RATE}"
+REPORT="$OUT/$NAME.md"
 SERIES="$WORK/series.tsv"
 pids=()
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -117,14 +123,14 @@ row ""
 row "- date: $(date -u -d "@$T0" +%Y-%m-%dT%H:%M:%SZ); commit: $(git -C "$ROOT" rev-parse --short HEAD); machine: $(nproc) cores"
 row "- broker: $BROKER_VERSION; Postgres $(psql "$PG_ADMIN" -tAc 'show server_version'), autovacuum $(psql "$PG_ADMIN" -tAc 'show autovacuum') (where it is off, the relay vacuums: ACKBOX_RELAY_VACUUM, relay/README.md)"
 row "- vacuums during the run (the relay's, as autovacuum is off here): $VACUUMS"
-row "- command: \`make soak PART=$PART\` (SOAK_RATE=${SOAK_RATE:-500}, SOAK_MINUTES=$MINUTES): $RATE jobs/s open loop for $MINUTES min; outbox retention ${ACKBOX_OUTBOX_RETENTION_SECS} s"
+row "- command: \`make soak PART=$PART\`${SOAK_RATE:+ SOAK_RATE=$SOAK_RATE} (SOAK_MINUTES=$MINUTES): $RATE jobs/s open loop for $MINUTES min (the sustained capacity on record: $SUSTAINED jobs/s); outbox retention ${ACKBOX_OUTBOX_RETENTION_SECS} s"
 row "- sent $(json "['sent']" <"$WORK/openloop.json"), accepted (202) $accepted, refused (503) $(json "['refused_503']" <"$WORK/openloop.json") (slowest 503: $(json "['refused_max_ms']" <"$WORK/openloop.json") ms), other failures $(json "['failed']" <"$WORK/openloop.json"); succeeded $succeeded of the accepted"
 row "- after the load, a lone POST was answered 202 within 50 ms again after: ${recovered:-more than 30 s}"
 row "- peak RSS: $PEAKS (goal ≤ 64 MiB each)"
 row ""
 row "| minute | POST p50 / p99 ms | accepted | 503 | commit→succeeded p50 / p99 ms | RSS api / relay / worker / broker MiB | api fds | jobs / outbox MiB | backlog |"
 row "|---|---|---|---|---|---|---|---|---|"
-"$VENV/bin/python" - "$WORK/openloop.json" "$SERIES" "$REPORT" "$OUT/soak-$PART.png" "$PART" <<'PY' 3<<<"$E2E"
+"$VENV/bin/python" - "$WORK/openloop.json" "$SERIES" "$REPORT" "$OUT/$NAME.png" "$PART" <<'PY' 3<<<"$E2E"
 import json, os, sys
 load, series_path, report, png, part = sys.argv[1:6]
 intervals = json.load(open(load)).get("intervals", [])
@@ -171,4 +177,4 @@ axes[2].set_ylabel("table + indexes MiB"); axes[2].set_xlabel("minute"); axes[2]
 fig.suptitle(f"make soak PART={part}")
 fig.tight_layout(); fig.savefig(png)
 PY
-say "report: bench/results/soak-$PART.md, plot: bench/results/soak-$PART.png"
+say "report: bench/results/$NAME.md, plot: bench/results/$NAME.png"

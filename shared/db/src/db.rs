@@ -1,7 +1,8 @@
 //! The r2d2 pool of diesel connections every service uses for its short transactions.
 
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::RunQueryDsl as _;
 
 use crate::config::DbConfig;
 
@@ -60,7 +61,20 @@ pub fn build_pool(cfg: &DbConfig) -> PgPool {
         .min_idle(Some(0))
         .connection_timeout(cfg.connect_timeout)
         .test_on_check_out(false)
+        .connection_customizer(Box::new(NoJit))
         .build_unchecked(ConnectionManager::<PgConnection>::new(&cfg.url))
+}
+
+/// Turns Postgres's JIT off on every pooled connection. Our statements are short; JIT only pays for long analytic
+/// queries, but Postgres decides by the *estimated* cost, and the rescuer's scan of a large backlog crossed
+/// `jit_above_cost`: with 100,000 queued jobs it spent 1.5 s compiling for a 75 ms query, every pass (bench/findings.md).
+#[derive(Debug)]
+struct NoJit;
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for NoJit {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        diesel::sql_query("SET jit = off").execute(conn).map(|_| ()).map_err(diesel::r2d2::Error::QueryError)
+    }
 }
 
 #[derive(diesel::QueryableByName)]

@@ -160,14 +160,21 @@ pub fn mark_dead(conn: &mut PgConnection, dead: &[(i64, String)]) -> QueryResult
     Ok(rows.into_iter().map(|r| (r.aggregate_id, r.err)).collect())
 }
 
+/// The query behind [`next_due`]. Its predicate is exactly `outbox_due_idx`'s (migration 21), so the minimum is the
+/// index's first entry: every round that claims less than a full batch asks it, and without the index it read the
+/// whole table, published history included (80 ms a round with 100,000 rows in the bench's drain).
+pub const NEXT_DUE_SQL: &str =
+    "SELECT min(available_at) AS due FROM outbox WHERE published_at IS NULL AND dead_at IS NULL";
+
 /// When the earliest unpublished row becomes due, if any: an idle relay sleeps until then (or until notified), so a
 /// retry backoff ends on time without a NOTIFY.
 pub fn next_due(conn: &mut PgConnection) -> QueryResult<Option<DateTime<Utc>>> {
-    outbox::table
-        .filter(outbox::published_at.is_null())
-        .filter(outbox::dead_at.is_null())
-        .select(diesel::dsl::min(outbox::available_at))
-        .get_result(conn)
+    #[derive(QueryableByName)]
+    struct Due {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+        due: Option<DateTime<Utc>>,
+    }
+    diesel::sql_query(NEXT_DUE_SQL).get_result::<Due>(conn).map(|d| d.due)
 }
 
 /// Deletes up to `limit` rows published more than `retention` ago, oldest first, and returns how many. Bounded so a
