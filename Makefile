@@ -42,12 +42,13 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## bench: Ackbox next to its ceilings (report in bench/results/latest.md). PART=ceilings|accept|latency|drain|all
+## bench: Ackbox next to its ceilings (report in bench/results/latest.md). PART=ceilings|accept|latency|drain|all, or a,b
 bench:
 	PART=$(or $(PART),all) bench/run.sh
 
 ## soak: the whole pipeline under open-loop load, sampled every minute (report and plot in bench/results/soak-*.md/png).
-## PART=steady (default; SOAK_MINUTES=20, SOAK_RATE=500) or PART=overload (twice the rate, 5 min, then recovery).
+## PART=steady (default: half the sustained capacity, SOAK_MINUTES=20) or PART=overload (twice it, 5 min, then
+## recovery); SOAK_RATE=N for another rate (report soak-<part>-N.md).
 soak:
 	PART=$(or $(PART),steady) bench/soak.sh
 
