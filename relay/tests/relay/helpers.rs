@@ -6,7 +6,6 @@ use ackbox_relay::config::RelayConfig;
 use ackbox_relay::Relay;
 use ackbox_runtime::kafka::KafkaConfig;
 use ackbox_testing::TestDb;
-use diesel::prelude::*;
 use uuid::Uuid;
 
 pub fn relay_config(db: &TestDb, kafka: &KafkaConfig) -> RelayConfig {
@@ -61,27 +60,10 @@ pub fn submit(db: &TestDb, topic: &str, n: usize) -> Vec<Uuid> {
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-#[derive(QueryableByName)]
-struct Plan {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    #[diesel(column_name = "QUERY PLAN")]
-    plan: String,
-}
-
-pub fn explain(conn: &mut PgConnection, sql: &str) -> serde_json::Value {
-    let rows: Vec<Plan> =
-        diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}")).load(conn).expect("explain");
-    serde_json::from_str(&rows[0].plan).expect("plan json")
-}
-
-/// Every node of a plan, depth first.
-pub fn nodes(plan: &serde_json::Value) -> Vec<&serde_json::Value> {
-    let mut out = vec![plan];
-    for child in plan["Plans"].as_array().into_iter().flatten() {
-        out.extend(nodes(child));
-    }
-    out
-}
+/// The partial indexes of unpublished outbox rows; the claim may be served by any of them (with a handful of rows
+/// waiting the planner picks by statistics, and a sort of 5 rows costs nothing).
+pub const UNPUBLISHED_INDEXES: [&str; 3] =
+    ["outbox_unpublished_priority_idx", "outbox_unpublished_idx", "outbox_due_idx"];
 
 /// The relay's claim statement (`ackbox_db::outbox::claim_statement`, what `claim_batch` runs), rendered by diesel,
 /// with its limit (500) inlined.

@@ -1,9 +1,10 @@
 use std::time::Duration;
 
+use ackbox_testing::plan::{buffers, explain, has_seq_scan, index_scan};
 use ackbox_testing::{kafka_config, unique_topic, TestDb};
 use diesel::prelude::*;
 
-use crate::helpers::{claim_sql, explain, nodes, relay, relay_config, submit};
+use crate::helpers::{claim_sql, relay, relay_config, submit, UNPUBLISHED_INDEXES};
 
 #[test]
 fn the_claim_query_reads_only_unpublished_rows_while_a_million_published_rows_await_retention() {
@@ -22,20 +23,15 @@ fn the_claim_query_reads_only_unpublished_rows_while_a_million_published_rows_aw
     // Act: the relay's exact claim statement, as diesel renders it.
     let sql = claim_sql();
     let plan = explain(&mut conn, &sql);
-    let root = &plan[0]["Plan"];
 
     // Assert: no sequential scan; a partial index of unpublished rows serves it (with 5 rows waiting the planner may
-    // take either: the priority one, or the id one and sort 5 rows); only the waiting rows are touched.
-    let all = nodes(root);
-    assert!(all.iter().all(|n| n["Node Type"] != "Seq Scan"), "no Seq Scan: {plan:#}");
-    let partial = ["outbox_unpublished_priority_idx", "outbox_unpublished_idx"];
-    let scan = all
-        .iter()
-        .find(|n| partial.iter().any(|i| n["Index Name"] == *i))
+    // take any of them and sort 5 rows); only the waiting rows are touched.
+    assert!(!has_seq_scan(&plan), "no Seq Scan: {plan:#}");
+    let scan = index_scan(&plan, &UNPUBLISHED_INDEXES)
         .unwrap_or_else(|| panic!("claim uses a partial index of unpublished rows: {plan:#}"));
     assert_eq!(scan["Actual Rows"], 5, "the scan produced only the unpublished rows");
-    let buffers = root["Shared Hit Blocks"].as_i64().unwrap_or(0) + root["Shared Read Blocks"].as_i64().unwrap_or(0);
-    assert!(buffers < 100, "touched {buffers} blocks (the table has ~10k): {plan:#}");
+    let touched = buffers(&plan);
+    assert!(touched < 100, "touched {touched} blocks (the table has ~10k): {plan:#}");
 }
 
 #[test]

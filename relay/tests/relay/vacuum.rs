@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use ackbox_testing::plan::{buffers, explain};
 use ackbox_testing::{kafka_config, unique_topic, wait_for, TestDb};
 use diesel::prelude::*;
 
-use crate::helpers::{claim_sql, explain, relay, relay_config, submit};
+use crate::helpers::{claim_sql, relay, relay_config, submit};
 
 const ROWS: i64 = 50_000;
 
@@ -38,9 +39,7 @@ fn churned_outbox(db: &TestDb) -> PgConnection {
 }
 
 fn claim_blocks(conn: &mut PgConnection) -> i64 {
-    let plan = explain(conn, &claim_sql());
-    let root = &plan[0]["Plan"];
-    root["Shared Hit Blocks"].as_i64().unwrap_or(0) + root["Shared Read Blocks"].as_i64().unwrap_or(0)
+    buffers(&explain(conn, &claim_sql()))
 }
 
 #[test]

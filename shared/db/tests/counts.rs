@@ -1,6 +1,7 @@
 //! The job counts behind the relay's `ackbox_jobs{status}` gauges and the dashboard cost what is in flight plus the
 //! last hour, never the table's history: 200,000 finished jobs of two days ago are neither counted nor read.
 
+use ackbox_testing::plan::{buffers, explain, has_seq_scan};
 use ackbox_testing::TestDb;
 use diesel::prelude::*;
 
@@ -16,20 +17,6 @@ fn seed(conn: &mut PgConnection, n: i32, status: &str, finished_ago: Option<&str
     ))
     .execute(conn)
     .expect("seed");
-}
-
-#[derive(QueryableByName)]
-struct Plan {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    #[diesel(column_name = "QUERY PLAN")]
-    plan: String,
-}
-
-fn nodes(plan: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
-    out.push(plan.clone());
-    for child in plan["Plans"].as_array().into_iter().flatten() {
-        nodes(child, out);
-    }
 }
 
 #[test]
@@ -49,23 +36,14 @@ fn counts_cover_live_jobs_and_the_last_hour_and_never_scan_the_history() {
     let by_kind = ackbox_db::models::job::counts_by_status_and_kind(&mut conn).expect("counts");
     assert_eq!(by_kind.iter().map(|(_, _, n)| n).sum::<i64>(), 10, "{by_kind:?}");
 
-    let explain = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}", ackbox_db::models::job::bounded_counts_sql());
-    let plan: Plan = diesel::sql_query(explain).get_result(&mut conn).expect("explain");
-    let plan: serde_json::Value = serde_json::from_str(&plan.plan).expect("json");
-    let mut all = Vec::new();
-    nodes(&plan[0]["Plan"], &mut all);
-    assert!(all.iter().all(|n| n["Node Type"] != "Seq Scan"), "a Seq Scan over jobs: {plan:#}");
-    let root = &plan[0]["Plan"];
-    let buffers = root["Shared Hit Blocks"].as_i64().unwrap_or(0) + root["Shared Read Blocks"].as_i64().unwrap_or(0);
+    let plan = explain(&mut conn, &ackbox_db::models::job::bounded_counts_sql());
+    assert!(!has_seq_scan(&plan), "a Seq Scan over jobs: {plan:#}");
+    let buffers = buffers(&plan);
     assert!(buffers < 200, "read {buffers} blocks; the table has thousands: {plan:#}");
 
     // The api's Retry-After sample (live.rs): the same, through the index of finished jobs.
-    let explain = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}", ackbox_db::models::job::RECENT_MEDIANS_SQL);
-    let plan: Plan = diesel::sql_query(explain).get_result(&mut conn).expect("explain");
-    let plan: serde_json::Value = serde_json::from_str(&plan.plan).expect("json");
-    let mut all = Vec::new();
-    nodes(&plan[0]["Plan"], &mut all);
-    assert!(all.iter().all(|n| n["Node Type"] != "Seq Scan"), "a Seq Scan over jobs: {plan:#}");
+    let plan = explain(&mut conn, ackbox_db::models::job::RECENT_MEDIANS_SQL);
+    assert!(!has_seq_scan(&plan), "a Seq Scan over jobs: {plan:#}");
     let medians = ackbox_db::models::job::recent_medians(&mut conn).expect("medians");
     assert!(medians.contains_key("noop"), "the recent finished jobs are the sample: {medians:?}");
 }

@@ -2,22 +2,9 @@
 //! `next_due` asked by every idle round reads one index entry, not every waiting or published row, and no pooled
 //! statement is JIT compiled (the rescuer's scan of a large backlog compiled for 1.5 s per pass).
 
+use ackbox_testing::plan::{buffers, explain, has_seq_scan};
 use ackbox_testing::TestDb;
 use diesel::prelude::*;
-
-#[derive(QueryableByName)]
-struct Plan {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    #[diesel(column_name = "QUERY PLAN")]
-    plan: String,
-}
-
-fn nodes(plan: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
-    out.push(plan.clone());
-    for child in plan["Plans"].as_array().into_iter().flatten() {
-        nodes(child, out);
-    }
-}
 
 #[test]
 fn next_due_reads_one_entry_whatever_waits_or_was_published() {
@@ -42,14 +29,9 @@ fn next_due_reads_one_entry_whatever_waits_or_was_published() {
     let due = ackbox_db::outbox::next_due(&mut conn).expect("next_due").expect("rows wait");
     assert_eq!(due.to_rfc3339(), "2100-01-01T01:00:00+00:00");
 
-    let explain = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}", ackbox_db::outbox::NEXT_DUE_SQL);
-    let plan: Plan = diesel::sql_query(explain).get_result(&mut conn).expect("explain");
-    let plan: serde_json::Value = serde_json::from_str(&plan.plan).expect("json");
-    let mut all = Vec::new();
-    nodes(&plan[0]["Plan"], &mut all);
-    assert!(all.iter().all(|n| n["Node Type"] != "Seq Scan"), "a Seq Scan over outbox: {plan:#}");
-    let root = &plan[0]["Plan"];
-    let buffers = root["Shared Hit Blocks"].as_i64().unwrap_or(0) + root["Shared Read Blocks"].as_i64().unwrap_or(0);
+    let plan = explain(&mut conn, ackbox_db::outbox::NEXT_DUE_SQL);
+    assert!(!has_seq_scan(&plan), "a Seq Scan over outbox: {plan:#}");
+    let buffers = buffers(&plan);
     assert!(buffers < 20, "read {buffers} blocks; the waiting rows and the history fill thousands: {plan:#}");
 }
 

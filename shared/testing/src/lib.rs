@@ -17,6 +17,7 @@ use ackbox_db::db::{build_pool, PgPool};
 use ackbox_runtime::kafka::{KafkaConfig, DEFAULT_KAFKA_BROKERS};
 
 pub mod certs;
+pub mod plan;
 pub mod tls_postgres;
 
 /// Admin URL used when `ACKBOX_TEST_ADMIN_URL` is unset (the machine's trust-auth Postgres).
