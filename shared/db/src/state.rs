@@ -24,7 +24,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Int4, Jsonb, Uuid as SqlUuid};
 use uuid::Uuid;
 
-use crate::models::{Job, JobError, JobStatus, NewJob, TraceContext};
+use crate::models::{Job, JobError, JobStatus, NewJob, NewOutboxMessage, TraceContext};
 use crate::outbox;
 use crate::schema::jobs;
 use ackbox_types::envelope::Envelope;
@@ -198,22 +198,51 @@ const RETRY_FILTER_SQL: &str = "status = 'failed' AND finished_at < $4
     AND ($3::timestamptz IS NULL OR finished_at > $3)
     AND ($5::text IS NULL OR queue = $5)";
 
+/// What every path that queues a job again reads back to write its next dispatch: the job's id, kind, queue,
+/// priority, the attempts it has used and its trace context (`RETURNING id, kind, queue, priority, attempts,
+/// traceparent, tracestate`). Retry, bulk retry, the lease rescuer and the dispatch rescuer all embed it, so the next
+/// attempt's envelope is built in one place.
 #[derive(QueryableByName)]
-struct Requeued {
+struct NextDispatch {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
     queue: String,
     #[diesel(sql_type = diesel::sql_types::SmallInt)]
     priority: i16,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    kind: String,
     #[diesel(sql_type = Int4)]
     attempts: i32,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     traceparent: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     tracestate: Option<String>,
+}
+
+/// The columns [`NextDispatch`] reads, for `RETURNING` clauses (`j` is the alias of `jobs`).
+const NEXT_DISPATCH_COLUMNS: &str = "j.id, j.kind, j.queue, j.priority, j.attempts, j.traceparent, j.tracestate";
+
+impl NextDispatch {
+    /// The outbox row of the job's next attempt on `topic`, due at `available_at` (now when `None`), at its
+    /// priority, carrying its trace context.
+    fn message(&self, topic: &str, available_at: Option<DateTime<Utc>>) -> NewOutboxMessage {
+        let trace = TraceContext::from_columns(self.traceparent.as_deref(), self.tracestate.as_deref());
+        let envelope = Envelope::new(self.id, &self.kind, self.attempts + 1).in_queue(&self.queue);
+        outbox::message(topic, &envelope, trace.as_ref(), available_at, Priority::from_i16(self.priority))
+    }
+
+    /// Writes [`Self::message`].
+    fn enqueue(&self, conn: &mut PgConnection, topic: &str, available_at: Option<DateTime<Utc>>) -> QueryResult<()> {
+        outbox::enqueue_many(conn, &[self.message(topic, available_at)]).map(|_| ())
+    }
+}
+
+/// A job bulk retry queued again, and the topic its last dispatch went to.
+#[derive(QueryableByName)]
+struct Requeued {
+    #[diesel(embed)]
+    next: NextDispatch,
     #[diesel(sql_type = diesel::sql_types::Text)]
     topic: String,
 }
@@ -249,12 +278,12 @@ pub fn retry_failed_many(
         let rows: Vec<Requeued> = diesel::sql_query(format!(
             "WITH picked AS (
                  SELECT id FROM jobs WHERE {RETRY_FILTER_SQL} ORDER BY finished_at LIMIT $6 FOR UPDATE SKIP LOCKED)
-             UPDATE jobs
-                SET status = 'queued', max_attempts = greatest(max_attempts, attempts + 1), finished_at = NULL,
+             UPDATE jobs j
+                SET status = 'queued', max_attempts = greatest(j.max_attempts, j.attempts + 1), finished_at = NULL,
                     not_before = NULL, lease_expires_at = NULL, cancel_requested_at = NULL, updated_at = now()
-              WHERE id IN (SELECT id FROM picked) AND status = 'failed'
-          RETURNING id, kind, attempts, traceparent, tracestate, priority, queue,
-                    coalesce((SELECT o.topic FROM outbox o WHERE o.aggregate_id = jobs.id ORDER BY o.id DESC LIMIT 1),
+              WHERE j.id IN (SELECT id FROM picked) AND j.status = 'failed'
+          RETURNING {NEXT_DISPATCH_COLUMNS},
+                    coalesce((SELECT o.topic FROM outbox o WHERE o.aggregate_id = j.id ORDER BY o.id DESC LIMIT 1),
                              $7) AS topic"
         ))
         .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(filter.kind.as_deref())
@@ -265,14 +294,7 @@ pub fn retry_failed_many(
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .bind::<diesel::sql_types::Text, _>(default_topic)
         .load(conn)?;
-        let messages: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                let trace = TraceContext::from_columns(r.traceparent.as_deref(), r.tracestate.as_deref());
-                let envelope = Envelope::new(r.id, &r.kind, r.attempts + 1).in_queue(&r.queue);
-                outbox::message(&r.topic, &envelope, trace.as_ref(), None, Priority::from_i16(r.priority))
-            })
-            .collect();
+        let messages: Vec<_> = rows.iter().map(|r| r.next.message(&r.topic, None)).collect();
         outbox::enqueue_many(conn, &messages)?;
         Ok(rows.len())
     })
@@ -483,26 +505,13 @@ pub struct Success {
     pub result: serde_json::Value,
 }
 
+/// A failed attempt queued again with its backoff.
 #[derive(QueryableByName)]
 struct RetryRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    kind: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    queue: String,
-    #[diesel(sql_type = diesel::sql_types::SmallInt)]
-    priority: i16,
+    #[diesel(embed)]
+    next: NextDispatch,
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     not_before: DateTime<Utc>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    traceparent: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    tracestate: Option<String>,
-}
-
-impl RetryRow {
-    fn trace(&self) -> Option<TraceContext> {
-        TraceContext::from_columns(self.traceparent.as_deref(), self.tracestate.as_deref())
-    }
 }
 
 /// The SET clause that appends the current attempt to `jobs.history` (see migration 19): `outcome` and `error` are
@@ -595,7 +604,7 @@ pub fn fail(
                     not_before = now() + $4 * interval '1 millisecond', {history}
               WHERE id = $1 AND status = 'running' AND attempts = $2 AND attempts < max_attempts
                 AND cancel_requested_at IS NULL
-          RETURNING kind, not_before, traceparent, tracestate, priority, queue",
+          RETURNING {NEXT_DISPATCH_COLUMNS}, j.not_before",
             history = append_history("j", "'failed'", "$3")
         ))
         .bind::<SqlUuid, _>(id)
@@ -605,14 +614,7 @@ pub fn fail(
         .get_result(conn)
         .optional()?;
         if let Some(row) = retried {
-            outbox::enqueue(
-                conn,
-                topic,
-                &Envelope::new(id, &row.kind, attempt + 1).in_queue(&row.queue),
-                row.trace().as_ref(),
-                Some(row.not_before),
-                Priority::from_i16(row.priority),
-            )?;
+            row.next.enqueue(conn, topic, Some(row.not_before))?;
             return Ok(FailOutcome::Retried { not_before: row.not_before });
         }
     }
@@ -786,33 +788,13 @@ pub const REDISPATCH_LOCK_KEY: i64 = 0x61636b5f726564;
 /// Longest redispatch wait: `dispatch_timeout * 2^6`.
 pub const MAX_REDISPATCH_EXPONENT: i32 = 6;
 
+/// A job a rescuer changed, and the status it left it in (only `queued` ones are dispatched again).
 #[derive(QueryableByName)]
 struct RescuedRow {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    queue: String,
-    #[diesel(sql_type = diesel::sql_types::SmallInt)]
-    priority: i16,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    kind: String,
+    #[diesel(embed)]
+    next: NextDispatch,
     #[diesel(sql_type = diesel::sql_types::Text)]
     status: JobStatus,
-    #[diesel(sql_type = Int4)]
-    attempts: i32,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    traceparent: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    tracestate: Option<String>,
-}
-
-impl RescuedRow {
-    /// Dispatches the job's next attempt, at its priority.
-    fn enqueue(&self, conn: &mut PgConnection, topic: &str) -> QueryResult<()> {
-        let trace = TraceContext::from_columns(self.traceparent.as_deref(), self.tracestate.as_deref());
-        let envelope = Envelope::new(self.id, &self.kind, self.attempts + 1).in_queue(&self.queue);
-        outbox::enqueue(conn, topic, &envelope, trace.as_ref(), None, Priority::from_i16(self.priority))
-    }
 }
 
 fn try_lock(conn: &mut PgConnection, key: i64) -> QueryResult<bool> {
@@ -873,14 +855,14 @@ pub fn rescue_leases(conn: &mut PgConnection, limit: i64, topic: &str) -> QueryR
                     lease_expires_at = NULL, not_before = NULL, updated_at = now()
                FROM expired
               WHERE j.id = expired.id
-          RETURNING j.id, j.kind, j.status, j.attempts, j.traceparent, j.tracestate, j.priority, j.queue",
+          RETURNING {NEXT_DISPATCH_COLUMNS}, j.status",
             history = append_history("j", "'lease_expired'", LEASE_ERROR)
         ))
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load(conn)?;
         for row in &expired {
             if row.status == JobStatus::Queued {
-                row.enqueue(conn, topic)?;
+                row.next.enqueue(conn, topic, None)?;
                 report.requeued += 1;
             } else if row.status == JobStatus::Cancelled {
                 // A cancel was requested and the attempt died: it ends as asked.
@@ -937,13 +919,13 @@ pub fn rescue_dispatches(
                     FOR UPDATE OF j SKIP LOCKED)
              UPDATE jobs j SET last_dispatched_at = now(), redispatches = j.redispatches + 1, dispatch_skipped_at = NULL
                FROM stale WHERE j.id = stale.id
-          RETURNING j.id, j.kind, j.status, j.attempts, j.traceparent, j.tracestate, j.priority, j.queue"
+          RETURNING {NEXT_DISPATCH_COLUMNS}, j.status"
         ))
         .bind::<diesel::sql_types::Double, _>(dispatch_timeout.as_secs_f64() * 1000.0)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load(conn)?;
         for row in &stale {
-            row.enqueue(conn, topic)?;
+            row.next.enqueue(conn, topic, None)?;
         }
         Ok(Some(stale.len()))
     })
