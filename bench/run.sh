@@ -370,11 +370,13 @@ ackbox_drain() {
   RELAY_RSS=$(peak_rss_mib "${rpids[0]}"); WORKER_RSS=$(peak_rss_mib "${wpids[0]}")
   for p in "${wpids[@]}" "${rpids[@]}"; do stop "$p"; done
   STATEMENTS=""
-  [ -n "$PGSS" ] && STATEMENTS=$(sql "
+  # An `if`, not `[ ] &&`: as the function's last command a false test would be its status, and set -e would end
+  # the run wherever pg_stat_statements is not loaded.
+  if [ -n "$PGSS" ]; then STATEMENTS=$(sql "
     SELECT round(total_exec_time::numeric / $n * 1000, 1), calls, round(rows::numeric / greatest(calls, 1), 1),
            round(wal_bytes::numeric / $n), regexp_replace(left(query, 110), '\\s+', ' ', 'g')
       FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '$DB')
-     ORDER BY total_exec_time DESC LIMIT 10")
+     ORDER BY total_exec_time DESC LIMIT 10"); fi
 }
 
 if want drain; then
