@@ -932,8 +932,8 @@ pub fn rescue_dispatches(
 }
 
 /// Inserts `jobs` queued jobs of `kind` (tenant [`crate::models::DEFAULT_TENANT`]) with their outbox rows in bulk:
-/// one statement per table in one transaction, envelopes built in SQL in the exact shape [`Envelope`] encodes
-/// (`shared/tests/state_transitions.rs` decodes them). The bench's drain starts from this; the API never uses it.
+/// one statement per table in one transaction, envelopes built in SQL in the exact shape [`Envelope`] encodes and
+/// the headers [`outbox::message`] writes for an untraced job (`shared/db/tests/state_transitions.rs` checks both). The bench's drain starts from this; the API never uses it.
 pub fn preload(conn: &mut PgConnection, jobs: i64, kind: &str, topic: &str) -> QueryResult<()> {
     conn.transaction(|c| {
         diesel::sql_query(
@@ -949,11 +949,10 @@ pub fn preload(conn: &mut PgConnection, jobs: i64, kind: &str, topic: &str) -> Q
         .bind::<diesel::sql_types::Text, _>(kind)
         .execute(c)?;
         diesel::sql_query(
-            "INSERT INTO outbox (aggregate_id, topic, key, payload, headers)
+            "INSERT INTO outbox (aggregate_id, topic, key, payload)
              SELECT id, $2, id::text,
                     jsonb_build_object('v', 1, 'job_id', id, 'kind', $1::text, 'attempt', 1,
-                                       'enqueued_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')),
-                    jsonb_build_object('content-type', 'application/json', 'ackbox-kind', $1::text, 'ackbox-attempt', '1')
+                                       'enqueued_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))
                FROM preload",
         )
         .bind::<diesel::sql_types::Text, _>(kind)

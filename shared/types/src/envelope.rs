@@ -1,5 +1,7 @@
 //! The message that travels through Kafka. It carries ids only: the job row in Postgres is the truth, the message
-//! just says "look at job X now". Payloads never leave the database this way.
+//! just says "look at job X now". Payloads never leave the database this way. The record's value is the whole
+//! message: its key is the job id, and its only headers are the job's W3C trace context (`traceparent`,
+//! `tracestate`) when it has one.
 //!
 //! ## Versions: forward compatible within a version
 //!
