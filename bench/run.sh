@@ -2,7 +2,8 @@
 # make bench: Ackbox measured next to its physical ceilings on this machine. Reports numbers; asserts nothing.
 # PART=all|ceilings|accept|batch|latency|recovery|drain|peers|scaleout|sustained|profile (default all: every part but profile),
 # or several, comma-separated.
-# Writes bench/results/latest.md and bench/results/latest.png.
+# Writes bench/results/latest.md and bench/results/latest.png (and bench/results/sustained.md when it measured the
+# sustained capacity).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -596,6 +597,8 @@ row "Written by hand in [bench/findings.md](../findings.md), each section naming
 row "This report is the run of $(date -u +%Y-%m-%dT%H:%MZ) at commit $(git -C "$ROOT" rev-parse --short HEAD); compare"
 row "its numbers with a section only when they name the same run."
 cp "$REPORT" "$OUT/latest.md"
+# make soak derives its rates from the sustained capacity on record: a run that measured it is that record.
+if [ -n "${SUSTAINED_RATE:-}" ]; then cp "$REPORT" "$OUT/sustained.md"; say "sustained capacity on record: bench/results/sustained.md"; fi
 if [ -s "$DATA" ]; then "$VENV/bin/python" "$ROOT/bench/plot.py" "$DATA" "$OUT/latest.png" && say "plot: bench/results/latest.png"; fi
 say "report: bench/results/latest.md"
 cat "$OUT/latest.md"
