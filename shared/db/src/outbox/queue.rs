@@ -43,7 +43,7 @@ pub fn enqueue_many(conn: &mut PgConnection, rows: &[NewOutboxMessage]) -> Query
 /// The outbox row that dispatches `envelope`: keyed by the job id, at the job's `priority` (the relay publishes it
 /// onto that level's topic). Its headers are the job's trace context and nothing else: the envelope already names
 /// the kind, attempt and queue, and a header is not free (on nisshi each is a row the broker inserts, which was a
-/// fifth of the drain's cost; on Kafka those three were about a third of each record's bytes).
+/// fifth of the drain's cost; on Kafka those three were roughly a quarter of each record's bytes).
 pub fn message(
     topic: &str,
     envelope: &Envelope,
