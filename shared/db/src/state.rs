@@ -198,10 +198,10 @@ const RETRY_FILTER_SQL: &str = "status = 'failed' AND finished_at < $4
     AND ($3::timestamptz IS NULL OR finished_at > $3)
     AND ($5::text IS NULL OR queue = $5)";
 
-/// What every path that queues a job again reads back to write its next dispatch: the job's id, kind, queue,
-/// priority, the attempts it has used and its trace context (`RETURNING id, kind, queue, priority, attempts,
-/// traceparent, tracestate`). Retry, bulk retry, the lease rescuer and the dispatch rescuer all embed it, so the next
-/// attempt's envelope is built in one place.
+/// What a statement that queues jobs again reads back ([`NEXT_DISPATCH_COLUMNS`]) to write each one's next dispatch:
+/// the job's id, kind, queue, priority, the attempts it has used and its trace context. The automatic retry
+/// ([`fail`]), bulk retry and both rescuers embed it, so their next envelope is built in one place; the operator's
+/// single retry ([`retry_failed`]) builds it from the whole [`Job`] it returns.
 #[derive(QueryableByName)]
 struct NextDispatch {
     #[diesel(sql_type = SqlUuid)]
@@ -933,7 +933,8 @@ pub fn rescue_dispatches(
 
 /// Inserts `jobs` queued jobs of `kind` (tenant [`crate::models::DEFAULT_TENANT`]) with their outbox rows in bulk:
 /// one statement per table in one transaction, envelopes built in SQL in the exact shape [`Envelope`] encodes and
-/// the headers [`outbox::message`] writes for an untraced job (`shared/db/tests/state_transitions.rs` checks both). The bench's drain starts from this; the API never uses it.
+/// the headers [`outbox::message`] writes for an untraced job (`shared/db/tests/state_transitions.rs` checks both).
+/// The bench's drain starts from this; the API never uses it.
 pub fn preload(conn: &mut PgConnection, jobs: i64, kind: &str, topic: &str) -> QueryResult<()> {
     conn.transaction(|c| {
         diesel::sql_query(
