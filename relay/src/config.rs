@@ -3,6 +3,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `ACKBOX_RELAY_BATCH` | [`DEFAULT_BATCH`] | outbox rows claimed and produced per round |
+//! | `ACKBOX_RELAY_RECORD_JOBS` | [`DEFAULT_RECORD_JOBS`] | most dispatches in one Kafka record (1–256): a round's rows bound for the same topic travel together (`ackbox_types::envelope`, version 2), because a broker's cost is per record. 1 produces one record per row, as releases before it did: use it on the relays until every worker reads version 2 |
 //! | `ACKBOX_RELAY_CONCURRENCY` | [`DEFAULT_CONCURRENCY`] | round loops per process (1–64): one claims while another awaits its delivery reports |
 //! | `ACKBOX_RELAY_IDEMPOTENCE` | `true` | librdkafka `enable.idempotence`: fewer duplicates and per-partition order on retries. Ackbox does not depend on it (duplicates and reordering are harmless by design) |
 //! | `ACKBOX_RELAY_MAX_IN_FLIGHT` | [`DEFAULT_MAX_IN_FLIGHT`] | librdkafka `max.in.flight.requests.per.connection` (1–5, librdkafka's bound with idempotence; outside is refused) |
@@ -38,6 +39,10 @@ use ackbox_runtime::logging::ObservabilityArgs;
 
 /// Default rows per round.
 pub const DEFAULT_BATCH: i64 = 500;
+/// Default most dispatches per Kafka record: most of the broker's per-record cost is gone at 16 (1/16 of it), while a
+/// record stays a small share of a worker's slots (`ACKBOX_WORKER_CONCURRENCY`, 64 by default), so records still
+/// spread over several workers.
+pub const DEFAULT_RECORD_JOBS: usize = 16;
 /// Default round loops per process.
 pub const DEFAULT_CONCURRENCY: usize = 2;
 /// Default produce requests in flight per connection (librdkafka's maximum with idempotence).
@@ -87,6 +92,8 @@ pub struct RelayConfig {
     pub kafka: KafkaConfig,
     /// Rows per round.
     pub batch: i64,
+    /// Most dispatches per Kafka record (1: one record per row).
+    pub record_jobs: usize,
     /// Round loops per process.
     pub concurrency: usize,
     /// librdkafka `enable.idempotence`.
@@ -145,6 +152,9 @@ pub struct RelayArgs {
     /// Outbox rows claimed and produced per round (1-100000).
     #[arg(long, env = "ACKBOX_RELAY_BATCH", default_value_t = DEFAULT_BATCH, value_name = "ACKBOX_RELAY_BATCH")]
     pub relay_batch: i64,
+    /// Most dispatches in one Kafka record (1-256); 1 produces one record per row, as releases before it did.
+    #[arg(long, env = "ACKBOX_RELAY_RECORD_JOBS", default_value_t = DEFAULT_RECORD_JOBS as i64, value_name = "ACKBOX_RELAY_RECORD_JOBS")]
+    pub relay_record_jobs: i64,
     /// Round loops per process (1-64): one claims while another awaits its delivery reports.
     #[arg(long, env = "ACKBOX_RELAY_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY as i64, value_name = "ACKBOX_RELAY_CONCURRENCY")]
     pub relay_concurrency: i64,
@@ -220,6 +230,12 @@ impl TryFrom<RelayArgs> for RelayConfig {
             db: a.db.try_into()?,
             kafka: a.kafka.try_into()?,
             batch: check_range("ACKBOX_RELAY_BATCH", a.relay_batch, 1, 100_000)?,
+            record_jobs: check_range(
+                "ACKBOX_RELAY_RECORD_JOBS",
+                a.relay_record_jobs,
+                1,
+                ackbox_types::envelope::MAX_PACKED_JOBS as i64,
+            )? as usize,
             concurrency: check_range("ACKBOX_RELAY_CONCURRENCY", a.relay_concurrency, 1, 64)? as usize,
             idempotence: a.relay_idempotence,
             // librdkafka allows at most 5 with idempotence: more was clamped before, and is refused now.

@@ -4,6 +4,7 @@ pub mod config;
 pub mod errors;
 pub mod maintenance;
 pub mod metrics;
+mod records;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,13 +14,11 @@ use ackbox_db::models::OutboxMessage;
 use ackbox_db::outbox;
 use ackbox_runtime::listen::{spawn_listener, OUTBOX_CHANNEL};
 use ackbox_runtime::telemetry::{self, SpanMethods as _};
-use ackbox_types::priority::Priority;
 use ackbox_types::trace::{TraceContext, TRACEPARENT, TRACESTATE};
 use chrono::Utc;
 use diesel::Connection;
 use futures::future::{join_all, Either};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::{watch, Notify};
 
@@ -117,22 +116,30 @@ impl Relay {
                 return Ok((Round::default(), false));
             }
             let started = Instant::now();
-            let (published, failed) = produce_all(&producer, &self.config, &rows);
+            let Produced { published, failed, records } = produce_all(&producer, &self.config, &rows);
             self.metrics.delivery_seconds.observe(started.elapsed().as_secs_f64());
             outbox::mark_published(conn, &published)?;
             let mut fatal = false;
             let (mut failures, mut dead) = (Vec::new(), Vec::new());
-            for (id, err) in failed {
+            for Failed { id, error: err, packed } in failed {
                 let class = classify(&err);
                 let job_id = rows.iter().find(|r| r.id == id).map(|r| r.aggregate_id.to_string()).unwrap_or_default();
                 fatal |= class == ErrorClass::Fatal;
                 self.metrics.delivery_failures.with_label_values(&[class.as_str()]).inc();
-                if class == ErrorClass::Undeliverable {
+                if class == ErrorClass::Undeliverable && !packed {
                     log::error!(
                         outbox_id = id, job_id = job_id.as_str();
                         "outbox row {id} can never be delivered ({err}); marking it dead and failing its job"
                     );
                     dead.push((id, err.to_string()));
+                } else if class == ErrorClass::Undeliverable {
+                    // Which row of the record made the broker refuse it is unknown: each is retried alone
+                    // (`records.rs`), and only a row refused on its own is dead.
+                    log::warn!(
+                        outbox_id = id, job_id = job_id.as_str();
+                        "outbox row {id}: the packed record it was in was refused ({err}); retrying it alone"
+                    );
+                    failures.push((id, format!("packed record refused: {err}")));
                 } else {
                     log::warn!(
                         outbox_id = id, job_id = job_id.as_str();
@@ -147,6 +154,7 @@ impl Relay {
             ackbox_db::state::fail_undeliverable(conn, &dead_jobs)?;
             self.metrics.batch_size.observe(rows.len() as f64);
             self.metrics.published.inc_by(published.len() as u64);
+            self.metrics.records.inc_by(records as u64);
             let round = Round {
                 claimed: rows.len(),
                 published: published.len(),
@@ -187,27 +195,20 @@ fn build_producer(config: &RelayConfig) -> Result<FutureProducer, KafkaError> {
         .create()
 }
 
-/// Sends every row, then waits for all reports at once: awaiting each send before the next would cost a broker
-/// round trip per message. `send_result` enqueues immediately, unlike `send`, which does nothing until polled.
-/// Rows of a kind routed to its own topic (`ACKBOX_KIND_TOPICS`) go there, the rest to the row's topic; in either
-/// case onto the lane of the row's priority (`.high`, `.low`; normal keeps the topic itself).
-fn produce_all(
-    producer: &FutureProducer,
-    config: &RelayConfig,
-    rows: &[OutboxMessage],
-) -> (Vec<i64>, Vec<(i64, KafkaError)>) {
-    let payloads: Vec<Vec<u8>> = rows.iter().map(|r| serde_json::to_vec(&r.payload).unwrap_or_default()).collect();
+/// Sends every record of the round (`records.rs`: a topic's rows packed together), then waits for all reports at
+/// once: awaiting each send before the next would cost a broker round trip per record. `send_result` enqueues
+/// immediately, unlike `send`, which does nothing until polled. A record's report is each of its rows' report; a
+/// failed row says whether it travelled packed (a packed record refused for good is retried row by row).
+fn produce_all(producer: &FutureProducer, config: &RelayConfig, rows: &[OutboxMessage]) -> Produced {
+    let records = records::records(rows, config.record_jobs, |row| records::topic(config, row));
     // A span per row of a traced job, child of the submit span the row carries; it ends with the broker's report.
-    let mut spans = Vec::with_capacity(rows.len());
-    let pending: Vec<_> = rows
+    let mut spans: Vec<_> = rows.iter().map(|row| publish_span(row, &records::topic(config, row))).collect();
+    let pending: Vec<_> = records
         .iter()
-        .zip(&payloads)
-        .map(|(row, payload)| {
-            let kind = row.payload.get("kind").and_then(|k| k.as_str());
-            let topic = config.topic_for(kind, &row.topic, Priority::from_i16(row.priority));
-            spans.push(publish_span(row, &topic));
-            let record = FutureRecord::to(&topic).key(&row.key).payload(payload).headers(headers(row));
-            match producer.send_result(record) {
+        .map(|record| {
+            let out =
+                FutureRecord::to(&record.topic).key(&record.key).payload(&record.value).headers(record.headers.clone());
+            match producer.send_result(out) {
                 Ok(delivery) => Either::Left(async move {
                     match delivery.await {
                         Ok(Ok(_)) => Ok(()),
@@ -215,7 +216,7 @@ fn produce_all(
                         Err(_) => Err(KafkaError::Canceled),
                     }
                 }),
-                // Queue full or a local error: fail this row now; a later round retries it.
+                // Queue full or a local error: fail this record's rows now; a later round retries them.
                 Err((e, _)) => Either::Right(futures::future::ready(Err(e))),
             }
         })
@@ -223,16 +224,40 @@ fn produce_all(
     let reports = futures::executor::block_on(join_all(pending));
     let mut published = Vec::with_capacity(rows.len());
     let mut failed = Vec::new();
-    for ((row, report), span) in rows.iter().zip(reports).zip(spans.iter_mut()) {
-        if let (Some(span), Err(e)) = (span.as_mut(), &report) {
-            span.set_status(telemetry::Status::error(e.to_string()));
-        }
-        match report {
-            Ok(()) => published.push(row.id),
-            Err(e) => failed.push((row.id, e)),
+    let mut acked = 0;
+    for (record, report) in records.iter().zip(reports) {
+        acked += usize::from(report.is_ok());
+        for &i in &record.rows {
+            match &report {
+                Ok(()) => published.push(rows[i].id),
+                Err(e) => {
+                    if let Some(span) = spans[i].as_mut() {
+                        span.set_status(telemetry::Status::error(e.to_string()));
+                    }
+                    failed.push(Failed { id: rows[i].id, error: e.clone(), packed: record.packed() });
+                }
+            }
         }
     }
-    (published, failed)
+    Produced { published, failed, records: acked }
+}
+
+/// What [`produce_all`] got back from the broker.
+struct Produced {
+    /// Rows acknowledged.
+    published: Vec<i64>,
+    /// Rows not acknowledged.
+    failed: Vec<Failed>,
+    /// Records acknowledged.
+    records: usize,
+}
+
+/// A row whose record the broker did not acknowledge.
+struct Failed {
+    id: i64,
+    error: KafkaError,
+    /// It travelled in a packed record.
+    packed: bool,
 }
 
 /// The span of one row's publish, if the row carries a trace context (rows of jobs from before migration 7 do not).
@@ -247,17 +272,6 @@ fn publish_span(row: &OutboxMessage, topic: &str) -> Option<telemetry::Span> {
         telemetry::KeyValue::new("ackbox.outbox_id", row.id),
     ];
     Some(telemetry::start_span(format!("send {topic}"), telemetry::SpanKind::Producer, Some(&parent), attributes).0)
-}
-
-fn headers(row: &OutboxMessage) -> OwnedHeaders {
-    let mut headers = OwnedHeaders::new();
-    if let Some(map) = row.headers.as_object() {
-        for (k, v) in map {
-            let value = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-            headers = headers.insert(Header { key: k, value: Some(value.as_bytes()) });
-        }
-    }
-    headers
 }
 
 /// Runs rounds until `shutdown` turns true: back to back while batches come back full, otherwise sleeping until a

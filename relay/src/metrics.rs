@@ -9,6 +9,9 @@ pub struct RelayMetrics {
     pub registry: Registry,
     /// `ackbox_relay_published_total`: rows acknowledged by the broker.
     pub published: IntCounter,
+    /// `ackbox_relay_records_total`: Kafka records acknowledged by the broker (a packed record carries several rows:
+    /// rows ÷ records is the packing achieved).
+    pub records: IntCounter,
     /// `ackbox_relay_delivery_failures_total{class}`: failed deliveries, `retriable` or `fatal`.
     pub delivery_failures: IntCounterVec,
     /// `ackbox_relay_batch_size`: rows claimed per round.
@@ -50,6 +53,10 @@ impl RelayMetrics {
         Self {
             published: reg.add(
                 IntCounter::new("ackbox_relay_published_total", "Outbox rows acknowledged by the broker.")
+                    .expect("valid metric"),
+            ),
+            records: reg.add(
+                IntCounter::new("ackbox_relay_records_total", "Kafka records acknowledged by the broker.")
                     .expect("valid metric"),
             ),
             delivery_failures: reg.add(

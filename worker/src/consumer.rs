@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ackbox_db::db::PgPool;
-use ackbox_types::envelope::Envelope;
+use ackbox_types::envelope::{decode_record, Envelope};
 use ackbox_types::trace::{TraceContext, TRACEPARENT, TRACESTATE};
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -69,17 +69,20 @@ pub enum WorkerError {
     },
 }
 
-/// A message taken off Kafka, detached from the consumer's buffer.
+/// One dispatch taken off Kafka, detached from the consumer's buffer: a record of one dispatch, or one entry of a
+/// packed record (`ackbox_types::envelope`; its entries share the record's position, whose offset is stored once
+/// all of them are done). Everything past the receive loop (slots, queue caps, claims) counts these, one per job.
 pub(crate) struct Delivered {
     pub(crate) at: Position,
     pub(crate) envelope: Option<Envelope>,
-    /// The W3C trace context in the record's headers (the submit span's), if any.
+    /// The job's W3C trace context (the submit span's), if any: a packed entry's own, else the record's headers'.
     pub(crate) trace: Option<TraceContext>,
 }
 
 /// What one polled result turned out to be.
 enum Accepted {
-    Message(Delivered),
+    /// A record's dispatches, in order: one for a version-1 record or an undecodable one (which is done at once).
+    Message(Vec<Delivered>),
     /// A consumer error worth logging and going on.
     Error,
     /// librdkafka raised a fatal error.
@@ -92,15 +95,22 @@ fn accept(
     m: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>,
 ) -> Accepted {
     match m {
-        Ok(m) => Accepted::Message(Delivered {
+        Ok(m) => {
             // Before anything else can fail: the catch-up check must not think this message is still waiting.
-            at: {
-                shared.lanes[lane].read(m.partition(), m.offset());
-                Position { lane, partition: m.partition(), offset: m.offset() }
-            },
-            trace: trace_context(&m),
-            envelope: match Envelope::decode(m.payload()) {
-                Ok(env) => Some(env),
+            shared.lanes[lane].read(m.partition(), m.offset());
+            let at = Position { lane, partition: m.partition(), offset: m.offset() };
+            let delivered: Vec<Delivered> = match decode_record(m.payload()) {
+                Ok(dispatches) => {
+                    let headers = trace_context(&m);
+                    dispatches
+                        .into_iter()
+                        .map(|d| Delivered {
+                            at,
+                            trace: d.trace.or_else(|| headers.clone()),
+                            envelope: Some(d.envelope),
+                        })
+                        .collect()
+                }
                 Err(e) => {
                     shared.metrics.decode_failures.inc();
                     log::warn!(
@@ -108,10 +118,13 @@ fn accept(
                         m.partition(),
                         m.offset()
                     );
-                    None
+                    vec![Delivered { at, trace: None, envelope: None }]
                 }
-            },
-        }),
+            };
+            // In flight from now until each of its dispatches is done, wherever it waits meanwhile.
+            shared.begin(at, delivered.len());
+            Accepted::Message(delivered)
+        }
         Err(e) => {
             if let Some(fatal) = any_fatal(shared) {
                 return Accepted::Fatal(fatal);
@@ -181,7 +194,7 @@ async fn wait_for_slot(
             m = tokio::time::timeout(Duration::from_secs(1), recv_any(shared)) => {
                 if let Ok((lane, m)) = m {
                     match accept(shared, lane, m) {
-                        Accepted::Message(d) => pending.push_back(d),
+                        Accepted::Message(d) => pending.extend(d),
                         Accepted::Error => {}
                         Accepted::Fatal(e) => break Err(e),
                     }
@@ -231,7 +244,7 @@ async fn settle(shared: &Arc<Shared>, pending: &mut VecDeque<Delivered>, shutdow
     while pending.len() < limit && waiting.iter().any(|lane| !pending.iter().any(|d| d.at.lane == *lane)) {
         tokio::select! {
             m = tokio::time::timeout_at(until, recv_any(shared)) => match m {
-                Ok((lane, m)) => if let Accepted::Message(d) = accept(shared, lane, m) { pending.push_back(d) },
+                Ok((lane, m)) => if let Accepted::Message(d) = accept(shared, lane, m) { pending.extend(d) },
                 Err(_) => return,
             },
             _ = shutdown.changed() => return,
@@ -304,8 +317,8 @@ async fn catch_up(
         tokio::select! {
             m = tokio::time::timeout_at(until, recv_any(shared)) => match m {
                 Ok((lane, m)) => if let Accepted::Message(d) = accept(shared, lane, m) {
-                    let higher = d.at.lane < lowest;
-                    pending.push_back(d);
+                    let higher = lane < lowest;
+                    pending.extend(d);
                     if higher { return true }
                 },
                 Err(_) => {
@@ -339,12 +352,20 @@ fn fill(
         while fatal.is_none() && batch.len() < room {
             let Some(m) = lane.consumer.recv().now_or_never() else { break };
             match accept(shared, i, m) {
-                Accepted::Message(d) => batch.push(d),
+                Accepted::Message(d) => take(batch, pending, room, d),
                 Accepted::Error => break,
                 Accepted::Fatal(e) => *fatal = Some(e),
             }
         }
     }
+}
+
+/// Puts a record's dispatches into `batch` up to `room`, and the rest at the back of `pending` (called only when
+/// `pending` holds nothing of the record's lane, so they stay that lane's next).
+fn take(batch: &mut Vec<Delivered>, pending: &mut VecDeque<Delivered>, room: usize, record: Vec<Delivered>) {
+    let mut record = record.into_iter();
+    batch.extend(record.by_ref().take(room.saturating_sub(batch.len())));
+    pending.extend(record);
 }
 
 /// The next message of any lane, with the lane's index; when several lanes have one ready, the highest lane's.
@@ -375,7 +396,7 @@ async fn wait_until_joined(shared: &Shared, pending: &mut VecDeque<Delivered>, s
             m = tokio::time::timeout(Duration::from_millis(100), recv_any(shared)) => {
                 if let Ok((lane, m)) = m {
                     if let Accepted::Message(d) = accept(shared, lane, m) {
-                        pending.push_back(d);
+                        pending.extend(d);
                     }
                 }
             }
@@ -472,7 +493,7 @@ pub async fn run(
                 }
             };
             match accept(&shared, lane, first) {
-                Accepted::Message(d) => batch.push(d),
+                Accepted::Message(d) => take(&mut batch, &mut pending, room, d),
                 Accepted::Error => tokio::time::sleep(Duration::from_millis(100)).await,
                 Accepted::Fatal(e) => fatal = Some(e),
             }

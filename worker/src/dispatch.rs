@@ -30,8 +30,7 @@ pub(crate) async fn dispatch(
     permits: &mut OwnedSemaphorePermit,
     done_tx: &mpsc::UnboundedSender<Outcome>,
 ) {
-    shared.begin(batch.iter().map(|d| d.at));
-    // One slot per message (`permits` holds exactly one per message).
+    // Each message was begun (offset tracking) when it was received (`consumer.rs`). One slot per message (`permits` holds exactly one per message).
     let batch = batch.into_iter().map(|d| Routed { permit: permits.split(1), delivered: d, slot: None }).collect();
     route(shared, batch, done_tx).await;
 }

@@ -1,12 +1,14 @@
 //! Which offset may be stored for each partition: the lowest offset still in flight, or one past the highest seen
 //! when none is. A message's offset is never stored before every earlier message of its partition has committed its
-//! status, so a crash can only make Kafka redeliver, never skip.
+//! status, so a crash can only make Kafka redeliver, never skip. A packed record (several dispatches) stays in flight
+//! until every one of its dispatches is done.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Default)]
 struct PartitionState {
-    in_flight: BTreeSet<i64>,
+    /// Offsets in flight, each with its dispatches not yet done.
+    in_flight: BTreeMap<i64, usize>,
     highest_seen: i64,
     stored: i64,
 }
@@ -23,30 +25,34 @@ impl OffsetTracker {
         Self::default()
     }
 
-    /// Records that `offset` of `partition` has been received and is not done.
-    pub fn begin(&mut self, partition: i32, offset: i64) {
+    /// Records that `offset` of `partition` has been received, carrying `parts` dispatches (at least one: an
+    /// undecodable record is one), none of them done.
+    pub fn begin(&mut self, partition: i32, offset: i64, parts: usize) {
         let state = self.partitions.entry(partition).or_insert_with(|| PartitionState {
-            in_flight: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
             highest_seen: offset - 1,
             stored: offset,
         });
         if offset <= state.highest_seen {
             // Redelivery from an earlier position (the partition was revoked and assigned back, or the consumer was
             // reset): forget the old window; messages still finishing from it no longer decide anything.
-            *state = PartitionState { in_flight: BTreeSet::new(), highest_seen: offset - 1, stored: offset };
+            *state = PartitionState { in_flight: BTreeMap::new(), highest_seen: offset - 1, stored: offset };
         }
-        state.in_flight.insert(offset);
+        state.in_flight.insert(offset, parts.max(1));
         state.highest_seen = offset;
     }
 
-    /// Records that `offset` is done (its status is committed, or it needed none). Returns the next offset to store
-    /// for the partition when that moved forward.
+    /// Records that one dispatch of `offset` is done (its status is committed, or it needed none). Returns the next
+    /// offset to store for the partition when that moved forward: only once the record's last dispatch is done.
     pub fn finish(&mut self, partition: i32, offset: i64) -> Option<i64> {
         let state = self.partitions.get_mut(&partition)?;
-        if !state.in_flight.remove(&offset) {
+        let left = state.in_flight.get_mut(&offset)?;
+        *left -= 1;
+        if *left > 0 {
             return None;
         }
-        let next = state.in_flight.first().copied().unwrap_or(state.highest_seen + 1);
+        state.in_flight.remove(&offset);
+        let next = state.in_flight.first_key_value().map_or(state.highest_seen + 1, |(o, _)| *o);
         if next > state.stored {
             state.stored = next;
             Some(next)
@@ -55,7 +61,7 @@ impl OffsetTracker {
         }
     }
 
-    /// Messages received and not done, across partitions.
+    /// Records received and not done, across partitions.
     pub fn in_flight(&self) -> usize {
         self.partitions.values().map(|p| p.in_flight.len()).sum()
     }
@@ -69,7 +75,7 @@ mod tests {
     fn an_offset_is_stored_only_once_every_earlier_one_is_done() {
         let mut t = OffsetTracker::new();
         for o in 10..13 {
-            t.begin(0, o);
+            t.begin(0, o, 1);
         }
         assert_eq!(t.finish(0, 12), None, "10 and 11 are still running");
         assert_eq!(t.finish(0, 11), None, "10 is still running");
@@ -80,9 +86,9 @@ mod tests {
     #[test]
     fn partitions_are_independent_and_finishing_twice_changes_nothing() {
         let mut t = OffsetTracker::new();
-        t.begin(0, 5);
-        t.begin(1, 7);
-        t.begin(1, 8);
+        t.begin(0, 5, 1);
+        t.begin(1, 7, 1);
+        t.begin(1, 8, 1);
         assert_eq!(t.finish(1, 7), Some(8));
         assert_eq!(t.finish(1, 7), None);
         assert_eq!(t.finish(0, 5), Some(6));
@@ -93,10 +99,23 @@ mod tests {
     #[test]
     fn a_rewind_resets_the_window() {
         let mut t = OffsetTracker::new();
-        t.begin(0, 20);
-        t.begin(0, 21);
-        t.begin(0, 15); // redelivered from an older committed position
+        t.begin(0, 20, 1);
+        t.begin(0, 21, 1);
+        t.begin(0, 15, 1); // redelivered from an older committed position
         assert_eq!(t.finish(0, 20), None, "the old window no longer counts");
         assert_eq!(t.finish(0, 15), Some(16));
+    }
+
+    #[test]
+    fn a_packed_record_is_stored_past_only_once_its_last_dispatch_is_done() {
+        let mut t = OffsetTracker::new();
+        t.begin(0, 30, 3);
+        t.begin(0, 31, 1);
+        assert_eq!(t.finish(0, 31), None, "30 still has dispatches running");
+        assert_eq!(t.finish(0, 30), None, "two of 30's dispatches left");
+        assert_eq!(t.finish(0, 30), None, "one of 30's dispatches left");
+        assert_eq!(t.finish(0, 30), Some(32), "30 done: resume after 31");
+        assert_eq!(t.finish(0, 30), None, "finishing more than it carried changes nothing");
+        assert_eq!(t.in_flight(), 0);
     }
 }

@@ -124,16 +124,16 @@ impl Shared {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records messages as received and not done.
-    pub(crate) fn begin(&self, at: impl IntoIterator<Item = Position>) {
-        for p in at {
-            if let Some(lane) = self.lanes.get(p.lane) {
-                lane.tracker.lock().unwrap_or_else(|e| e.into_inner()).begin(p.partition, p.offset);
-            }
+    /// Records a message as received and not done, with the dispatches it carries (several for a packed record):
+    /// its offset is stored only once each of them is [`finish`](Self::finish)ed.
+    pub(crate) fn begin(&self, at: Position, parts: usize) {
+        if let Some(lane) = self.lanes.get(at.lane) {
+            lane.tracker.lock().unwrap_or_else(|e| e.into_inner()).begin(at.partition, at.offset, parts);
         }
     }
 
-    /// Marks messages done and stores whatever offsets that made storable, one call per lane.
+    /// Marks dispatches done (one position per dispatch) and stores whatever offsets that made storable, one call per
+    /// lane.
     pub(crate) fn finish(&self, done: impl IntoIterator<Item = Position>) {
         let mut lists: Vec<TopicPartitionList> = self.lanes.iter().map(|_| TopicPartitionList::new()).collect();
         for p in done {

@@ -18,6 +18,7 @@ pub fn relay_config(db: &TestDb, kafka: &KafkaConfig) -> RelayConfig {
         },
         kafka: kafka.clone(),
         batch: 500,
+        record_jobs: ackbox_relay::config::DEFAULT_RECORD_JOBS,
         concurrency: 2,
         // The production settings: an idempotent producer with librdkafka's maximum in flight.
         max_in_flight: 5,

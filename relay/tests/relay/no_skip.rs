@@ -1,7 +1,7 @@
 use std::sync::mpsc;
 
 use ackbox_db::models::NewJob;
-use ackbox_testing::{consume, fresh_topic, TestDb};
+use ackbox_testing::{consume_dispatches, fresh_topic, TestDb};
 use diesel::Connection;
 
 use crate::helpers::{relay, relay_config, submit, DEADLINE};
@@ -49,6 +49,9 @@ fn a_row_with_a_lower_id_that_commits_late_is_still_published() {
     let b = ackbox_db::outbox::for_job(&mut conn, early_id).expect("rows");
     assert!(a[0].id < b[0].id, "A really had the lower id");
     assert!(a[0].published_at.is_some() && b[0].published_at.is_some());
-    let keys: Vec<String> = consume(&kafka, &kafka.topic, 2, DEADLINE).into_iter().map(|m| m.key).collect();
+    let keys: Vec<String> = consume_dispatches(&kafka, &kafka.topic, 2, DEADLINE)
+        .into_iter()
+        .map(|d| d.envelope.job_id.to_string())
+        .collect();
     assert_eq!(keys, vec![early_id.to_string(), late_id.to_string()]);
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use ackbox_db::models::{NewJob, Priority};
-use ackbox_testing::{consume, fresh_topic, TestDb};
+use ackbox_testing::{consume_dispatches, fresh_topic, TestDb};
 use uuid::Uuid;
 
 use crate::helpers::{relay, relay_config, DEADLINE};
@@ -55,7 +55,7 @@ fn due_rows_are_published_highest_priority_first_each_onto_its_lane() {
     assert_eq!(after_third.len(), 9, "then the low ones");
     // Each level on its own topic.
     let on = |topic: String| -> BTreeSet<String> {
-        consume(&kafka, &topic, 3, DEADLINE).into_iter().map(|m| m.key).collect()
+        consume_dispatches(&kafka, &topic, 3, DEADLINE).into_iter().map(|d| d.envelope.job_id.to_string()).collect()
     };
     assert_eq!(on(format!("{}.high", kafka.topic)), keys(&high));
     assert_eq!(on(kafka.topic.clone()), keys(&normal));

@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ackbox_testing::{consume, fresh_topic, wait_for, TestDb};
+use ackbox_testing::{consume, consume_dispatches, fresh_topic, wait_for, TestDb};
 use ackbox_types::envelope::Envelope;
 
 use crate::helpers::{relay, relay_config, submit, DEADLINE};
@@ -38,16 +38,38 @@ fn rounds_publish_every_row_once_acknowledged_and_mark_it_published() {
         assert_eq!(rows[0].attempts, 1);
         assert!(rows[0].last_error.is_none());
     }
-    let messages = consume(&kafka, &kafka.topic, 20, DEADLINE);
-    let keys: BTreeSet<String> = messages.iter().map(|m| m.key.clone()).collect();
+    let dispatches = consume_dispatches(&kafka, &kafka.topic, 20, DEADLINE);
+    let jobs: BTreeSet<String> = dispatches.iter().map(|d| d.envelope.job_id.to_string()).collect();
     let expected: BTreeSet<String> = ids.iter().map(ToString::to_string).collect();
-    assert_eq!(keys, expected);
+    assert_eq!(jobs, expected);
+    // Each round's rows travelled as one packed record (`ACKBOX_RELAY_RECORD_JOBS`, 16), keyed by its first job.
+    let records: BTreeSet<(i32, String)> =
+        dispatches.iter().map(|d| (d.record.partition, d.record.key.clone())).collect();
+    assert_eq!(records.len(), 3, "one record per round");
+    for d in &dispatches {
+        assert!(d.packed);
+        assert_eq!(d.envelope.attempt, 1);
+        assert!(expected.contains(&d.record.key));
+        // Kind and attempt are in the envelope, so an untraced record has no headers (a broker that stores each
+        // header as a row pays for every one; bench/findings.md, session 11).
+        assert!(d.record.headers.is_empty(), "headers: {:?}", d.record.headers);
+    }
+}
+
+#[test]
+fn with_one_job_per_record_each_row_is_its_own_record_its_envelope_as_written() {
+    let db = TestDb::new();
+    let kafka = fresh_topic("relay-single", 1);
+    let ids = submit(&db, &kafka.topic, 3);
+    let mut cfg = relay_config(&db, &kafka);
+    cfg.record_jobs = 1;
+    assert_eq!(relay(&db, cfg).round().expect("round").published, 3);
+    let messages = consume(&kafka, &kafka.topic, 3, DEADLINE);
+    let keys: BTreeSet<String> = messages.iter().map(|m| m.key.clone()).collect();
+    assert_eq!(keys, ids.iter().map(ToString::to_string).collect::<BTreeSet<_>>());
     for m in &messages {
-        let env = Envelope::decode(Some(&m.payload)).expect("a valid envelope");
+        let env = Envelope::decode(Some(&m.payload)).expect("a version-1 envelope");
         assert_eq!(env.job_id.to_string(), m.key);
-        assert_eq!(env.attempt, 1);
-        // The value is the whole message: kind and attempt are in the envelope, so an untraced record has no headers
-        // (a broker that stores each header as a row pays for every one; bench/findings.md, session 11).
         assert!(m.headers.is_empty(), "headers: {:?}", m.headers);
     }
 }
@@ -83,7 +105,7 @@ fn the_loop_wakes_on_notify_long_before_its_poll_interval() {
         let n = ackbox_db::outbox::unpublished_count(&mut db.conn()).expect("count");
         (n == 0).then_some(())
     });
-    assert_eq!(consume(&kafka, &kafka.topic, ids.len(), DEADLINE).len(), 3);
+    assert_eq!(consume_dispatches(&kafka, &kafka.topic, ids.len(), DEADLINE).len(), 3);
 
     stop_tx.send(true).expect("stop");
     rt.block_on(task).expect("relay loop ends on shutdown");
@@ -130,7 +152,10 @@ fn several_relays_on_one_table_publish_every_row_and_never_block_each_other() {
 
     assert_eq!(per_relay.iter().sum::<usize>(), 300, "SKIP LOCKED handed each row to exactly one relay: {per_relay:?}");
     assert_eq!(ackbox_db::outbox::unpublished_count(&mut db.conn()).expect("count"), 0);
-    let keys: BTreeSet<String> = consume(&kafka, &kafka.topic, 300, DEADLINE).into_iter().map(|m| m.key).collect();
+    let keys: BTreeSet<String> = consume_dispatches(&kafka, &kafka.topic, 300, DEADLINE)
+        .into_iter()
+        .map(|d| d.envelope.job_id.to_string())
+        .collect();
     assert_eq!(keys, ids.iter().map(ToString::to_string).collect::<BTreeSet<_>>());
 }
 

@@ -3,7 +3,7 @@
 //! own topic go there.
 
 use ackbox_db::models::{Job, JobStatus};
-use ackbox_testing::{consume, fresh_topic, TestDb};
+use ackbox_testing::{consume, consume_dispatches, fresh_topic, TestDb};
 use diesel::prelude::*;
 
 use crate::helpers::{relay, relay_config, submit, DEADLINE};
@@ -42,7 +42,7 @@ fn a_message_too_large_for_kafka_is_dead_and_fails_its_job_while_the_others_go_o
     )
     .expect("list dead");
     assert_eq!(dead.iter().map(|r| r.aggregate_id).collect::<Vec<_>>(), vec![ids[1]]);
-    assert_eq!(consume(&kafka, &kafka.topic, 2, DEADLINE).len(), 2);
+    assert_eq!(consume_dispatches(&kafka, &kafka.topic, 2, DEADLINE).len(), 2);
 }
 
 #[test]
@@ -68,4 +68,42 @@ fn a_kind_routed_to_its_own_topic_is_produced_there() {
     assert_eq!(on_own.iter().map(|m| m.key.clone()).collect::<Vec<_>>(), vec![video.to_string()]);
     let on_main = consume(&kafka, &kafka.topic, 1, DEADLINE);
     assert_eq!(on_main.iter().map(|m| m.key.clone()).collect::<Vec<_>>(), vec![plain.to_string()]);
+}
+
+#[test]
+fn a_packed_record_refused_for_its_size_is_retried_row_by_row_and_no_row_dies() {
+    let db = TestDb::new();
+    let kafka = fresh_topic("relay-packed-refused", 1);
+    let ids = submit(&db, &kafka.topic, 2);
+    // Each alone fits librdkafka's default message.max.bytes (1,000,000); together they do not.
+    for (id, pad) in [(ids[0], 30_000), (ids[1], 975_000)] {
+        diesel::sql_query(
+            "UPDATE outbox SET payload = payload || jsonb_build_object('pad', repeat('x', $2)) WHERE aggregate_id = $1",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<diesel::sql_types::Integer, _>(pad)
+        .execute(&mut db.conn())
+        .expect("pad a row");
+    }
+    let relay = relay(&db, relay_config(&db, &kafka));
+
+    let first = relay.round().expect("round");
+    assert_eq!((first.claimed, first.published, first.failed), (2, 0, 2), "packed together, refused: {first:?}");
+    let mut conn = db.conn();
+    for id in &ids {
+        let row = &ackbox_db::outbox::for_job(&mut conn, *id).expect("rows")[0];
+        assert!(row.dead_at.is_none(), "not dead for a refusal that may not be its own: {row:?}");
+        assert!(row.last_error.as_deref().is_some_and(|e| e.contains("packed")), "{row:?}");
+        assert_eq!(Job::find(&mut conn, *id).expect("q").expect("job").status, JobStatus::Queued);
+    }
+    // Their backoff over (the clock, not the relay, is what this skips), each goes alone and is accepted.
+    diesel::sql_query("UPDATE outbox SET available_at = now()").execute(&mut conn).expect("due now");
+    let second = relay.round().expect("round");
+    assert_eq!((second.claimed, second.published), (2, 2), "{second:?}");
+    let records = consume(&kafka, &kafka.topic, 2, DEADLINE);
+    let mut keys: Vec<String> = records.iter().map(|m| m.key.clone()).collect();
+    keys.sort();
+    let mut expected: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    expected.sort();
+    assert_eq!(keys, expected, "two records of one job each");
 }

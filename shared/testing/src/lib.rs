@@ -303,39 +303,12 @@ pub struct Consumed {
 
 /// Reads `count` messages from the start of `topic` with a fresh consumer group, or panics after `deadline`.
 pub fn consume(cfg: &KafkaConfig, topic: &str, count: usize, deadline: std::time::Duration) -> Vec<Consumed> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::{Headers, Message};
-    let consumer: BaseConsumer = cfg
-        .client_config()
-        .set("group.id", unique_topic("reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("test consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    let consumer = reader(cfg, topic);
     let start = std::time::Instant::now();
     let mut out = Vec::new();
     while out.len() < count {
         assert!(start.elapsed() < deadline, "read {} of {count} messages from {topic} within {deadline:?}", out.len());
-        match consumer.poll(std::time::Duration::from_millis(100)) {
-            Some(Ok(m)) => out.push(Consumed {
-                partition: m.partition(),
-                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                payload: m.payload().unwrap_or_default().to_vec(),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| {
-                                (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            }),
-            Some(Err(e)) => log::debug!("test consumer: {e}"),
-            None => {}
-        }
+        out.extend(next_record(&consumer));
     }
     out
 }
@@ -386,4 +359,101 @@ pub fn dispatch_with_headers(
     let env = ackbox_types::envelope::Envelope::new(job_id, kind, attempt);
     let bytes = serde_json::to_vec(&env.to_json()).expect("serialise envelope");
     produce_with_headers(cfg, &job_id.to_string(), &bytes, headers);
+}
+
+/// Produces one packed record (`ackbox_types::envelope`, version 2) dispatching attempt 1 of each `(job, kind)`, the
+/// way the relay packs a round's rows, each with its trace context if given.
+pub fn dispatch_packed(cfg: &KafkaConfig, jobs: &[(uuid::Uuid, &str, Option<ackbox_types::trace::TraceContext>)]) {
+    use ackbox_types::envelope::{encode_packed, Envelope};
+    let envelopes: Vec<serde_json::Value> =
+        jobs.iter().map(|(id, kind, _)| Envelope::new(*id, kind, 1).to_json()).collect();
+    let value = encode_packed(envelopes.iter().zip(jobs).map(|(env, (_, _, trace))| (env, trace.clone())));
+    produce(cfg, &jobs[0].0.to_string(), &value);
+}
+
+/// One dispatch read back by [`consume_dispatches`].
+#[derive(Clone, Debug)]
+pub struct ConsumedDispatch {
+    /// The record it came in.
+    pub record: Consumed,
+    /// Whether that record was packed (several dispatches).
+    pub packed: bool,
+    /// The dispatch.
+    pub envelope: ackbox_types::envelope::Envelope,
+    /// Its trace context: a packed entry's own, else the record's headers'.
+    pub trace: Option<ackbox_types::trace::TraceContext>,
+}
+
+/// Reads records from the start of `topic` (a fresh consumer group) until they hold `count` dispatches, packed
+/// records expanded into theirs (as a worker reads them), or panics after `deadline` or at a record a worker could
+/// not decode.
+pub fn consume_dispatches(
+    cfg: &KafkaConfig,
+    topic: &str,
+    count: usize,
+    deadline: std::time::Duration,
+) -> Vec<ConsumedDispatch> {
+    use ackbox_types::trace::{TraceContext, TRACEPARENT, TRACESTATE};
+    let consumer = reader(cfg, topic);
+    let start = std::time::Instant::now();
+    let mut out = Vec::new();
+    while out.len() < count {
+        assert!(
+            start.elapsed() < deadline,
+            "read {} of {count} dispatches from {topic} within {deadline:?}",
+            out.len()
+        );
+        let Some(record) = next_record(&consumer) else { continue };
+        let dispatches = ackbox_types::envelope::decode_record(Some(&record.payload))
+            .unwrap_or_else(|e| panic!("a record on {topic} a worker cannot read ({e}): {record:?}"));
+        let header = |name: &str| record.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let headers = header(TRACEPARENT).and_then(|tp| TraceContext::parse(tp, header(TRACESTATE)));
+        let packed = dispatches.len() > 1;
+        out.extend(dispatches.into_iter().map(|d| ConsumedDispatch {
+            record: record.clone(),
+            packed,
+            envelope: d.envelope,
+            trace: d.trace.or_else(|| headers.clone()),
+        }));
+    }
+    out
+}
+
+/// A consumer of `topic` from its start, in a fresh group.
+fn reader(cfg: &KafkaConfig, topic: &str) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = cfg
+        .client_config()
+        .set("group.id", unique_topic("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("test consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    consumer
+}
+
+/// The next record within 100 ms, if any.
+fn next_record(consumer: &rdkafka::consumer::BaseConsumer) -> Option<Consumed> {
+    use rdkafka::message::{Headers, Message};
+    match consumer.poll(std::time::Duration::from_millis(100)) {
+        Some(Ok(m)) => Some(Consumed {
+            partition: m.partition(),
+            key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+            payload: m.payload().unwrap_or_default().to_vec(),
+            headers: m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }),
+        Some(Err(e)) => {
+            log::debug!("test consumer: {e}");
+            None
+        }
+        None => None,
+    }
 }

@@ -6,6 +6,7 @@ mod delivery;
 mod failures;
 mod helpers;
 mod leases;
+mod packed;
 mod poison;
 mod priority;
 mod queues;
