@@ -111,10 +111,14 @@ ensure_broker() {
   fi
   say "starting nisshi $NISSHI_VERSION on $KAFKA_HOST:$KAFKA_PORT (durable sqlite storage under .ackbox/nisshi)"
   mkdir -p "$STATE/nisshi"
-  # nisshi reads sqlite://PATH relative to its working directory, so start it from the repo root.
+  # nisshi reads sqlite://PATH relative to its working directory, so start it from the repo root. An empty group's
+  # first rebalance does not wait for more members (Kafka's group.initial.rebalance.delay.ms, 3 s by default, which
+  # Apache Kafka's own config/server.properties sets to 0 for development and testing, as here): a worker started
+  # against a backlog takes its partitions at once instead of 3 s later. deploy/ leaves Kafka's default.
   (cd "$ROOT" && start_bg broker nisshi broker \
     --listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
     --advertised-listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
+    --group-initial-rebalance-delay 0s \
     --storage-engine "sqlite://.ackbox/nisshi/nisshi.db")
   wait_port "$KAFKA_HOST" "$KAFKA_PORT" broker 60
 }
