@@ -72,8 +72,13 @@ pub struct Relay {
 impl Relay {
     /// Builds the producer (`enable.idempotence=true`, `acks=all`).
     pub fn new(pool: PgPool, config: RelayConfig, metrics: RelayMetrics) -> Result<Self, RelayError> {
-        let producer = Mutex::new(Arc::new(build_producer(&config)?));
-        Ok(Self { pool, producer, config, metrics, vacuum_warned: Mutex::default() })
+        let producer = build_producer(&config)?;
+        Ok(Self::with_producer(pool, config, metrics, producer))
+    }
+
+    /// A relay around a producer from [`start_producer`], built earlier so that it is ready by the first round.
+    pub fn with_producer(pool: PgPool, config: RelayConfig, metrics: RelayMetrics, producer: FutureProducer) -> Self {
+        Self { pool, producer: Mutex::new(Arc::new(producer)), config, metrics, vacuum_warned: Mutex::default() }
     }
 
     /// The configuration.
@@ -97,7 +102,7 @@ impl Relay {
 
     /// Replaces the producer after a fatal error: an idempotent producer that lost its state cannot recover.
     fn rebuild_producer(&self) -> Result<(), RelayError> {
-        let fresh = Arc::new(build_producer(&self.config)?);
+        let fresh = Arc::new(start_producer(&self.config)?);
         *self.producer.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
         self.metrics.producer_rebuilds.inc();
         log::warn!("rebuilt the Kafka producer after a fatal error");
@@ -181,6 +186,21 @@ impl Relay {
             log::warn!("producer flush on shutdown: {e}");
         }
     }
+}
+
+/// Builds the relay's producer and has it connect at once, for [`Relay::with_producer`]. An idempotent producer sends
+/// nothing until the broker has given it a producer id, and librdkafka asks for one only when a broker connection is
+/// up, retrying every 500 ms otherwise; with connections opened on demand, the first two tries found none, so a
+/// relay's first round waited about a second after start-up (measured on nisshi; `bench/findings.md`, session 12).
+/// A metadata request opens the connection: started first, it overlaps the rest of the start-up.
+pub fn start_producer(config: &RelayConfig) -> Result<FutureProducer, KafkaError> {
+    let producer = build_producer(config)?;
+    let warm = producer.clone();
+    std::thread::spawn(move || {
+        // Only to connect: the answer is not needed, and a broker that is down is the rounds' to report.
+        let _ = warm.client().fetch_metadata(None, Duration::from_secs(10));
+    });
+    Ok(producer)
 }
 
 fn build_producer(config: &RelayConfig) -> Result<FutureProducer, KafkaError> {

@@ -51,6 +51,8 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
     }
+    // First, so that it has its producer id by the first round (see `start_producer`).
+    let producer = ackbox_relay::start_producer(&config).context("failed to create the Kafka producer")?;
     // A broker's auto-created topic would get its default partition count, not ours.
     // Each with its priority lanes (`.high`, `.low`), which the relay produces high and low priority jobs to.
     ackbox_runtime::kafka::ensure_lanes_retrying(&config.kafka, config.partitions, config.replication).await;
@@ -63,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
     let metrics = ackbox_relay::metrics::RelayMetrics::new();
     ackbox_runtime::ops::spawn(&config.ops_bind, metrics.registry.clone(), pool.clone())
         .with_context(|| format!("failed to bind the ops endpoint {} (ACKBOX_RELAY_OPS_BIND)", config.ops_bind))?;
-    let relay = Arc::new(Relay::new(pool, config, metrics).context("failed to create the Kafka producer")?);
+    let relay = Arc::new(Relay::with_producer(pool, config, metrics, producer));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         ackbox_runtime::process::shutdown_signal().await;
