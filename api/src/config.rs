@@ -228,7 +228,7 @@ pub struct ApiArgs {
     /// Most submissions waiting for a transaction; beyond it 503 at once (at least 1).
     #[arg(long, env = "ACKBOX_SUBMIT_QUEUE", default_value_t = DEFAULT_SUBMIT_QUEUE, value_name = "ACKBOX_SUBMIT_QUEUE")]
     pub submit_queue: usize,
-    /// External base URL of every link, e.g. https://jobs.example.com (unset: each request's scheme and Host).
+    /// External base URL of every link, e.g. `https://jobs.example.com` (unset: each request's scheme and Host).
     #[arg(long, env = "ACKBOX_PUBLIC_URL", value_name = "ACKBOX_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Let callback_url reach loopback addresses (local development and tests).

@@ -29,7 +29,7 @@ pub struct Pass {
 }
 
 /// One pass, blocking: one rescuer pass (at most `ACKBOX_RESCUE_BATCH` jobs for each part: a backlog is worked off
-/// over several intervals, never resent at once), then retention batches until they come back short, then [`vacuum`].
+/// over several intervals, never resent at once), then retention batches until they come back short, then [`vacuum()`].
 pub fn pass(relay: &Relay) -> Result<Pass, DbError> {
     let cfg = relay.config();
     let metrics = relay.metrics();

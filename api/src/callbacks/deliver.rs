@@ -44,7 +44,7 @@ pub struct Deliverer {
     pub metrics: ApiMetrics,
 }
 
-/// The wait before attempt `attempt + 1`: 1 s doubling, at most [`BACKOFF_MAX`].
+/// The wait before attempt `attempt + 1`: 1 s doubling, at most an hour (`BACKOFF_MAX`).
 pub fn backoff(attempt: i32) -> Duration {
     let exp = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(12);
     Duration::from_secs(1u64 << exp).min(BACKOFF_MAX)

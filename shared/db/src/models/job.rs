@@ -286,7 +286,7 @@ struct KindCount {
 }
 
 /// Job counts by status and kind, `(status, kind, count)` ordered by kind then status: every queued and running job,
-/// and the succeeded, failed and cancelled ones of the last [`FINISHED_WINDOW`]. Bounded cost: see [`BOUNDED_COUNTS`].
+/// and the succeeded, failed and cancelled ones of the last [`FINISHED_WINDOW`]. Bounded cost: see `BOUNDED_COUNTS` (this module).
 pub fn counts_by_status_and_kind(conn: &mut PgConnection) -> QueryResult<Vec<(JobStatus, String, i64)>> {
     let sql = format!("{} ORDER BY kind, status", BOUNDED_COUNTS.replace("{group}", "status, kind"));
     let rows: Vec<KindCount> = diesel::sql_query(sql)
