@@ -222,7 +222,12 @@ fn build_producer(config: &RelayConfig) -> Result<FutureProducer, KafkaError> {
 fn produce_all(producer: &FutureProducer, config: &RelayConfig, rows: &[OutboxMessage]) -> Produced {
     let records = records::records(rows, config.record_jobs, |row| records::topic(config, row));
     // A span per row of a traced job, child of the submit span the row carries; it ends with the broker's report.
-    let mut spans: Vec<_> = rows.iter().map(|row| publish_span(row, &records::topic(config, row))).collect();
+    let mut spans: Vec<Option<telemetry::Span>> = rows.iter().map(|_| None).collect();
+    for record in &records {
+        for &i in &record.rows {
+            spans[i] = publish_span(&rows[i], &record.topic);
+        }
+    }
     let pending: Vec<_> = records
         .iter()
         .map(|record| {

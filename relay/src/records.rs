@@ -10,7 +10,7 @@
 //!   release): the relay never rewrites what it does not understand.
 
 use ackbox_db::models::OutboxMessage;
-use ackbox_types::envelope::{encode_packed, is_packable};
+use ackbox_types::envelope::{is_packable, join_packed, packed_entry};
 use ackbox_types::priority::Priority;
 use ackbox_types::trace::{TraceContext, TRACEPARENT, TRACESTATE};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -48,10 +48,10 @@ pub(crate) fn topic(config: &RelayConfig, row: &OutboxMessage) -> String {
     config.topic_for(kind, &row.topic, Priority::from_i16(row.priority))
 }
 
-/// A pack being filled: its rows (each with its job's trace context) and their bytes so far.
+/// A pack being filled: its rows, each with its serialised entry, and their bytes so far.
 struct Open {
     topic: String,
-    members: Vec<(usize, Option<TraceContext>)>,
+    members: Vec<(usize, Vec<u8>)>,
     bytes: usize,
 }
 
@@ -72,15 +72,14 @@ pub(crate) fn records(
             out.push(alone(rows, i, topic));
             continue;
         };
-        let size = row.payload.to_string().len()
-            + trace.as_ref().map_or(0, |t| t.headers().iter().map(|(_, v)| v.len() + 16).sum());
+        let entry = packed_entry(&row.payload, trace);
         let at = open.iter().position(|o| o.topic == topic).unwrap_or_else(|| {
             open.push(Open { topic, members: Vec::new(), bytes: 0 });
             open.len() - 1
         });
         let pack = &mut open[at];
-        pack.members.push((i, trace));
-        pack.bytes += size;
+        pack.bytes += entry.len();
+        pack.members.push((i, entry));
         if pack.members.len() >= record_jobs || pack.bytes >= PACKED_BUDGET {
             out.push(close(rows, open.remove(at)));
         }
@@ -119,9 +118,8 @@ fn close(rows: &[OutboxMessage], pack: Open) -> Record {
         return alone(rows, only, pack.topic);
     }
     let key = rows[pack.members[0].0].key.clone();
-    let indexes = pack.members.iter().map(|(i, _)| *i).collect();
-    let value = encode_packed(pack.members.into_iter().map(|(i, trace)| (&rows[i].payload, trace)));
-    Record { topic: pack.topic, key, value, headers: OwnedHeaders::new(), rows: indexes }
+    let (indexes, entries): (Vec<usize>, Vec<Vec<u8>>) = pack.members.into_iter().unzip();
+    Record { topic: pack.topic, key, value: join_packed(&entries), headers: OwnedHeaders::new(), rows: indexes }
 }
 
 /// The row as written: its envelope, key and headers.

@@ -126,21 +126,37 @@ pub fn decode_record(bytes: Option<&[u8]>) -> Result<Vec<Dispatch>, DecodeError>
 /// Encodes the value of a packed record from the outbox rows' envelopes (`outbox.payload`), each with its job's trace
 /// context. Every payload must be a version-1 envelope object (the caller checks; see [`is_packable`]).
 pub fn encode_packed<'a>(entries: impl IntoIterator<Item = (&'a serde_json::Value, Option<TraceContext>)>) -> Vec<u8> {
-    let jobs = entries
-        .into_iter()
-        .map(|(payload, trace)| {
-            let mut entry = payload.clone();
-            if let (Some(trace), Some(map)) = (trace, entry.as_object_mut()) {
-                map.insert(TRACEPARENT.to_string(), trace.traceparent.into());
-                if let Some(state) = trace.tracestate {
-                    map.insert(TRACESTATE.to_string(), state.into());
-                }
-            }
-            entry
-        })
-        .collect();
-    // A struct of a number and JSON values always serialises.
-    serde_json::to_vec(&Packed { v: PACKED_VERSION, jobs }).unwrap_or_default()
+    let entries: Vec<Vec<u8>> = entries.into_iter().map(|(payload, trace)| packed_entry(payload, trace)).collect();
+    join_packed(&entries)
+}
+
+/// One entry of a packed record, serialised: the row's envelope with the job's trace context as fields. Its length
+/// is what the entry adds to the record, so a writer can bound a record's size without serialising anything twice.
+pub fn packed_entry(payload: &serde_json::Value, trace: Option<TraceContext>) -> Vec<u8> {
+    let mut entry = payload.clone();
+    if let (Some(trace), Some(map)) = (trace, entry.as_object_mut()) {
+        map.insert(TRACEPARENT.to_string(), trace.traceparent.into());
+        if let Some(state) = trace.tracestate {
+            map.insert(TRACESTATE.to_string(), state.into());
+        }
+    }
+    // A JSON value always serialises.
+    serde_json::to_vec(&entry).unwrap_or_default()
+}
+
+/// The value of a packed record (the shape of [`Packed`]) from its entries serialised by [`packed_entry`], in order.
+pub fn join_packed(entries: &[Vec<u8>]) -> Vec<u8> {
+    let head = format!("{{\"v\":{PACKED_VERSION},\"jobs\":[");
+    let mut out = Vec::with_capacity(head.len() + entries.iter().map(|e| e.len() + 1).sum::<usize>() + 2);
+    out.extend_from_slice(head.as_bytes());
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(entry);
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// Whether an outbox payload can travel inside a packed record: a version-1 envelope object. Anything else (a row
@@ -275,6 +291,15 @@ mod tests {
         assert_eq!(value["v"], 2);
         assert_eq!(value["jobs"][0]["traceparent"], TP);
         assert!(value["jobs"][1].get("traceparent").is_none());
+    }
+
+    #[test]
+    fn joined_entries_are_exactly_what_serde_writes_for_packed() {
+        let (a, b) =
+            (Envelope::new(Uuid::now_v7(), "echo", 1).to_json(), Envelope::new(Uuid::now_v7(), "noop", 2).to_json());
+        let joined: serde_json::Value = serde_json::from_slice(&encode_packed([(&a, None), (&b, None)])).expect("json");
+        let packed = Packed { v: PACKED_VERSION, jobs: vec![a, b] };
+        assert_eq!(joined, serde_json::to_value(&packed).expect("serialise"));
     }
 
     #[test]
