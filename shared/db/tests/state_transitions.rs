@@ -115,6 +115,13 @@ fn preloaded_jobs_carry_envelopes_the_worker_can_decode() {
     state::preload(&mut conn, 3, "noop", TOPIC).expect("preload");
     let rows = ackbox_db::outbox::claim_batch(&mut conn, 10).expect("rows");
     assert_eq!(rows.len(), 3);
+    // Ids as the API issues them: UUIDv7 (RFC 9562 variant), ascending in the order the outbox rows were written.
+    let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.aggregate_id).collect();
+    assert!(ids.iter().all(|id| id.get_version_num() == 7 && id.get_variant() == uuid::Variant::RFC4122), "{ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids out of submission order: {ids:?}");
+    let ms = ids[0].get_timestamp().expect("a v7 timestamp").to_unix();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    assert!(now.as_secs().abs_diff(ms.0) <= 60, "id time {ms:?} is not now ({now:?})");
     for row in rows {
         let bytes = serde_json::to_vec(&row.payload).expect("json");
         let env = ackbox_types::envelope::Envelope::decode(Some(&bytes)).expect("an envelope the worker decodes");
