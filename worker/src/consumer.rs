@@ -551,6 +551,11 @@ pub async fn run(
     let _ = lag_reporter.await;
     let _ = kinds.await;
     for lane in &shared.lanes {
+        log::debug!(
+            "offsets of {} at shutdown: {}",
+            lane.topic,
+            lane.tracker.lock().unwrap_or_else(|e| e.into_inner()).summary()
+        );
         match lane.consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => {}
             // Nothing stored since the last auto-commit: there is nothing to commit.

@@ -61,6 +61,24 @@ impl OffsetTracker {
         }
     }
 
+    /// Each partition as `partition: stored S, N in flight from L` (for a debug line at shutdown).
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<(&i32, &PartitionState)> = self.partitions.iter().collect();
+        parts.sort_by_key(|(p, _)| **p);
+        parts
+            .iter()
+            .map(|(p, s)| {
+                format!(
+                    "{p}: stored {}, {} in flight from {:?}",
+                    s.stored,
+                    s.in_flight.len(),
+                    s.in_flight.keys().next()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// Records received and not done, across partitions.
     pub fn in_flight(&self) -> usize {
         self.partitions.values().map(|p| p.in_flight.len()).sum()

@@ -1,6 +1,6 @@
 //! State shared by the receive loop, the job tasks, the heartbeat and the completer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
@@ -135,22 +135,38 @@ impl Shared {
     /// Marks dispatches done (one position per dispatch) and stores whatever offsets that made storable, one call per
     /// lane.
     pub(crate) fn finish(&self, done: impl IntoIterator<Item = Position>) {
-        let mut lists: Vec<TopicPartitionList> = self.lanes.iter().map(|_| TopicPartitionList::new()).collect();
+        // The highest storable offset of each lane's partitions. A list must name a partition once: adding one again
+        // appends an entry, librdkafka's set-offset then updates the first, and the second is stored as it was,
+        // INVALID, which leaves the partition with nothing to commit (every finished message redelivered after a
+        // restart: `tests/worker/delivery.rs`).
+        let mut next: BTreeMap<(usize, i32), i64> = BTreeMap::new();
         for p in done {
-            let (Some(lane), Some(tpl)) = (self.lanes.get(p.lane), lists.get_mut(p.lane)) else { continue };
-            let next = lane.tracker.lock().unwrap_or_else(|e| e.into_inner()).finish(p.partition, p.offset);
-            if let Some(next) = next {
-                // A later finish of the same partition overwrites the earlier entry with a higher offset.
-                let _ = tpl.add_partition_offset(&lane.topic, p.partition, Offset::Offset(next));
+            let Some(lane) = self.lanes.get(p.lane) else { continue };
+            if let Some(n) = lane.tracker.lock().unwrap_or_else(|e| e.into_inner()).finish(p.partition, p.offset) {
+                next.entry((p.lane, p.partition)).and_modify(|o| *o = (*o).max(n)).or_insert(n);
             }
         }
-        for (lane, tpl) in self.lanes.iter().zip(lists) {
-            if tpl.count() > 0 {
-                // Fails only for partitions no longer assigned to us; their new owner redelivers, which fencing
-                // absorbs.
-                if let Err(e) = lane.consumer.store_offsets(&tpl) {
-                    log::debug!("storing offsets of {} skipped: {e}", lane.topic);
-                }
+        for (i, lane) in self.lanes.iter().enumerate() {
+            let mut tpl = TopicPartitionList::new();
+            for (&(_, partition), &offset) in next.range((i, i32::MIN)..=(i, i32::MAX)) {
+                let _ = tpl.add_partition_offset(&lane.topic, partition, Offset::Offset(offset));
+            }
+            if tpl.count() == 0 {
+                continue;
+            }
+            // Fails only for partitions no longer assigned to us (librdkafka reports a whole failure only when no
+            // partition could be stored); their new owner redelivers, which fencing absorbs.
+            if let Err(e) = lane.consumer.store_offsets(&tpl) {
+                log::debug!("storing offsets of {} skipped: {e}", lane.topic);
+            }
+            for e in tpl.elements().iter().filter(|e| e.error().is_err()) {
+                log::debug!(
+                    "storing offset {:?} of {} [{}] skipped: {:?}",
+                    e.offset(),
+                    lane.topic,
+                    e.partition(),
+                    e.error()
+                );
             }
         }
     }

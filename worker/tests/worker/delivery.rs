@@ -64,3 +64,31 @@ fn a_message_for_a_job_that_does_not_exist_changes_nothing() {
     assert_eq!(count, 1, "no row was invented for the unknown id");
     assert_eq!(w.stop_and_committed_offset(), 2);
 }
+
+#[test]
+fn offsets_of_jobs_completed_together_are_all_committed() {
+    // Sixty messages waiting before the worker starts: one claim takes them all, and their outcomes are written in
+    // a few batches, each moving the partition's storable offset several times. Every move must reach the commit,
+    // so that a worker restarted in the group receives none of them again.
+    const JOBS: usize = 60;
+    let prepared = crate::helpers::prepare(|c| {
+        c.concurrency = 64;
+        c.batch = 64;
+    });
+    let (_, db, kafka) = &prepared;
+    let mut conn = db.conn();
+    let ids: Vec<uuid::Uuid> = (0..JOBS)
+        .map(|_| {
+            let new = ackbox_db::models::NewJob::new("noop", serde_json::json!({}), 3);
+            ackbox_db::state::submit(&mut conn, &new, &kafka.topic).expect("submit").id
+        })
+        .collect();
+    for &id in &ids {
+        dispatch(kafka, id, "noop", 1);
+    }
+    let w = crate::helpers::start_prepared(ackbox_worker::handlers::builtin(), prepared);
+    for &id in &ids {
+        assert_eq!(w.wait_terminal(id).status, JobStatus::Succeeded);
+    }
+    assert_eq!(w.stop_and_committed(), Some(JOBS as i64), "the group's offset is past every finished job's message");
+}
