@@ -448,6 +448,25 @@ pub fn claim(conn: &mut PgConnection, ids: &[Uuid], lease: Duration) -> QueryRes
     claim_kinds(conn, ids, lease, None)
 }
 
+/// The statement [`claim_kinds`] runs (`$1` ids, `$2` lease in ms, `$3` kinds or NULL), for tests that read its plan.
+/// Both UPDATEs run whatever the outer statement reads; they touch disjoint rows (paused or not). Shaped as
+/// [`complete_sql`] explains: `locked` reaches the batch through the primary key and locks the rows still queued
+/// (its `FOR UPDATE` checks that again on the latest version), and the other conditions are checked on the locked
+/// versions, so the cost stays linear in the batch whatever the statistics say about queued jobs.
+pub const CLAIM_SQL: &str = "WITH locked AS (SELECT id, queue, not_before, cancel_requested_at, kind
+                           FROM jobs WHERE id = ANY($1) AND status = 'queued' ORDER BY id FOR UPDATE),
+              paused AS (SELECT l.id FROM locked l JOIN queues q ON q.name = l.queue WHERE q.paused_at IS NOT NULL),
+              skipped AS (UPDATE jobs SET dispatch_skipped_at = now() WHERE id IN (SELECT id FROM paused) RETURNING id)
+         UPDATE jobs j
+            SET status = 'running', attempts = j.attempts + 1, started_at = now(), updated_at = now(),
+                lease_expires_at = now() + $2 * interval '1 millisecond'
+           FROM locked l
+          WHERE j.id = l.id AND l.id NOT IN (SELECT id FROM paused)
+            AND (l.not_before IS NULL OR l.not_before <= now())
+            AND l.cancel_requested_at IS NULL AND ($3::text[] IS NULL OR l.kind = ANY($3))
+      RETURNING j.id, j.kind, j.payload, j.attempts AS attempt, j.max_attempts, j.lease_expires_at, j.created_at,
+                j.started_at, j.timeout_ms, j.queue";
+
 /// [`claim`], restricted to the kinds a worker has handlers for (`None`: any kind). A job of another kind stays
 /// `queued`: a worker never claims what it cannot run (see [`mark_skipped`]).
 pub fn claim_kinds(
@@ -459,24 +478,11 @@ pub fn claim_kinds(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // Both UPDATEs run whatever the outer statement reads; they touch disjoint rows (paused or not).
-    diesel::sql_query(
-        "WITH locked AS (SELECT id, queue FROM jobs WHERE id = ANY($1) AND status = 'queued' ORDER BY id FOR UPDATE),
-              paused AS (SELECT l.id FROM locked l JOIN queues q ON q.name = l.queue WHERE q.paused_at IS NOT NULL),
-              skipped AS (UPDATE jobs SET dispatch_skipped_at = now() WHERE id IN (SELECT id FROM paused) RETURNING id)
-         UPDATE jobs
-            SET status = 'running', attempts = attempts + 1, started_at = now(), updated_at = now(),
-                lease_expires_at = now() + $2 * interval '1 millisecond'
-          WHERE id IN (SELECT id FROM locked) AND id NOT IN (SELECT id FROM paused) AND status = 'queued'
-            AND (not_before IS NULL OR not_before <= now())
-            AND cancel_requested_at IS NULL AND ($3::text[] IS NULL OR kind = ANY($3))
-      RETURNING id, kind, payload, attempts AS attempt, max_attempts, lease_expires_at, created_at, started_at,
-                timeout_ms, queue",
-    )
-    .bind::<Array<SqlUuid>, _>(ids)
-    .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)
-    .bind::<diesel::sql_types::Nullable<Array<diesel::sql_types::Text>>, _>(kinds)
-    .load(conn)
+    diesel::sql_query(CLAIM_SQL)
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)
+        .bind::<diesel::sql_types::Nullable<Array<diesel::sql_types::Text>>, _>(kinds)
+        .load(conn)
 }
 
 /// Records that a worker without a handler for their kind received these jobs' dispatches: they stay `queued`, the
@@ -525,6 +531,39 @@ fn append_history(j: &str, outcome: &str, error: &str) -> String {
     )
 }
 
+/// The statement [`complete`] runs (`$1` ids, `$2` attempts, `$3` results), for tests that read its plan.
+///
+/// Its shape keeps its cost linear in the batch whatever Postgres believes about the table
+/// (`tests/batch_plans.rs`). The `locked` CTE reaches each row of the batch through the primary key and locks it, in
+/// id order (so concurrent writers of the same rows never deadlock: `tests/lock_order.rs`); it returns the locked
+/// (latest) version of each row with the attempt and result it was given. The fence (`running`, the same attempt) is
+/// checked on those locked versions, which nothing else can change before the UPDATE, and never as a condition on
+/// `jobs` itself. Such a condition is what Postgres plans from: when its statistics say that almost no job is
+/// `running` (a backlog analysed before any job started), it read every running row first and rescanned the
+/// batch for each, 512 × 512 rows a call (123 µs per job in a drain, `bench/findings.md`, session 13).
+pub fn complete_sql() -> String {
+    const STATUS: &str = "CASE WHEN j.cancel_requested_at IS NULL THEN 'succeeded' ELSE 'cancelled' END";
+    const ERROR: &str = "CASE WHEN j.cancel_requested_at IS NULL THEN NULL
+                             ELSE jsonb_build_object('code', 'cancelled', 'message',
+                                  'cancelled on request while running; the attempt finished after the request') END";
+    format!(
+        "WITH locked AS (SELECT j.id, j.status, j.attempts, s.attempt, s.result
+                           FROM unnest($1::uuid[], $2::int4[], $3::jsonb[]) AS s(id, attempt, result)
+                           JOIN jobs j ON j.id = s.id
+                          ORDER BY j.id FOR UPDATE OF j)
+         UPDATE jobs j
+            SET status = {STATUS},
+                result = CASE WHEN j.cancel_requested_at IS NULL THEN l.result END,
+                error = {ERROR},
+                {history},
+                finished_at = now(), updated_at = now(), lease_expires_at = NULL
+           FROM locked l
+          WHERE j.id = l.id AND l.status = 'running' AND l.attempts = l.attempt
+      RETURNING j.id, j.status",
+        history = append_history("j", STATUS, ERROR)
+    )
+}
+
 #[derive(QueryableByName)]
 struct CompletedRow {
     #[diesel(sql_type = SqlUuid)]
@@ -543,27 +582,11 @@ pub fn complete(conn: &mut PgConnection, successes: &[Success]) -> QueryResult<V
     let ids: Vec<Uuid> = successes.iter().map(|s| s.id).collect();
     let attempts: Vec<i32> = successes.iter().map(|s| s.attempt).collect();
     let results: Vec<serde_json::Value> = successes.iter().map(|s| s.result.clone()).collect();
-    const STATUS: &str = "CASE WHEN j.cancel_requested_at IS NULL THEN 'succeeded' ELSE 'cancelled' END";
-    const ERROR: &str = "CASE WHEN j.cancel_requested_at IS NULL THEN NULL
-                             ELSE jsonb_build_object('code', 'cancelled', 'message',
-                                  'cancelled on request while running; the attempt finished after the request') END";
-    let rows: Vec<CompletedRow> = diesel::sql_query(format!(
-        "WITH locked AS (SELECT id FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE)
-         UPDATE jobs j
-            SET status = {STATUS},
-                result = CASE WHEN j.cancel_requested_at IS NULL THEN s.result END,
-                error = {ERROR},
-                {history},
-                finished_at = now(), updated_at = now(), lease_expires_at = NULL
-           FROM unnest($1::uuid[], $2::int4[], $3::jsonb[]) AS s(id, attempt, result)
-          WHERE j.id = s.id AND j.status = 'running' AND j.attempts = s.attempt AND j.id IN (SELECT id FROM locked)
-      RETURNING j.id, j.status",
-        history = append_history("j", STATUS, ERROR)
-    ))
-    .bind::<Array<SqlUuid>, _>(ids)
-    .bind::<Array<Int4>, _>(attempts)
-    .bind::<Array<Jsonb>, _>(results)
-    .load(conn)?;
+    let rows: Vec<CompletedRow> = diesel::sql_query(complete_sql())
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Array<Int4>, _>(attempts)
+        .bind::<Array<Jsonb>, _>(results)
+        .load(conn)?;
     Ok(rows.into_iter().map(|r| (r.id, r.status)).collect())
 }
 
@@ -707,6 +730,17 @@ pub fn retry_failed(conn: &mut PgConnection, id: Uuid, topic: &str) -> QueryResu
     })
 }
 
+/// The statement [`heartbeat`] runs (`$1` ids, `$2` attempts, `$3` lease in ms), for tests that read its plan. Shaped
+/// as [`complete_sql`] explains, so that its cost stays linear in the jobs a worker holds.
+pub const HEARTBEAT_SQL: &str = "WITH locked AS (SELECT j.id, j.status, j.attempts, h.attempt
+                           FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt)
+                           JOIN jobs j ON j.id = h.id
+                          ORDER BY j.id FOR UPDATE OF j)
+         UPDATE jobs j SET lease_expires_at = now() + $3 * interval '1 millisecond'
+           FROM locked l
+          WHERE j.id = l.id AND l.status = 'running' AND l.attempts = l.attempt
+      RETURNING j.id, j.attempts AS attempt, j.cancel_requested_at IS NOT NULL AS cancel_requested";
+
 /// Extends the leases of running attempts in one statement, locking rows in id order (as [`complete`] and [`claim`]
 /// do, so they never deadlock). Returns `(id, attempt, cancel requested)` for each attempt that still holds its
 /// lease; an attempt missing from the result has lost it (rescued, or finished elsewhere), and its handler should stop.
@@ -719,17 +753,11 @@ pub fn heartbeat(
         return Ok(Vec::new());
     }
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
-    let rows: Vec<BeatRow> = diesel::sql_query(
-        "WITH locked AS (SELECT id FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE)
-         UPDATE jobs j SET lease_expires_at = now() + $3 * interval '1 millisecond'
-           FROM unnest($1::uuid[], $2::int4[]) AS h(id, attempt)
-          WHERE j.id = h.id AND j.status = 'running' AND j.attempts = h.attempt AND j.id IN (SELECT id FROM locked)
-      RETURNING j.id, j.attempts AS attempt, j.cancel_requested_at IS NOT NULL AS cancel_requested",
-    )
-    .bind::<Array<SqlUuid>, _>(ids)
-    .bind::<Array<Int4>, _>(attempts)
-    .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)
-    .load(conn)?;
+    let rows: Vec<BeatRow> = diesel::sql_query(HEARTBEAT_SQL)
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Array<Int4>, _>(attempts)
+        .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)
+        .load(conn)?;
     Ok(rows.into_iter().map(|r| (r.id, r.attempt, r.cancel_requested)).collect())
 }
 
@@ -842,7 +870,8 @@ pub fn rescue_leases(conn: &mut PgConnection, limit: i64, topic: &str) -> QueryR
         let expired: Vec<RescuedRow> = diesel::sql_query(format!(
             "WITH expired AS (
                  SELECT id FROM jobs
-                  WHERE status = 'running' AND lease_expires_at < now()
+                  -- finished_at IS NULL: read through jobs_open_idx, the live jobs (migration 22)
+                  WHERE finished_at IS NULL AND status = 'running' AND lease_expires_at < now()
                   ORDER BY lease_expires_at
                   LIMIT $1
                     FOR UPDATE SKIP LOCKED)
@@ -895,7 +924,8 @@ pub fn rescue_dispatches(
         let stale: Vec<RescuedRow> = diesel::sql_query(format!(
             "WITH stale AS (
                  SELECT j.id FROM jobs j
-                  WHERE j.status = 'queued' AND j.cancel_requested_at IS NULL
+                  -- finished_at IS NULL: read through jobs_open_idx, the live jobs in acceptance order (migration 22)
+                  WHERE j.finished_at IS NULL AND j.status = 'queued' AND j.cancel_requested_at IS NULL
                     AND (j.not_before IS NULL OR j.not_before <= now())
                     AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.aggregate_id = j.id AND o.published_at IS NULL)
                     -- a paused queue's jobs wait for its resume

@@ -9,7 +9,8 @@
 //! - a constraint added to an existing table without `NOT VALID` (it scans and locks the table);
 //! - `CREATE INDEX` on an existing table without `CONCURRENTLY` (it blocks writes for the whole build), and
 //!   `CONCURRENTLY` in a migration that runs in a transaction (Postgres refuses it: add a `metadata.toml` with
-//!   `run_in_transaction = false`).
+//!   `run_in_transaction = false`);
+//! - `DROP INDEX` without `CONCURRENTLY` (it waits for, and then blocks, every read and write of the table).
 
 use std::path::Path;
 
@@ -67,6 +68,13 @@ fn violations(sql: &str, in_transaction: bool) -> Vec<String> {
                 }
             } else if on_existing(&table) {
                 problems.push(format!("{table}: an index on an existing table without CONCURRENTLY: {s}"));
+            }
+        }
+        if s.starts_with("drop index") {
+            if !s.contains(" concurrently ") {
+                problems.push(format!("DROP INDEX without CONCURRENTLY locks its table: {s}"));
+            } else if in_transaction {
+                problems.push(format!("DROP INDEX CONCURRENTLY needs run_in_transaction = false: {s}"));
             }
         }
     }
@@ -153,6 +161,8 @@ fn the_rule_catches_what_would_break_a_rolling_deploy_and_allows_expansion() {
         "CREATE INDEX CONCURRENTLY jobs_kind_idx ON jobs (kind);",
         "ALTER TABLE jobs ADD CONSTRAINT kind_len CHECK (length(kind) < 64);",
         "DROP TABLE job_effects;",
+        "DROP INDEX jobs_queued_idx;",
+        "DROP INDEX CONCURRENTLY jobs_queued_idx;",
     ];
     for sql in bad {
         assert!(!violations(sql, true).is_empty(), "not caught: {sql}");
@@ -169,4 +179,5 @@ fn the_rule_catches_what_would_break_a_rolling_deploy_and_allows_expansion() {
         assert!(violations(sql, true).is_empty(), "refused: {sql}: {:?}", violations(sql, true));
     }
     assert!(violations("CREATE INDEX CONCURRENTLY i ON jobs (kind);", false).is_empty());
+    assert!(violations("DROP INDEX CONCURRENTLY IF EXISTS i;", false).is_empty());
 }

@@ -41,6 +41,22 @@ pub fn index_scan<'p>(plan: &'p Value, indexes: &[&str]) -> Option<&'p Value> {
     nodes(plan).into_iter().find(|n| indexes.iter().any(|i| n["Index Name"] == *i))
 }
 
+/// The most rows any one node of the plan produced or threw away over all its loops (`Actual Rows` and the rows its
+/// filters removed, which EXPLAIN prints per loop, times `Actual Loops`). A statement whose work is linear in its
+/// input keeps this near the input's size; a nested loop that rescans the input for every row makes it the square.
+pub fn most_rows_of_a_node(plan: &Value) -> i64 {
+    let per_loop =
+        ["Actual Rows", "Rows Removed by Filter", "Rows Removed by Join Filter", "Rows Removed by Index Recheck"];
+    nodes(plan)
+        .iter()
+        .map(|n| {
+            let loops = n["Actual Loops"].as_f64().unwrap_or(1.0);
+            (per_loop.iter().map(|k| n[*k].as_f64().unwrap_or(0.0)).sum::<f64>() * loops).round() as i64
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Whether any node of the plan is a sequential scan.
 pub fn has_seq_scan(plan: &Value) -> bool {
     nodes(plan).iter().any(|n| n["Node Type"] == "Seq Scan")
@@ -65,5 +81,19 @@ mod tests {
         assert!(index_scan(&plan, &["a_idx"]).is_none());
         assert!(has_seq_scan(&plan));
         assert!(!has_seq_scan(&plan["Plans"][0]["Plans"][0]));
+    }
+
+    #[test]
+    fn the_busiest_node_counts_its_rows_and_filtered_rows_over_every_loop() {
+        let plan = serde_json::json!({
+            "Node Type": "Nested Loop", "Actual Rows": 512, "Actual Loops": 1, "Rows Removed by Join Filter": 1000,
+            "Plans": [
+                {"Node Type": "Function Scan", "Actual Rows": 512, "Actual Loops": 512},
+                {"Node Type": "Index Scan", "Actual Rows": 1, "Actual Loops": 512, "Rows Removed by Filter": 0.5}
+            ]
+        });
+        assert_eq!(most_rows_of_a_node(&plan), 512 * 512);
+        assert_eq!(most_rows_of_a_node(&plan["Plans"][1]), 768);
+        assert_eq!(most_rows_of_a_node(&serde_json::json!({"Node Type": "Result"})), 0, "a node without counts");
     }
 }

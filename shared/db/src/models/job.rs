@@ -264,12 +264,11 @@ pub fn list_all(conn: &mut PgConnection, f: &AdminFilter) -> QueryResult<Vec<(Jo
 pub const FINISHED_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The counting query, with a cost that follows the work in flight and the last `FINISHED_WINDOW`, never the
-/// table's history: every queued and running job (each through its partial index) and the jobs that finished in
-/// the window (through `jobs_finished_idx`). `{group}` is the grouping columns.
+/// table's history: every queued and running job (through `jobs_open_idx`, whose predicate `finished_at IS NULL`
+/// holds exactly for them) and the jobs that finished in the window (through `jobs_finished_idx`). `{group}` is the
+/// grouping columns.
 const BOUNDED_COUNTS: &str = "
-    SELECT {group}, count(*) AS n FROM jobs WHERE status = 'queued' GROUP BY {group}
-    UNION ALL
-    SELECT {group}, count(*) AS n FROM jobs WHERE status = 'running' GROUP BY {group}
+    SELECT {group}, count(*) AS n FROM jobs WHERE finished_at IS NULL GROUP BY {group}
     UNION ALL
     SELECT {group}, count(*) AS n FROM jobs
      WHERE finished_at > now() - $1 * interval '1 millisecond' AND status IN ('succeeded', 'failed', 'cancelled')

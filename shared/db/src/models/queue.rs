@@ -50,12 +50,14 @@ pub fn paused(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
     queues::table.filter(queues::paused_at.is_not_null()).select(queues::name).order(queues::name).load(conn)
 }
 
-/// Every queue with its queued and running counts (read through the partial indexes of queued and running jobs).
+/// Every queue with its queued and running counts (read through `jobs_open_idx`, the live jobs).
 pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<QueueRow>> {
     diesel::sql_query(
         "SELECT q.name, q.paused_at,
-                (SELECT count(*) FROM jobs j WHERE j.status = 'queued' AND j.queue = q.name) AS queued,
-                (SELECT count(*) FROM jobs j WHERE j.status = 'running' AND j.queue = q.name) AS running
+                (SELECT count(*) FROM jobs j WHERE j.finished_at IS NULL AND j.status = 'queued' AND j.queue = q.name)
+                    AS queued,
+                (SELECT count(*) FROM jobs j WHERE j.finished_at IS NULL AND j.status = 'running' AND j.queue = q.name)
+                    AS running
            FROM queues q ORDER BY q.name",
     )
     .load(conn)

@@ -1,0 +1,12 @@
+-- #14: claims and heartbeats as HOT updates. A HOT update writes no index entry and leaves a dead version that the
+-- next visit to the page removes, without vacuum; Postgres makes one only when no indexed column changes, and a
+-- partial index's predicate counts. `jobs_queued_idx` and `jobs_running_lease_idx` had `status` in their predicates
+-- and the latter indexed `lease_expires_at`, so every claim and every heartbeat wrote three index entries.
+--
+-- This one index replaces both: the live jobs (queued and running; `jobs_finished_at_matches_status`, migration 25,
+-- makes `finished_at IS NULL` say exactly that), in acceptance order. A claim changes neither `finished_at` nor
+-- `created_at`. The rescuer's scans and the live counts read it, so their cost follows the jobs in flight, as
+-- before. Migrations 23 and 24 drop the two it replaces.
+--
+-- Outside a transaction (metadata.toml) and alone in its file, as migration 14 explains.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS jobs_open_idx ON jobs (created_at) WHERE finished_at IS NULL;
