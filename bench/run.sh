@@ -41,10 +41,13 @@ cpu_snapshot() {
 }
 # CPU seconds so far of every postgres process (those that exited meanwhile are not counted: the services' pools keep
 # their connections, so the backends that do the work live through a step).
+# One read of every /proc/<pid>/stat: this runs inside timed windows, so it must not start a process per backend
+# (a python3 for each of ~20 backends took ~0.5 s of the drain's clock, and its CPU).
 postgres_cpu() {
-  local pg=0 p
-  for p in $(pgrep -x postgres); do pg=$(python3 -c "print($pg+$(cpu_secs "$p"))"); done
-  echo "$pg"
+  local stats=() p
+  for p in $(pgrep -x postgres); do stats+=("/proc/$p/stat"); done
+  [ ${#stats[@]} -gt 0 ] || { echo 0; return; }
+  cat "${stats[@]}" 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" '{s += $14 + $15} END {printf "%.2f", s / hz}'
 }
 # µs of CPU per job per process between two snapshots: "api | relay | worker | broker | Postgres | machine".
 cpu_per_job() {
@@ -341,17 +344,18 @@ ackbox_drain() {
     sql "SELECT pg_stat_statements_reset()" >/dev/null
     PGSS=1
   fi
-  t0=$(date +%s.%N); b0=$(machine_busy); broker0=$(cpu_secs "$BROKER_PID"); pg0=$(postgres_cpu)
+  # The CPU counters first, then the clock: the drain's time starts as the processes do, like a peer's.
+  b0=$(machine_busy); broker0=$(cpu_secs "$BROKER_PID"); pg0=$(postgres_cpu); t0=$(date +%s.%N)
   for _ in $(seq 1 "$relays"); do start relay; rpids+=("$LAST_PID"); done
   for _ in $(seq 1 "$workers"); do start worker; wpids+=("$LAST_PID"); done
   local deadline=$((SECONDS + ${DRAIN_TIMEOUT:-600}))
   DRAIN_NOTE=""
-  # Done when no job is queued or running, asked through the two partial indexes (7.8 ms a call in the 20:35Z drain
-  # of bench/findings.md, mostly dead index entries between vacuums). A count(*) of the whole table every 0.1 s (what
-  # this loop did before: 41 ms a call at 100,000 jobs) took a large share of a core on its own, which the peers,
-  # whose runs end by themselves, do not pay.
+  # Done when no job is queued or running, asked through the index of live jobs, jobs_open_idx (the two partial
+  # indexes it replaced took 7.8 ms a call in the 20:35Z drain of bench/findings.md, mostly dead index entries between
+  # vacuums). A count(*) of the whole table every 0.1 s (what this loop did before: 41 ms a call at 100,000 jobs)
+  # took a large share of a core on its own, which the peers, whose runs end by themselves, do not pay.
   while :; do
-    [ "$(sql "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued') OR EXISTS (SELECT 1 FROM jobs WHERE status = 'running')")" = f ] && break
+    [ "$(sql "SELECT EXISTS (SELECT 1 FROM jobs WHERE finished_at IS NULL)")" = f ] && break
     if [ "$SECONDS" -ge "$deadline" ]; then break; fi
     sleep 0.1
   done

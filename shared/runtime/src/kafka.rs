@@ -40,13 +40,27 @@ pub enum TopicError {
 /// component that creates topics) creates it explicitly at start-up, and no Ackbox client asks the broker to
 /// auto-create it (`allow.auto.create.topics=false`).
 pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, partitions: i32, replication: i32) -> Result<(), TopicError> {
+    ensure_topics(cfg, &[topic.to_string()], partitions, replication).await
+}
+
+/// [`ensure_topic`] for several topics, in one request of one admin client.
+async fn ensure_topics(
+    cfg: &KafkaConfig,
+    topics: &[String],
+    partitions: i32,
+    replication: i32,
+) -> Result<(), TopicError> {
     let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    let new: Vec<NewTopic> =
+        topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication))).collect();
     // A broker that is down answers nothing: give up on this try after 5 s, so the caller says so promptly.
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(10)))
         .request_timeout(Some(Duration::from_secs(5)));
-    let results = match admin.create_topics([&new], &opts).await {
+    let results = admin.create_topics(&new, &opts).await;
+    // Dropping an admin client joins its polling thread, which wakes every 100 ms: not on the start-up path.
+    tokio::task::spawn_blocking(move || drop(admin));
+    let results = match results {
         Ok(results) => results,
         Err(e) => {
             return Err(match why_unreachable(cfg).await {
@@ -57,7 +71,7 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, partitions: i32, repli
     };
     for result in results {
         match result {
-            Ok(_) => log::info!("created topic {topic} with {partitions} partitions"),
+            Ok(topic) => log::info!("created topic {topic} with {partitions} partitions"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => return Err(TopicError::Refused { topic: name, code }),
         }
@@ -65,29 +79,25 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, partitions: i32, repli
     Ok(())
 }
 
-/// [`ensure_topic`], retried with backoff until it succeeds: a service that starts before the broker waits for it
+/// [`ensure_lanes`], retried with backoff until it succeeds: a service that starts before the broker waits for it
 /// instead of exiting. Each failure names the brokers it tried and the variable that sets them, since a wrong or
-/// unreachable `KAFKA_BROKERS` is the usual cause.
-pub async fn ensure_topic_retrying(cfg: &KafkaConfig, partitions: i32, replication: i32) {
-    let what = format!("creating topic {} at KAFKA_BROKERS={} (Kafka unreachable or refusing)", cfg.topic, cfg.brokers);
-    let backoff = crate::retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    crate::retry::retry_forever(&what, backoff, || ensure_topic(cfg, &cfg.topic, partitions, replication)).await
-}
-
-/// [`ensure_topic_retrying`] for every priority lane of `cfg.topic` (itself, `.high` and `.low`, see
-/// `ackbox_types::priority`): the relay creates them all, so a worker finds every lane it reads.
+/// unreachable `KAFKA_BROKERS` is the usual cause. The relay creates every lane, so a worker finds every lane it
+/// reads.
 pub async fn ensure_lanes_retrying(cfg: &KafkaConfig, partitions: i32, replication: i32) {
-    for lane in lanes(cfg) {
-        ensure_topic_retrying(&lane, partitions, replication).await;
-    }
+    let topics: Vec<String> = lanes(cfg).into_iter().map(|l| l.topic).collect();
+    let what = format!(
+        "creating topics {} at KAFKA_BROKERS={} (Kafka unreachable or refusing)",
+        topics.join(", "),
+        cfg.brokers
+    );
+    let backoff = crate::retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    crate::retry::retry_forever(&what, backoff, || ensure_topics(cfg, &topics, partitions, replication)).await
 }
 
-/// [`ensure_topic`] for every priority lane of `cfg.topic`.
+/// [`ensure_topic`] for every priority lane of `cfg.topic`, in one request.
 pub async fn ensure_lanes(cfg: &KafkaConfig, partitions: i32, replication: i32) -> Result<(), TopicError> {
-    for lane in lanes(cfg) {
-        ensure_topic(&lane, &lane.topic, partitions, replication).await?;
-    }
-    Ok(())
+    let topics: Vec<String> = lanes(cfg).into_iter().map(|l| l.topic).collect();
+    ensure_topics(cfg, &topics, partitions, replication).await
 }
 
 /// `cfg` once per priority lane, highest first, each naming the lane's topic.
@@ -114,11 +124,10 @@ pub async fn partition_count(cfg: &KafkaConfig, topic: &str) -> Result<Option<us
 /// cannot be reached). A topic with fewer partitions than `max_consumers` gets a warning: Kafka gives each
 /// partition to one consumer of the group, so the consumers beyond the partition count would sit idle.
 pub async fn wait_for_topic(cfg: &KafkaConfig, max_consumers: Option<u32>) -> usize {
-    let mut fewest = usize::MAX;
-    for lane in lanes(cfg) {
-        fewest = fewest.min(wait_for_one(&lane, max_consumers).await);
-    }
-    fewest
+    // All lanes at once: a worker waits for the slowest lane, not for the sum of them.
+    let lanes = lanes(cfg);
+    let counts = futures::future::join_all(lanes.iter().map(|lane| wait_for_one(lane, max_consumers))).await;
+    counts.into_iter().min().unwrap_or(usize::MAX)
 }
 
 /// [`wait_for_topic`] for one topic.
@@ -195,12 +204,14 @@ async fn probe(cfg: &KafkaConfig, topic: Option<&str>) -> Result<Option<usize>, 
                 _ => None,
             })
         });
-        // Serves the queued log and error events, which call LastError.
-        for _ in 0..5 {
-            let _ = probe.poll(Duration::from_millis(20));
-        }
-        let seen = probe.context().0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).join("; ");
-        found.map_err(|error| (error, seen))
+        found.map_err(|error| {
+            // Serves the queued log and error events, which call LastError: only a failure needs their reason, and
+            // serving them takes 100 ms, which every start-up would otherwise wait per topic.
+            for _ in 0..5 {
+                let _ = probe.poll(Duration::from_millis(20));
+            }
+            (error, probe.context().0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).join("; "))
+        })
     })
     .await
     .unwrap_or_else(|_| Err((rdkafka::error::KafkaError::Canceled, String::new())))
@@ -292,9 +303,14 @@ fn parse_kafka_opts(raw: &str) -> Result<Vec<(String, String)>, String> {
     raw.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|pair| match pair.split_once('=') {
+        .enumerate()
+        .map(|(i, pair)| match pair.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-            _ => Err(format!("expected key=value, got an entry without '=' (entry {})", pair.len())),
+            _ => Err(format!(
+                "expected key=value, got an entry without a key (entry {}); entries are separated by commas, so a \
+                 value cannot hold one",
+                i + 1
+            )),
         })
         .collect()
 }
@@ -315,5 +331,12 @@ mod tests {
         );
         assert!(parse_kafka_opts("novalue").is_err());
         assert!(parse_kafka_opts("=x").is_err());
+    }
+
+    #[test]
+    fn a_bad_entry_is_named_by_its_place_in_the_list() {
+        // The value itself is redacted in the configuration error (it may hold a password), so its place is the hint.
+        let err = parse_kafka_opts("acks=all, debug=cgrp,fetch").expect_err("fetch is not key=value");
+        assert!(err.contains("entry 3"), "{err}");
     }
 }
