@@ -231,12 +231,14 @@ const SETTLE_HOLD_MAX: usize = 10_000;
 /// messages), and only then chooses, highest lane first. Costs a few broker requests and that wait once per start or
 /// resume, never per message.
 async fn settle(shared: &Arc<Shared>, pending: &mut VecDeque<Delivered>, shutdown: &mut watch::Receiver<bool>) {
-    let s = shared.clone();
-    let waiting: Vec<usize> = tokio::task::spawn_blocking(move || {
-        (0..s.lanes.len().saturating_sub(1)).filter(|&i| has_waiting(&s.lanes[i])).collect()
-    })
-    .await
-    .unwrap_or_default();
+    // Each lane on a thread of its own: a broker busy taking a producer's writes can take ~100 ms an answer, and the
+    // lanes' questions are independent.
+    let asks = (0..shared.lanes.len().saturating_sub(1)).map(|i| {
+        let s = shared.clone();
+        tokio::task::spawn_blocking(move || has_waiting(&s.lanes[i]).then_some(i))
+    });
+    let waiting: Vec<usize> =
+        futures::future::join_all(asks).await.into_iter().filter_map(|r| r.ok().flatten()).collect();
     let started = tokio::time::Instant::now();
     let until = started + SETTLE_MAX;
     let limit = SETTLE_HOLD_MAX;
@@ -256,9 +258,11 @@ async fn settle(shared: &Arc<Shared>, pending: &mut VecDeque<Delivered>, shutdow
 const HAS_WAITING_ASK: Duration = Duration::from_secs(5);
 
 /// Whether `lane` has messages its group has not received yet, as the broker says: a partition's end beyond the
-/// position the worker has read to (its committed offset before it read any). Blocking: a few requests, each bounded
-/// by [`HAS_WAITING_ASK`]; an answer that does not come in time counts as waiting (settling then waits, at most
-/// [`SETTLE_MAX`], rather than choose before a higher lane is heard).
+/// position the worker has read to (its committed offset before it read any, else the partition's start). Blocking:
+/// one request for every partition's end, and before the worker has read from every partition one for the committed
+/// offsets and one for the starts, each bounded by [`HAS_WAITING_ASK`] (a request per partition took ~1 s for two
+/// lanes of six while the relay was producing a backlog). An answer that does not come in time counts as waiting
+/// (settling then waits, at most [`SETTLE_MAX`], rather than choose before a higher lane is heard).
 fn has_waiting(lane: &Lane) -> bool {
     let ask = HAS_WAITING_ASK;
     let Ok(assignment) = lane.consumer.assignment() else { return true };
@@ -270,18 +274,31 @@ fn has_waiting(lane: &Lane) -> bool {
             _ => None,
         })
     };
-    // The committed offsets only matter (and cost a request) before the worker has read from every partition.
+    // Every assigned partition at `at` (ListOffsets' -1: its end, -2: its start), in one request.
+    let list_offsets = |at: Offset| {
+        let mut tpl = TopicPartitionList::new();
+        for e in assignment.elements() {
+            let _ = tpl.add_partition_offset(e.topic(), e.partition(), at);
+        }
+        lane.consumer.offsets_for_times(tpl, ask).ok()
+    };
+    // The committed offsets and the starts only matter (and cost a request each) before the worker has read from
+    // every partition.
     let unread = assignment.elements().iter().any(|e| offset_in(&positions, e).is_none());
     let committed = if unread { lane.consumer.committed_offsets(assignment.clone(), ask).ok() } else { None };
-    // Every partition is asked (no short cut), so the catch-up check learns all of their ends.
+    let starts = if unread { list_offsets(Offset::Beginning) } else { None };
+    let ends = list_offsets(Offset::End);
+    // Every partition is looked at (no short cut), so the catch-up check learns all of their ends.
     let behind: Vec<bool> = assignment
         .elements()
         .iter()
         .map(|e| {
-            let Ok((low, high)) = lane.consumer.fetch_watermarks(e.topic(), e.partition(), ask) else {
+            let Some(high) = offset_in(&ends, e) else { return true };
+            let Some(next) =
+                offset_in(&positions, e).or_else(|| offset_in(&committed, e)).or_else(|| offset_in(&starts, e))
+            else {
                 return true;
             };
-            let next = offset_in(&positions, e).or_else(|| offset_in(&committed, e)).unwrap_or(low);
             // Until this lane's first statistics arrive, this is what the catch-up check knows of it.
             lane.ends.lock().unwrap_or_else(|p| p.into_inner()).observe(e.partition(), true, high, next);
             high > next
