@@ -34,10 +34,13 @@ fn a_worker_waits_for_the_relay_to_create_its_topic_and_warns_about_too_few_part
     // It asked twice and still did not create it: creating is the relay's.
     assert_eq!(rt.block_on(partition_count(&cfg, &topic)).expect("metadata"), None, "the worker created the topic");
 
-    // The relay creates it (ACKBOX_TOPIC_PARTITIONS=3 in the stack); the worker finds it and warns: 3 < 8.
+    // The relay creates it and its priority lanes (ACKBOX_TOPIC_PARTITIONS=3 in the stack); the worker finds them and
+    // warns once for each: 3 < 8.
     stack.spawn_with(Component::Relay, &[("ACKBOX_TOPIC", &topic)]);
-    wait_for("the worker to warn about 3 partitions for 8 consumers", Duration::from_secs(60), || {
-        (lines_about("has 3 partitions but ACKBOX_WORKER_MAX_CONSUMERS is 8") == 1).then_some(())
+    let warning = |lane: &str| format!("topic {lane} has 3 partitions but ACKBOX_WORKER_MAX_CONSUMERS is 8");
+    let lanes = [format!("{topic}.high"), topic.clone(), format!("{topic}.low")];
+    wait_for("the worker to warn about 3 partitions for 8 consumers, once per lane", Duration::from_secs(60), || {
+        lanes.iter().all(|lane| lines_about(&warning(lane)) == 1).then_some(())
     });
     assert_eq!(rt.block_on(partition_count(&cfg, &topic)).expect("metadata"), Some(3));
     stack.assert_alive();
