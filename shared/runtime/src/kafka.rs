@@ -91,7 +91,7 @@ pub async fn ensure_lanes_retrying(cfg: &KafkaConfig, partitions: i32, replicati
         cfg.brokers
     );
     let backoff = crate::retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    crate::retry::retry_forever(&what, backoff, || ensure_topics(cfg, &topics, partitions, replication)).await
+    crate::retry::retry_forever(&what, backoff, || ensure_lanes(cfg, partitions, replication)).await
 }
 
 /// [`ensure_topic`] for every priority lane of `cfg.topic`, in one request.
