@@ -211,8 +211,12 @@ start_services() {
   say "starting services"
   # The relay runs with its defaults (idempotent producer, 5 requests in flight). The worker is a static group
   # member with a name of its own, so a worker restarted after a crash takes its partitions back at once.
+  # One partition per priority lane: the stack runs one worker, and nisshi reads every partition of a fetch again on
+  # each of its polling rounds, so each partition costs the broker CPU even when idle (README.md, "Locally, Kafka is
+  # nisshi"). The relay's own default (6) is for brokers where a partition costs nothing idle; deploy/ sets its own.
   export DATABASE_URL KAFKA_BROKERS ACKBOX_BIND="$API_BIND" RUST_LOG="${RUST_LOG:-info}" \
-    ACKBOX_WORKER_INSTANCE_ID="${ACKBOX_WORKER_INSTANCE_ID:-local-worker-1}"
+    ACKBOX_WORKER_INSTANCE_ID="${ACKBOX_WORKER_INSTANCE_ID:-local-worker-1}" \
+    ACKBOX_TOPIC_PARTITIONS="${ACKBOX_TOPIC_PARTITIONS:-1}"
   start_bg relay "$bin/ackbox-relay"
   start_bg worker "$bin/ackbox-worker"
   # Local development: completion callbacks may reach a receiver on this machine (127.0.0.1). Production keeps the
