@@ -8,13 +8,16 @@ reset_db() {
   KEY=$(DATABASE_URL="$DB_URL" "$BIN/ackbox" keys create --tenant bench 2>/dev/null)
 }
 
-# The services' environment. Topics get one partition per priority lane unless ACKBOX_TOPIC_PARTITIONS says
-# otherwise: one worker consumes them here, as in the local stack (deploy/local/stack.sh), and on nisshi every
-# partition of a fetch costs a storage read per polling round (bench/findings.md, session 14).
+# Partitions per priority lane of the topics the services create: one unless ACKBOX_TOPIC_PARTITIONS says otherwise.
+# One worker consumes them here, as in the local stack (deploy/local/stack.sh), and on nisshi every partition of a
+# fetch costs a storage read per polling round (bench/findings.md, session 14). Exported by common_env.
+ACKBOX_TOPIC_PARTITIONS="${ACKBOX_TOPIC_PARTITIONS:-1}"
+
+# The services' environment.
 common_env() {
   export DATABASE_URL="$DB_URL" KAFKA_BROKERS="$BROKERS" ACKBOX_TOPIC="$TOPIC" ACKBOX_AUTO_MIGRATE=false RUST_LOG=${BENCH_RUST_LOG:-warn} \
     ACKBOX_BIND="127.0.0.1:$API_PORT" ACKBOX_RELAY_OPS_BIND=127.0.0.1:0 ACKBOX_WORKER_OPS_BIND=127.0.0.1:0 ACKBOX_API_OPS_BIND=127.0.0.1:0 \
-    ACKBOX_TOPIC_PARTITIONS="${ACKBOX_TOPIC_PARTITIONS:-1}" ACKBOX_RATE_LIMIT_PER_SEC=1000000 ACKBOX_RATE_LIMIT_BURST=1000000 \
+    ACKBOX_TOPIC_PARTITIONS ACKBOX_RATE_LIMIT_PER_SEC=1000000 ACKBOX_RATE_LIMIT_BURST=1000000 \
     ACKBOX_WORKER_GROUP="bench-$TOPIC"
 }
 

@@ -23,6 +23,8 @@ PEER_JOBS="${PEER_JOBS:-$DRAIN_JOBS}"
 # The drain's second run: settings for draining backlogs (deploy/README.md, sizing). Space-separated NAME=value.
 DRAIN_TUNING="${DRAIN_TUNING:-ACKBOX_WORKER_CONCURRENCY=1024 ACKBOX_WORKER_BATCH=512 ACKBOX_KAFKA_FETCH_WAIT_MS=100 ACKBOX_RELAY_BATCH=2000 ACKBOX_RELAY_CONCURRENCY=4}"
 SCALE_JOBS="${SCALE_JOBS:-30000}"
+# Partitions per lane of the scale-out part's own topic: up to 4 workers share a lane there.
+SCALE_PARTITIONS="${SCALE_PARTITIONS:-4}"
 VENV="$ROOT/.ackbox/bench-venv"
 mkdir -p "$OUT" "$WORK"
 REPORT="$WORK/report.md"
@@ -98,7 +100,7 @@ row ""
 row "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git -C "$ROOT" rev-parse --short HEAD)"
 row "- machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(uname -sr)"
 row "- Postgres: $(psql "$PG_ADMIN" -tAc 'show server_version'); synchronous_commit=$(psql "$PG_ADMIN" -tAc 'show synchronous_commit'); shared_buffers=$(psql "$PG_ADMIN" -tAc 'show shared_buffers'); max_connections=$(psql "$PG_ADMIN" -tAc 'show max_connections')"
-row "- broker: $BROKER_VERSION (pid $BROKER_PID), sqlite storage (durable), on loopback; relay: idempotent producer ${ACKBOX_RELAY_IDEMPOTENCE:-true}, ${ACKBOX_RELAY_MAX_IN_FLIGHT:-5} in flight; topics: ${ACKBOX_TOPIC_PARTITIONS:-1} partition(s) per priority lane (scale-out: ${SCALE_PARTITIONS:-4})"
+row "- broker: $BROKER_VERSION (pid $BROKER_PID), sqlite storage (durable), on loopback; relay: idempotent producer ${ACKBOX_RELAY_IDEMPOTENCE:-true}, ${ACKBOX_RELAY_MAX_IN_FLIGHT:-5} in flight; topics: $ACKBOX_TOPIC_PARTITIONS partition(s) per priority lane (scale-out: $SCALE_PARTITIONS)"
 row "- command: \`make bench PART=$PART\` (release build; each step ${DURATION}s)"
 row ""
 
@@ -336,7 +338,7 @@ ackbox_drain() {
   sql "VACUUM ANALYZE jobs, outbox" >/dev/null
   # Create the topic first, so the worker processes do not race the relay for it.
   "$BIN/ackbox-bench" produce --brokers "$BROKERS" --topic "$TOPIC" --messages 0 \
-    --partitions "${ACKBOX_TOPIC_PARTITIONS:-1}" >/dev/null
+    --partitions "$ACKBOX_TOPIC_PARTITIONS" >/dev/null
   local t0 b0 k0 broker0 pg0 n=0
   # Where Postgres spends the drain, by statement, where pg_stat_statements is loaded (shared_preload_libraries).
   PGSS=""
@@ -399,7 +401,7 @@ if want drain; then
   say "drain: $DRAIN_JOBS preloaded noop jobs, 1 relay + 1 worker, default settings"
   ackbox_drain "$DRAIN_JOBS" 1 1
   ACKBOX_DEFAULT_RATE=$DRAIN_RATE
-  row "| Ackbox, default settings (1 relay + 1 worker, ${ACKBOX_TOPIC_PARTITIONS:-1} partition(s) per lane; CPU per job: $DRAIN_US) | $DRAIN_JOBS | $DRAIN_SECS s | $DRAIN_RATE${DRAIN_NOTE:+ ($DRAIN_NOTE)} | $DRAIN_CPU |"
+  row "| Ackbox, default settings (1 relay + 1 worker, $ACKBOX_TOPIC_PARTITIONS partition(s) per lane; CPU per job: $DRAIN_US) | $DRAIN_JOBS | $DRAIN_SECS s | $DRAIN_RATE${DRAIN_NOTE:+ ($DRAIN_NOTE)} | $DRAIN_CPU |"
   datum drain "Ackbox defaults (1 relay + 1 worker)" "$DRAIN_RATE"
   # The same drain with the settings a deployment that drains backlogs would choose (deploy/README.md, sizing), as
   # the peers run with theirs (graphile-worker -j 24 -m 25): more jobs claimed per statement and in flight, bigger
@@ -482,9 +484,8 @@ fi
 if want scaleout; then
   # Up to 4 workers share a lane here, so its topics need at least 4 partitions: a topic of their own, with
   # SCALE_PARTITIONS (the other parts run one worker on one partition per lane, bench/lib.sh).
-  outer_topic=$TOPIC outer_partitions=${ACKBOX_TOPIC_PARTITIONS-}
-  TOPIC="$TOPIC.scaleout"
-  export ACKBOX_TOPIC_PARTITIONS="${SCALE_PARTITIONS:-4}"
+  outer_topic=$TOPIC outer_partitions=$ACKBOX_TOPIC_PARTITIONS
+  TOPIC="$TOPIC.scaleout" ACKBOX_TOPIC_PARTITIONS=$SCALE_PARTITIONS
   row "## 5. Scale-out (Ackbox drain of $SCALE_JOBS jobs, $ACKBOX_TOPIC_PARTITIONS partitions per lane)"
   row ""
   row "| relays | workers | time | jobs/s | cores used: relay / worker / broker / Postgres+rest / machine |"
@@ -497,8 +498,7 @@ if want scaleout; then
     datum drain "Ackbox scale-out: $1 relay + $2 worker" "$DRAIN_RATE"
   done
   row ""
-  TOPIC=$outer_topic
-  if [ -n "$outer_partitions" ]; then ACKBOX_TOPIC_PARTITIONS=$outer_partitions; else unset ACKBOX_TOPIC_PARTITIONS; fi
+  TOPIC=$outer_topic ACKBOX_TOPIC_PARTITIONS=$outer_partitions
 fi
 
 # Sustained capacity (#14): the highest open-loop rate the whole pipeline keeps for a step of SUSTAINED_STEP_SECS
