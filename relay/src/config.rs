@@ -17,7 +17,7 @@
 //! | `ACKBOX_RESCUE_BATCH` | [`DEFAULT_RESCUE_BATCH`] | jobs per rescuer pass and part |
 //! | `ACKBOX_OUTBOX_RETENTION_SECS` | [`DEFAULT_RETENTION_SECS`] | published rows are kept this long for inspection, then deleted |
 //! | `ACKBOX_RETENTION_BATCH` | [`DEFAULT_RETENTION_BATCH`] | rows deleted per retention statement |
-//! | `ACKBOX_JOB_RETENTION_SECS` | [`DEFAULT_JOB_RETENTION_SECS`] (7 days) | finished jobs are deleted this long after they finished, with their outbox rows and Idempotency-Keys, leaving a tombstone (GET answers 404 `/problems/expired`); 0 keeps them forever; otherwise at least 86400 (a job must outlive its Idempotency-Key: keep it above the api's `ACKBOX_IDEMPOTENCY_TTL_SECS`) |
+//! | `ACKBOX_JOB_RETENTION_SECS` | [`DEFAULT_JOB_RETENTION_SECS`] (7 days) | finished jobs are deleted this long after they finished, with their outbox rows and Idempotency-Keys, leaving a tombstone (GET answers 404 `/problems/expired`); 0 keeps them forever; otherwise at least 60. A job a live Idempotency-Key or an undelivered callback still names is kept until neither does |
 //! | `ACKBOX_TOMBSTONE_RETENTION_SECS` | [`DEFAULT_TOMBSTONE_RETENTION_SECS`] (30 days) | a deleted job's tombstone is kept this long; then its id is a plain 404 |
 //! | `ACKBOX_RELAY_VACUUM` | `true` | where autovacuum is off (server-wide, or for the table), the relay vacuums `outbox`, `jobs` and `idempotency_keys` itself once their dead versions pass `ACKBOX_VACUUM_DEAD_TUPLES` plus 1 % of their live rows, if its role may (superuser or owner; otherwise it warns once per table). Where autovacuum is on, it leaves them to it |
 //! | `ACKBOX_VACUUM_DEAD_TUPLES` | [`DEFAULT_VACUUM_DEAD_TUPLES`] | dead versions that make the relay vacuum a table (same as migration 8's autovacuum threshold) |
@@ -68,8 +68,10 @@ pub const DEFAULT_RESCUE_BATCH: i64 = 1_000;
 pub const DEFAULT_RETENTION_SECS: u64 = 3_600;
 /// Default retention of finished jobs: 7 days.
 pub const DEFAULT_JOB_RETENTION_SECS: u64 = 7 * 86_400;
-/// Shortest retention of finished jobs (other than 0, off): a day, the api's default Idempotency-Key lifetime.
-pub const MIN_JOB_RETENTION_SECS: u64 = 86_400;
+/// Shortest retention of finished jobs (other than 0, off): a minute, so a client polling a job that just ended still
+/// reads its result. Retention never deletes a job a live Idempotency-Key or an undelivered callback still names
+/// (`ackbox_db::retention`), so this need not cover the api's key lifetime.
+pub const MIN_JOB_RETENTION_SECS: u64 = 60;
 /// Default retention of tombstones: 30 days.
 pub const DEFAULT_TOMBSTONE_RETENTION_SECS: u64 = 30 * 86_400;
 /// Default retention batch.
@@ -196,7 +198,8 @@ pub struct RelayArgs {
     #[arg(long, env = "ACKBOX_RETENTION_BATCH", default_value_t = DEFAULT_RETENTION_BATCH, value_name = "ACKBOX_RETENTION_BATCH")]
     pub retention_batch: i64,
     /// Finished jobs are deleted this long (s) after they finished, with their outbox rows and Idempotency-Keys,
-    /// leaving a tombstone (404 /problems/expired). 0 keeps them forever; otherwise at least 86400.
+    /// leaving a tombstone (404 /problems/expired). 0 keeps them forever; otherwise at least 60. Jobs a live
+    /// Idempotency-Key or an undelivered callback names are kept.
     #[arg(long, env = "ACKBOX_JOB_RETENTION_SECS", default_value_t = DEFAULT_JOB_RETENTION_SECS, value_name = "ACKBOX_JOB_RETENTION_SECS")]
     pub job_retention_secs: u64,
     /// A deleted job's tombstone is kept this long (s); then its id is a plain 404.
@@ -287,7 +290,7 @@ fn check_range(name: &str, n: i64, min: i64, max: i64) -> Result<i64, ConfigErro
     Ok(n)
 }
 
-/// `ACKBOX_JOB_RETENTION_SECS`: 0 is off; anything else must leave a job alive as long as its Idempotency-Key.
+/// `ACKBOX_JOB_RETENTION_SECS`: 0 is off; anything else at least [`MIN_JOB_RETENTION_SECS`].
 pub fn check_job_retention(secs: u64) -> Result<Option<Duration>, ConfigError> {
     match secs {
         0 => Ok(None),
@@ -295,9 +298,8 @@ pub fn check_job_retention(secs: u64) -> Result<Option<Duration>, ConfigError> {
             name: "ACKBOX_JOB_RETENTION_SECS".into(),
             value: s.to_string(),
             reason: format!(
-                "must be 0 (keep forever) or at least {MIN_JOB_RETENTION_SECS} (a day): a job deleted before its \
-                 Idempotency-Key expires would be created again by a retry (keep it above the api's \
-                 ACKBOX_IDEMPOTENCY_TTL_SECS)"
+                "must be 0 (keep forever) or at least {MIN_JOB_RETENTION_SECS} (a minute): a client polling a job \
+                 that just ended must still read its result"
             ),
         }),
         s => Ok(Some(Duration::from_secs(s))),
@@ -353,11 +355,12 @@ mod tests {
     }
 
     #[test]
-    fn job_retention_is_off_or_at_least_a_day() {
+    fn job_retention_is_off_or_at_least_a_minute() {
         assert_eq!(check_job_retention(0).expect("off"), None);
+        assert_eq!(check_job_retention(60).expect("a minute"), Some(Duration::from_secs(60)));
         assert_eq!(check_job_retention(86_400).expect("a day"), Some(Duration::from_secs(86_400)));
-        let err = check_job_retention(3_600).expect_err("an hour").to_string();
-        assert!(err.contains("ACKBOX_JOB_RETENTION_SECS") && err.contains("Idempotency-Key"), "{err}");
+        let err = check_job_retention(59).expect_err("under a minute").to_string();
+        assert!(err.contains("ACKBOX_JOB_RETENTION_SECS") && err.contains("at least 60"), "{err}");
     }
 
     #[test]

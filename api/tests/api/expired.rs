@@ -10,7 +10,7 @@ async fn a_deleted_job_is_expired_to_its_tenant_and_unknown_to_everyone_else() {
     let resp = app.post("/v1/jobs").header("idempotency-key", "kept-then-gone").json(&body).send().await.expect("POST");
     let doc: serde_json::Value = resp.json().await.expect("json");
     let id: uuid::Uuid = doc["id"].as_str().expect("id").parse().expect("uuid");
-    // It runs, finishes, and retention (any horizon the test likes: the relay refuses less than a day) deletes it.
+    // It runs, finishes, and retention (any horizon the test likes: the relay refuses less than a minute) deletes it.
     let deleted = app
         .with_db(move |c| {
             ackbox_db::state::claim(c, &[id], std::time::Duration::from_secs(60)).expect("claim");

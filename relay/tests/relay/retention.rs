@@ -85,7 +85,8 @@ fn expired_idempotency_keys_are_deleted_and_live_ones_kept() {
 }
 
 /// Seeds `n` jobs with `status`, finished (or, for live ones, created) `age` ago, each with an outbox row and an
-/// Idempotency-Key; returns their ids.
+/// Idempotency-Key; returns their ids. A finished job's key expired a day after the job was made (the api's default
+/// lifetime), a live job's key an hour from now.
 fn seed_jobs(conn: &mut PgConnection, n: i32, status: &str, age: &str) -> Vec<uuid::Uuid> {
     #[derive(QueryableByName)]
     struct Id {
@@ -115,7 +116,9 @@ fn seed_jobs(conn: &mut PgConnection, n: i32, status: &str, age: &str) -> Vec<uu
         .expect("outbox row");
         diesel::sql_query(
             "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, job_id, expires_at)
-             VALUES ('00000000-0000-0000-0000-000000000000', $1::text, '\\x00', $1, now() + interval '1 hour')",
+             SELECT '00000000-0000-0000-0000-000000000000', $1::text, '\\x00', $1,
+                    CASE WHEN finished_at IS NULL THEN now() + interval '1 hour' ELSE created_at + interval '1 day' END
+               FROM jobs WHERE id = $1",
         )
         .bind::<diesel::sql_types::Uuid, _>(id)
         .execute(conn)
@@ -184,4 +187,55 @@ fn finished_jobs_past_retention_go_with_their_rows_in_bounded_batches_leaving_to
 
 fn relay_for(db: &TestDb, cfg: ackbox_relay::config::RelayConfig) -> ackbox_relay::Relay {
     relay(db, cfg)
+}
+
+#[test]
+fn a_finished_job_outlives_its_retention_while_a_live_key_or_an_undelivered_callback_still_names_it() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    // Six jobs that finished 10 days ago, past the 7 days' retention.
+    let ids = seed_jobs(&mut conn, 6, "succeeded", "10 days");
+    let [keyed, batch_head, batch_a, batch_b, called_back, free] = ids[..] else { panic!("six ids") };
+    let set = |conn: &mut PgConnection, sql: &str, id: uuid::Uuid| {
+        diesel::sql_query(sql).bind::<diesel::sql_types::Uuid, _>(id).execute(conn).expect(sql);
+    };
+    // A single submit's key that is still live (the api's Idempotency-Key lifetime outlasts the job retention).
+    set(&mut conn, "UPDATE idempotency_keys SET expires_at = now() + interval '1 hour' WHERE job_id = $1", keyed);
+    // A live batch key: it names its first job, and the others only in batch_job_ids.
+    for id in [batch_a, batch_b] {
+        set(&mut conn, "DELETE FROM idempotency_keys WHERE job_id = $1", id);
+    }
+    diesel::sql_query(
+        "UPDATE idempotency_keys SET expires_at = now() + interval '1 hour', batch_job_ids = ARRAY[$1, $2, $3]
+          WHERE job_id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(batch_head)
+    .bind::<diesel::sql_types::Uuid, _>(batch_a)
+    .bind::<diesel::sql_types::Uuid, _>(batch_b)
+    .execute(&mut conn)
+    .expect("batch key");
+    // A completion callback still being delivered (retrying with backoff).
+    set(&mut conn, "INSERT INTO callbacks (job_id, url) VALUES ($1, 'https://example.com/hook')", called_back);
+
+    // As the relay's own role: the grants are part of what is tested.
+    let mut cfg = relay_config(&db, &kafka_config(&unique_topic("job-retention-needed")));
+    cfg.db.url = db.url_as("ackbox_relay");
+    let pool = ackbox_db::db::build_pool(&cfg.db);
+    let relay = ackbox_relay::Relay::new(pool, cfg, ackbox_relay::metrics::RelayMetrics::new()).expect("relay");
+    let pass = ackbox_relay::maintenance::pass(&relay).expect("pass");
+    assert_eq!(pass.deleted_jobs, 1, "only the job nothing names any more");
+    assert!(ackbox_db::retention::expired(&mut conn, uuid::Uuid::nil(), free).expect("query"));
+    for id in [keyed, batch_head, batch_a, batch_b, called_back] {
+        let left = ackbox_db::models::Job::find(&mut conn, id).expect("query");
+        assert!(left.is_some(), "job {id} is still needed, so still there");
+    }
+
+    // The keys expire and the callback is delivered: the next pass takes the rest.
+    diesel::sql_query("UPDATE idempotency_keys SET expires_at = now() - interval '1 second'")
+        .execute(&mut conn)
+        .expect("expire keys");
+    diesel::sql_query("DELETE FROM callbacks").execute(&mut conn).expect("delivered");
+    let pass = ackbox_relay::maintenance::pass(&relay).expect("pass");
+    assert_eq!(pass.deleted_jobs, 5);
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM jobs"), 0);
 }
