@@ -231,7 +231,7 @@ if want latency; then
   row ""
   row "| rate | accepted | POST p50 / p99 (client) | commit→succeeded p50 | p99 | commit→Kafka ack p50 | ack→worker claim p50 | claim→status commit p50 |"
   row "|---|---|---|---|---|---|---|---|"
-  for rate in 50 200 1000; do
+  for rate in ${LATENCY_RATES:-50 200 1000}; do
     sql "TRUNCATE jobs, outbox" >/dev/null
     cpu0=$(cpu_snapshot)
     ol=$(ACKBOX_API_KEY="$KEY" "$BIN/ackbox-bench" openloop --url "http://127.0.0.1:$API_PORT" --rate "$rate" --seconds "$DURATION")

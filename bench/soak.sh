@@ -127,7 +127,7 @@ done
 e2e_minutes "$MINUTES" "to_timestamp($LOAD_END)"
 PEAKS="api $(peak_rss_mib "$API_PID") / relay $(peak_rss_mib "$RELAY_PID") / worker $(peak_rss_mib "$WORKER_PID") MiB"
 VACUUMS=$(sql "SELECT string_agg(relname || ' ' || (vacuum_count + autovacuum_count), ', ' ORDER BY relname)
-                 FROM pg_stat_user_tables WHERE relname IN ('jobs', 'outbox', 'idempotency_keys')")
+                 FROM pg_stat_user_tables WHERE relname IN ('jobs', 'outbox', 'idempotency_keys', 'job_tombstones')")
 stop "$API_PID"; stop "$WORKER_PID"; stop "$RELAY_PID"
 # What the report needs beyond the series and the load generator's output, so SOAK_REPORT_ONLY=1 can redo it.
 printf 'T0=%s\nLOAD_END=%s\nrecovered=%q\nPEAKS=%q\nVACUUMS=%q\nRATE=%s\nMINUTES=%s\nKEY=%q\n' "$T0" "$LOAD_END" \

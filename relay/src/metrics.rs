@@ -36,8 +36,8 @@ pub struct RelayMetrics {
     /// `ackbox_db_oldest_transaction_age_seconds`: the oldest open transaction in the database, any session. A long
     /// one keeps vacuum from removing dead `outbox` and `jobs` versions, so claims slow down: alert above 60.
     pub oldest_transaction_age: prometheus::Gauge,
-    /// `ackbox_db_dead_tuples{table}`: dead versions not yet vacuumed in `outbox`, `jobs`, `idempotency_keys`. They
-    /// slow the relay's claim; alert when they keep growing.
+    /// `ackbox_db_dead_tuples{table}`: dead versions not yet vacuumed in `outbox`, `jobs`, `idempotency_keys`,
+    /// `job_tombstones`, `callbacks`. They slow the relay's claim; alert when they keep growing.
     pub dead_tuples: IntGaugeVec,
     /// `ackbox_db_autovacuum{table}`: 1 when autovacuum looks after the table, 0 when it does not (then the relay
     /// vacuums it, if its role may).

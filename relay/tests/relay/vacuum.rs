@@ -94,3 +94,46 @@ fn a_role_that_may_not_vacuum_gets_a_warning_and_the_gauges_not_an_error() {
     assert!(relay.metrics().dead_tuples.with_label_values(&["outbox"]).get() >= ROWS);
     assert_eq!(relay.metrics().autovacuum.with_label_values(&["outbox"]).get(), 0);
 }
+
+/// Dead versions of `table` as the relay sees them.
+fn dead_versions(conn: &mut PgConnection, table: ackbox_db::vacuum::Table) -> i64 {
+    let health = ackbox_db::vacuum::health(conn).expect("health");
+    health.iter().find(|h| h.table == table).map_or(0, |h| h.dead)
+}
+
+#[test]
+fn with_autovacuum_off_the_relay_also_vacuums_the_tombstones_and_callbacks_that_retention_and_delivery_delete() {
+    use ackbox_db::vacuum::Table;
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    // Job retention's tombstones, deleted after their own retention, and delivered callbacks: rows every job may
+    // leave behind, which without vacuum would never give their space back.
+    for sql in [
+        "ALTER TABLE job_tombstones SET (autovacuum_enabled = false)".to_string(),
+        "ALTER TABLE callbacks SET (autovacuum_enabled = false)".to_string(),
+        format!(
+            "INSERT INTO job_tombstones (id, tenant_id) SELECT gen_random_uuid(), '00000000-0000-0000-0000-000000000000'
+               FROM generate_series(1, {ROWS})"
+        ),
+        "DELETE FROM job_tombstones".to_string(),
+        format!(
+            "INSERT INTO callbacks (job_id, url) SELECT gen_random_uuid(), 'https://x' FROM generate_series(1, {ROWS})"
+        ),
+        "DELETE FROM callbacks".to_string(),
+    ] {
+        diesel::sql_query(&sql).execute(&mut conn).expect(&sql);
+    }
+    for table in [Table::JobTombstones, Table::Callbacks] {
+        wait_for("the dead versions to be counted", Duration::from_secs(30), || {
+            (dead_versions(&mut conn, table) >= ROWS).then_some(())
+        });
+    }
+    let relay = relay(&db, relay_config(&db, &kafka_config(&unique_topic("vacuum-tombstones"))));
+
+    let pass = ackbox_relay::maintenance::pass(&relay).expect("pass");
+
+    for table in [Table::JobTombstones, Table::Callbacks] {
+        assert_eq!(relay.metrics().vacuums.with_label_values(&[table.as_str()]).get(), 1, "{table:?}: {pass:?}");
+        assert!(dead_versions(&mut conn, table) < ROWS / 10, "vacuum removed {table:?}'s dead versions");
+    }
+}
