@@ -147,6 +147,10 @@ async fn claim_until_done(
         let (s, batch_ids, skipped) = (shared.clone(), ids.clone(), skipped.clone());
         blocking(move || -> Result<Vec<ClaimedJob>, DbError> {
             let mut conn = s.pool.get()?;
+            // The claim alone is one statement, atomic by itself: no BEGIN and COMMIT round trips around it.
+            if skipped.is_empty() {
+                return Ok(state::claim_kinds(&mut conn, &batch_ids, s.config.lease, Some(&s.kinds))?);
+            }
             Ok(diesel::Connection::transaction(&mut conn, |c| {
                 state::mark_skipped(c, &skipped)?;
                 state::claim_kinds(c, &batch_ids, s.config.lease, Some(&s.kinds))

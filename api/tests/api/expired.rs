@@ -10,16 +10,25 @@ async fn a_deleted_job_is_expired_to_its_tenant_and_unknown_to_everyone_else() {
     let resp = app.post("/v1/jobs").header("idempotency-key", "kept-then-gone").json(&body).send().await.expect("POST");
     let doc: serde_json::Value = resp.json().await.expect("json");
     let id: uuid::Uuid = doc["id"].as_str().expect("id").parse().expect("uuid");
-    // It runs, finishes, and retention (any horizon the test likes: the relay refuses less than a minute) deletes it.
-    let deleted = app
+    // It runs and finishes. Retention (any horizon the test likes: the relay refuses less than a minute) keeps it while
+    // its Idempotency-Key lives, and deletes it once the key has expired.
+    let (kept, deleted) = app
         .with_db(move |c| {
+            use diesel::RunQueryDsl;
             ackbox_db::state::claim(c, &[id], std::time::Duration::from_secs(60)).expect("claim");
             let done = ackbox_db::state::Success { id, attempt: 1, result: serde_json::json!({}) };
             ackbox_db::state::complete(c, &[done]).expect("complete");
-            ackbox_db::retention::delete_finished_jobs(c, std::time::Duration::ZERO, 100).expect("retention")
+            let kept =
+                ackbox_db::retention::delete_finished_jobs(c, std::time::Duration::ZERO, 100).expect("retention");
+            diesel::sql_query("UPDATE idempotency_keys SET expires_at = now() - interval '1 second'")
+                .execute(c)
+                .expect("the key expires");
+            let deleted =
+                ackbox_db::retention::delete_finished_jobs(c, std::time::Duration::ZERO, 100).expect("retention");
+            (kept, deleted)
         })
         .await;
-    assert_eq!(deleted, 1);
+    assert_eq!((kept, deleted), (0, 1), "kept while its key lived, deleted after");
 
     for path in [format!("/v1/jobs/{id}"), format!("/v1/jobs/{id}/result"), format!("/v1/operations/{id}")] {
         let problem = assert_problem(app.get(&path).send().await.expect("GET"), 404, "/problems/expired").await;
@@ -35,7 +44,7 @@ async fn a_deleted_job_is_expired_to_its_tenant_and_unknown_to_everyone_else() {
     let never = app.get(&format!("/v1/jobs/{}", uuid::Uuid::now_v7())).send().await.expect("GET");
     assert_problem(never, 404, "/problems/not-found").await;
 
-    // Its Idempotency-Key went with it: the same request again is a new job, not a replay of a missing one.
+    // Its expired Idempotency-Key went with it: the same request again is a new job, not a replay of a missing one.
     let again =
         app.post("/v1/jobs").header("idempotency-key", "kept-then-gone").json(&body).send().await.expect("POST");
     assert_eq!(again.status().as_u16(), 202);

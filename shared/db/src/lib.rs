@@ -7,6 +7,7 @@ pub mod instance_lock;
 pub mod migrate;
 pub mod models;
 pub mod outbox;
+pub mod prepared;
 pub mod retention;
 pub mod schema;
 pub mod state;

@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::models::{Job, JobError, JobStatus, NewJob, NewOutboxMessage, TraceContext};
 use crate::outbox;
+use crate::prepared::prepared;
 use crate::schema::jobs;
 use ackbox_types::envelope::Envelope;
 use ackbox_types::priority::Priority;
@@ -79,16 +80,31 @@ pub struct BatchItem<'a> {
 /// retried one by one, each in a savepoint, if their joint insert is refused) and the others commit. `Err` means the
 /// transaction itself failed (an outage, or the COMMIT): nothing of the batch was written, or, if the connection was
 /// lost during the COMMIT, possibly everything (the idempotency key resolves which, as for a single submit).
+///
+/// A batch without keys (the usual one) first tries the plain shape: BEGIN, two INSERTs, COMMIT, no savepoint, two
+/// round trips fewer per transaction. Only if Postgres refuses it (not an outage) is the batch written again in the
+/// savepoint shape above; the refused transaction wrote nothing, so nothing is written twice.
 pub fn submit_batch(
     conn: &mut PgConnection,
     items: &[BatchItem<'_>],
     topic: &str,
 ) -> QueryResult<Vec<QueryResult<Submitted>>> {
+    if items.iter().all(|item| item.key.is_none()) {
+        let news: Vec<NewJob> = items.iter().map(|item| item.new.clone()).collect();
+        match conn.transaction(|c| submit_many(c, &news, topic)) {
+            Ok(jobs) => return Ok(jobs.into_iter().map(|job| Ok(Submitted::Created(job))).collect()),
+            Err(e) if crate::db::is_outage(&e) => return Err(e),
+            // One of them is refused: the savepoint shape below finds which.
+            Err(_) => {}
+        }
+    }
     conn.transaction(|conn| {
         let mut out: Vec<Option<QueryResult<Submitted>>> = (0..items.len()).map(|_| None).collect();
         let plain: Vec<usize> = (0..items.len()).filter(|&i| items[i].key.is_none()).collect();
         let news: Vec<NewJob> = plain.iter().map(|&i| items[i].new.clone()).collect();
-        match conn.transaction(|c| submit_many(c, &news, topic)) {
+        // No savepoint when there is nothing to insert (a batch of keyed requests only).
+        let joint = if news.is_empty() { Ok(Vec::new()) } else { conn.transaction(|c| submit_many(c, &news, topic)) };
+        match joint {
             Ok(jobs) => {
                 for (i, job) in plain.iter().zip(jobs) {
                     out[*i] = Some(Ok(Submitted::Created(job)));
@@ -478,11 +494,13 @@ pub fn claim_kinds(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    diesel::sql_query(CLAIM_SQL)
-        .bind::<Array<SqlUuid>, _>(ids)
-        .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)
-        .bind::<diesel::sql_types::Nullable<Array<diesel::sql_types::Text>>, _>(kinds)
-        .load(conn)
+    prepared(
+        diesel::sql_query(CLAIM_SQL)
+            .bind::<Array<SqlUuid>, _>(ids)
+            .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)
+            .bind::<diesel::sql_types::Nullable<Array<diesel::sql_types::Text>>, _>(kinds),
+    )
+    .load(conn)
 }
 
 /// Records that a worker without a handler for their kind received these jobs' dispatches: they stay `queued`, the
@@ -582,11 +600,13 @@ pub fn complete(conn: &mut PgConnection, successes: &[Success]) -> QueryResult<V
     let ids: Vec<Uuid> = successes.iter().map(|s| s.id).collect();
     let attempts: Vec<i32> = successes.iter().map(|s| s.attempt).collect();
     let results: Vec<serde_json::Value> = successes.iter().map(|s| s.result.clone()).collect();
-    let rows: Vec<CompletedRow> = diesel::sql_query(complete_sql())
-        .bind::<Array<SqlUuid>, _>(ids)
-        .bind::<Array<Int4>, _>(attempts)
-        .bind::<Array<Jsonb>, _>(results)
-        .load(conn)?;
+    let rows: Vec<CompletedRow> = prepared(
+        diesel::sql_query(complete_sql())
+            .bind::<Array<SqlUuid>, _>(ids)
+            .bind::<Array<Int4>, _>(attempts)
+            .bind::<Array<Jsonb>, _>(results),
+    )
+    .load(conn)?;
     Ok(rows.into_iter().map(|r| (r.id, r.status)).collect())
 }
 
@@ -753,11 +773,13 @@ pub fn heartbeat(
         return Ok(Vec::new());
     }
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = held.iter().copied().unzip();
-    let rows: Vec<BeatRow> = diesel::sql_query(HEARTBEAT_SQL)
-        .bind::<Array<SqlUuid>, _>(ids)
-        .bind::<Array<Int4>, _>(attempts)
-        .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0)
-        .load(conn)?;
+    let rows: Vec<BeatRow> = prepared(
+        diesel::sql_query(HEARTBEAT_SQL)
+            .bind::<Array<SqlUuid>, _>(ids)
+            .bind::<Array<Int4>, _>(attempts)
+            .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64() * 1000.0),
+    )
+    .load(conn)?;
     Ok(rows.into_iter().map(|r| (r.id, r.attempt, r.cancel_requested)).collect())
 }
 

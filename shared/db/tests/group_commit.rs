@@ -113,3 +113,44 @@ fn a_batch_whose_connection_dies_mid_way_writes_nothing() {
     assert!(ackbox_db::db::is_outage(&err), "an outage (every request gets 503): {err:?}");
     assert_eq!(counts(&mut watcher), (0, 0), "nothing of the batch was written");
 }
+
+#[test]
+fn a_batch_of_requests_without_keys_is_one_transaction_of_two_inserts_and_a_refused_one_still_fails_alone() {
+    use std::sync::{Arc, Mutex};
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    // Every statement the connection sends, as diesel reports it.
+    let sent: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = sent.clone();
+    conn.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
+        if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+            let sql = query.to_string();
+            log.lock().expect("log").push(sql.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+        }
+    });
+    let good: Vec<NewJob> = (0..3).map(|i| NewJob::new("noop", serde_json::json!({"i": i}), 3)).collect();
+    let items: Vec<BatchItem<'_>> = good.iter().map(|new| BatchItem { new, key: None }).collect();
+
+    let results = state::submit_batch(&mut conn, &items, TOPIC).expect("the batch commits");
+
+    assert!(results.iter().all(|r| matches!(r, Ok(Submitted::Created(_)))), "{results:?}");
+    let statements = std::mem::take(&mut *sent.lock().expect("log"));
+    assert_eq!(
+        statements.iter().map(|s| s.split(' ').next().unwrap_or("").to_uppercase()).collect::<Vec<_>>(),
+        ["BEGIN", "INSERT", "INSERT", "COMMIT"],
+        "one round trip per statement, no savepoint: {statements:#?}"
+    );
+
+    // The same batch shape with one row Postgres refuses: the others still commit, and it fails alone.
+    let more: Vec<NewJob> = (0..3).map(|i| NewJob::new("noop", serde_json::json!({"i": i}), 3)).collect();
+    let bad = NewJob::new("noop", serde_json::json!({}), 3).for_tenant(uuid::Uuid::now_v7());
+    let mut items: Vec<BatchItem<'_>> = more.iter().map(|new| BatchItem { new, key: None }).collect();
+    items.insert(1, BatchItem { new: &bad, key: None });
+    let results = state::submit_batch(&mut conn, &items, TOPIC).expect("the batch commits");
+    assert!(results[1].is_err(), "the refused row fails: {:?}", results[1]);
+    for i in [0, 2, 3] {
+        let Ok(Submitted::Created(job)) = &results[i] else { panic!("request {i}: {:?}", results[i]) };
+        assert_eq!(job.id, items[i].new.id);
+    }
+    assert_eq!(counts(&mut conn), (6, 6), "the refused one wrote nothing, the others everything");
+}

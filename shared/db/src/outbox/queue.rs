@@ -10,6 +10,7 @@ use diesel::query_dsl::LoadQuery;
 use diesel::sql_types::{Array, BigInt, Text};
 
 use crate::models::{NewOutboxMessage, OutboxMessage, TraceContext};
+use crate::prepared::prepared;
 use crate::schema::outbox;
 use ackbox_types::envelope::Envelope;
 use ackbox_types::priority::Priority;
@@ -172,7 +173,7 @@ pub fn next_due(conn: &mut PgConnection) -> QueryResult<Option<DateTime<Utc>>> {
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
         due: Option<DateTime<Utc>>,
     }
-    diesel::sql_query(NEXT_DUE_SQL).get_result::<Due>(conn).map(|d| d.due)
+    prepared(diesel::sql_query(NEXT_DUE_SQL)).get_result::<Due>(conn).map(|d| d.due)
 }
 
 /// Deletes up to `limit` rows published more than `retention` ago, oldest first, and returns how many. Bounded so a
