@@ -3,9 +3,9 @@
 # with every series sampled each minute. Reports numbers; asserts nothing.
 #   PART=steady (default): half the sustained capacity (SOAK_SUSTAINED, default the figure in
 #     bench/results/sustained.md, which make bench PART=sustained writes) for SOAK_MINUTES (default 20), with
-#     retention running at 5 minutes for outbox rows, finished jobs and their tombstones (ACKBOX_OUTBOX_RETENTION_SECS,
-#     ACKBOX_JOB_RETENTION_SECS, ACKBOX_TOMBSTONE_RETENTION_SECS), so every table reaches its steady size within the
-#     run. Goal: flat, the last 5 minutes within 10 % of minutes 5-10 on every series.
+#     retention running for outbox rows (ACKBOX_OUTBOX_RETENTION_SECS, 5 min), finished jobs (ACKBOX_JOB_RETENTION_SECS,
+#     3 min) and their tombstones (ACKBOX_TOMBSTONE_RETENTION_SECS, 1 min), so every table reaches its steady size
+#     before minute 5. Goal: flat, the last 5 minutes within 10 % of minutes 5-10 on every series.
 #   PART=overload: twice the sustained capacity for SOAK_MINUTES (default 5 here), then the same probe after the
 #     load: how fast the api answers again. Goal: 503s at once instead of a queue, RSS <= 64 MiB, every 202 honoured,
 #     normal latency within 10 s of the end.
@@ -50,12 +50,13 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import matplotlib" 2>/dev/null ||
   { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r "$ROOT/bench/requirements.txt"; }
 find_broker
-# Retention on, at 5 minutes, so the run sees each table's steady size: published outbox rows, finished jobs (the
-# relay's job retention, with their tombstones) are deleted while the soak runs. A job's latency is therefore read
-# while it is still there: each minute's jobs once they are all done, two minutes later (see e2e_minutes).
+# Retention on, with windows short enough that the run sees each table's steady size before minute 5, where the
+# flatness comparison starts: published outbox rows after 5 minutes, finished jobs after 3 (the relay's job
+# retention) and their tombstones a minute after that. A job's latency is therefore read while it is still there:
+# each minute's jobs once they are all done, two minutes later (see e2e_minutes).
 export ACKBOX_OUTBOX_RETENTION_SECS="${ACKBOX_OUTBOX_RETENTION_SECS:-300}"
-export ACKBOX_JOB_RETENTION_SECS="${ACKBOX_JOB_RETENTION_SECS:-300}"
-export ACKBOX_TOMBSTONE_RETENTION_SECS="${ACKBOX_TOMBSTONE_RETENTION_SECS:-300}"
+export ACKBOX_JOB_RETENTION_SECS="${ACKBOX_JOB_RETENTION_SECS:-180}"
+export ACKBOX_TOMBSTONE_RETENTION_SECS="${ACKBOX_TOMBSTONE_RETENTION_SECS:-60}"
 E2E_TSV="$WORK/e2e.tsv"
 if [ -z "${SOAK_REPORT_ONLY:-}" ]; then
 say "building release binaries"
