@@ -11,10 +11,15 @@ use crate::helpers::{claim_sql, relay, relay_config, submit};
 
 const ROWS: i64 = 50_000;
 
-/// Dead `outbox` versions as the relay sees them (`ackbox_db::vacuum::health`).
+/// Dead `outbox` versions as the relay sees them.
 fn dead_outbox_versions(conn: &mut PgConnection) -> i64 {
+    dead_versions(conn, ackbox_db::vacuum::Table::Outbox)
+}
+
+/// Dead versions of `table` as the relay sees them (`ackbox_db::vacuum::health`).
+fn dead_versions(conn: &mut PgConnection, table: ackbox_db::vacuum::Table) -> i64 {
     let health = ackbox_db::vacuum::health(conn).expect("health");
-    health.iter().find(|h| h.table == ackbox_db::vacuum::Table::Outbox).map_or(0, |h| h.dead)
+    health.iter().find(|h| h.table == table).map_or(0, |h| h.dead)
 }
 
 /// `ROWS` rows delivered the way the relay delivers them (inserted unpublished, then marked), so each leaves a dead
@@ -93,12 +98,6 @@ fn a_role_that_may_not_vacuum_gets_a_warning_and_the_gauges_not_an_error() {
     assert_eq!(pass.vacuumed, 0, "ackbox_relay owns no table");
     assert!(relay.metrics().dead_tuples.with_label_values(&["outbox"]).get() >= ROWS);
     assert_eq!(relay.metrics().autovacuum.with_label_values(&["outbox"]).get(), 0);
-}
-
-/// Dead versions of `table` as the relay sees them.
-fn dead_versions(conn: &mut PgConnection, table: ackbox_db::vacuum::Table) -> i64 {
-    let health = ackbox_db::vacuum::health(conn).expect("health");
-    health.iter().find(|h| h.table == table).map_or(0, |h| h.dead)
 }
 
 #[test]

@@ -83,27 +83,33 @@ pub struct BatchItem<'a> {
 ///
 /// A batch without keys (the usual one) first tries the plain shape: BEGIN, two INSERTs, COMMIT, no savepoint, two
 /// round trips fewer per transaction. Only if Postgres refuses it (not an outage) is the batch written again in the
-/// savepoint shape above; the refused transaction wrote nothing, so nothing is written twice.
+/// savepoint shape above, one request at a time (the joint insert is not tried twice); the refused transaction wrote
+/// nothing, so nothing is written twice.
 pub fn submit_batch(
     conn: &mut PgConnection,
     items: &[BatchItem<'_>],
     topic: &str,
 ) -> QueryResult<Vec<QueryResult<Submitted>>> {
+    // The plain shape's refusal, if it was tried and refused: the savepoint shape then goes straight to one by one.
+    let mut refused = None;
     if items.iter().all(|item| item.key.is_none()) {
         let news: Vec<NewJob> = items.iter().map(|item| item.new.clone()).collect();
         match conn.transaction(|c| submit_many(c, &news, topic)) {
             Ok(jobs) => return Ok(jobs.into_iter().map(|job| Ok(Submitted::Created(job))).collect()),
             Err(e) if crate::db::is_outage(&e) => return Err(e),
-            // One of them is refused: the savepoint shape below finds which.
-            Err(_) => {}
+            Err(e) => refused = Some(e),
         }
     }
     conn.transaction(|conn| {
         let mut out: Vec<Option<QueryResult<Submitted>>> = (0..items.len()).map(|_| None).collect();
         let plain: Vec<usize> = (0..items.len()).filter(|&i| items[i].key.is_none()).collect();
         let news: Vec<NewJob> = plain.iter().map(|&i| items[i].new.clone()).collect();
-        // No savepoint when there is nothing to insert (a batch of keyed requests only).
-        let joint = if news.is_empty() { Ok(Vec::new()) } else { conn.transaction(|c| submit_many(c, &news, topic)) };
+        let joint = match refused {
+            Some(e) => Err(e),
+            // No savepoint when there is nothing to insert (a batch of keyed requests only).
+            None if news.is_empty() => Ok(Vec::new()),
+            None => conn.transaction(|c| submit_many(c, &news, topic)),
+        };
         match joint {
             Ok(jobs) => {
                 for (i, job) in plain.iter().zip(jobs) {

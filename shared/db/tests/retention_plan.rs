@@ -60,6 +60,6 @@ fn deciding_which_finished_jobs_no_live_key_or_callback_needs_probes_indexes_onl
     // At most the 2,000 finished jobs are examined; 105,000 keys and 10,000 callbacks are not.
     let most = most_rows_of_a_node(&plan);
     assert!(most <= 2_000, "a node handled {most} rows: {plan:#}");
-    let gone: i64 = ackbox_db::schema::jobs::table.count().get_result(&mut conn).expect("count");
-    assert_eq!(gone, 2_000, "EXPLAIN ANALYZE ran in a transaction that was rolled back");
+    let left: i64 = ackbox_db::schema::jobs::table.count().get_result(&mut conn).expect("count");
+    assert_eq!(left, 2_000, "EXPLAIN ANALYZE ran in a transaction that was rolled back");
 }
