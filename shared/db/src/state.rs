@@ -40,26 +40,67 @@ pub fn submit(conn: &mut PgConnection, new: &NewJob, topic: &str) -> QueryResult
     })
 }
 
-/// Inserts many new `queued` jobs and their first dispatch messages with two statements (one per table, so one
-/// NOTIFY), on the caller's connection: call it inside a transaction. Returns the rows in the order of `news`.
+/// The statement [`submit_many`] runs: every job and its first dispatch in ONE statement, so it is atomic on its own
+/// (inside a transaction or not), one round trip whatever the number of jobs, and one text for every batch size, which
+/// diesel keeps prepared ([`prepared`]): Postgres parses and plans it once per connection. `$1`–`$12` are the jobs'
+/// columns and `$13`–`$19` their dispatches' (`outbox::message`), one array element per job, in the same order.
+/// `outbox.aggregate_id` is no foreign key, so the two inserts need no order between them.
+pub const SUBMIT_SQL: &str = "WITH new_jobs AS (
+        INSERT INTO jobs (id, kind, payload, max_attempts, tenant_id, traceparent, tracestate, not_before, timeout_ms,
+                          priority, queue, callback_url)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int4[], $5::uuid[], $6::text[], $7::text[],
+                             $8::timestamptz[], $9::int4[], $10::int2[], $11::text[], $12::text[])
+        RETURNING *),
+    dispatches AS (
+        INSERT INTO outbox (aggregate_id, topic, key, payload, headers, available_at, priority)
+        -- A dispatch without a time of its own is due now: the column's default, which a NULL would not take.
+        SELECT d.aggregate_id, d.topic, d.key, d.payload, d.headers, coalesce(d.available_at, now()), d.priority
+          FROM unnest($13::uuid[], $14::text[], $15::text[], $16::jsonb[], $17::jsonb[], $18::timestamptz[],
+                      $19::int2[]) AS d(aggregate_id, topic, key, payload, headers, available_at, priority))
+    SELECT * FROM new_jobs";
+
+/// Inserts many new `queued` jobs and their first dispatch messages in ONE statement ([`SUBMIT_SQL`]: atomic on its
+/// own, one NOTIFY), on the caller's connection. Returns the rows in the order of `news`.
 pub fn submit_many(conn: &mut PgConnection, news: &[NewJob], topic: &str) -> QueryResult<Vec<Job>> {
+    use diesel::sql_types::{Int2, Nullable, Text, Timestamptz};
     if news.is_empty() {
         return Ok(Vec::new());
     }
-    let mut jobs: Vec<Job> =
-        diesel::insert_into(jobs::table).values(news).returning(Job::as_returning()).get_results(conn)?;
+    // A scheduled job's first dispatch is due when the job is: the relay publishes it then.
+    let dispatches: Vec<NewOutboxMessage> = news
+        .iter()
+        .map(|n| {
+            let envelope = Envelope::new(n.id, &n.kind, 1).in_queue(&n.queue);
+            let trace = TraceContext::from_columns(n.traceparent.as_deref(), n.tracestate.as_deref());
+            outbox::message(topic, &envelope, trace.as_ref(), n.not_before, Priority::from_i16(n.priority_level))
+        })
+        .collect();
+    let mut jobs: Vec<Job> = prepared(
+        diesel::sql_query(SUBMIT_SQL)
+            .bind::<Array<SqlUuid>, _>(news.iter().map(|n| n.id).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(news.iter().map(|n| n.kind.as_str()).collect::<Vec<_>>())
+            .bind::<Array<Jsonb>, _>(news.iter().map(|n| &n.payload).collect::<Vec<_>>())
+            .bind::<Array<Int4>, _>(news.iter().map(|n| n.max_attempts).collect::<Vec<_>>())
+            .bind::<Array<SqlUuid>, _>(news.iter().map(|n| n.tenant_id).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(news.iter().map(|n| n.traceparent.as_deref()).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(news.iter().map(|n| n.tracestate.as_deref()).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Timestamptz>>, _>(news.iter().map(|n| n.not_before).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Int4>>, _>(news.iter().map(|n| n.timeout_ms).collect::<Vec<_>>())
+            .bind::<Array<Int2>, _>(news.iter().map(|n| n.priority_level).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(news.iter().map(|n| n.queue.as_str()).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(news.iter().map(|n| n.callback_url.as_deref()).collect::<Vec<_>>())
+            .bind::<Array<SqlUuid>, _>(dispatches.iter().map(|d| d.aggregate_id).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(dispatches.iter().map(|d| d.topic.as_str()).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(dispatches.iter().map(|d| d.key.as_str()).collect::<Vec<_>>())
+            .bind::<Array<Jsonb>, _>(dispatches.iter().map(|d| &d.payload).collect::<Vec<_>>())
+            .bind::<Array<Jsonb>, _>(dispatches.iter().map(|d| &d.headers).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Timestamptz>>, _>(dispatches.iter().map(|d| d.available_at).collect::<Vec<_>>())
+            .bind::<Array<Int2>, _>(dispatches.iter().map(|d| d.priority).collect::<Vec<_>>()),
+    )
+    .load(conn)?;
     // RETURNING gives no order guarantee: put the rows back in the caller's.
     let position: std::collections::HashMap<Uuid, usize> = news.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
     jobs.sort_by_key(|j| position.get(&j.id).copied().unwrap_or(usize::MAX));
-    let rows: Vec<_> = jobs
-        .iter()
-        // A scheduled job's first dispatch is due when the job is: the relay publishes it then.
-        .map(|j| {
-            let envelope = Envelope::new(j.id, &j.kind, 1).in_queue(&j.queue);
-            outbox::message(topic, &envelope, j.trace_context().as_ref(), j.not_before, j.priority())
-        })
-        .collect();
-    outbox::enqueue_many(conn, &rows)?;
     Ok(jobs)
 }
 
@@ -73,7 +114,7 @@ pub struct BatchItem<'a> {
 }
 
 /// A group commit: many submissions in ONE transaction, each with its own outcome. Jobs without an idempotency key go
-/// in with [`submit_many`] (two statements for all of them); keyed ones one by one, each in a savepoint, in
+/// in with [`submit_many`] (one statement for all of them); keyed ones one by one, each in a savepoint, in
 /// (tenant, key) order so concurrent batches never deadlock on keys, and in arrival order among equal keys, so a
 /// later request with the same key as an earlier one in the batch replays that job. A request
 /// Postgres refuses (a constraint) gets its error alone: it is rolled back to its savepoint (the unkeyed ones are
@@ -81,10 +122,10 @@ pub struct BatchItem<'a> {
 /// transaction itself failed (an outage, or the COMMIT): nothing of the batch was written, or, if the connection was
 /// lost during the COMMIT, possibly everything (the idempotency key resolves which, as for a single submit).
 ///
-/// A batch without keys (the usual one) first tries the plain shape: BEGIN, two INSERTs, COMMIT, no savepoint, two
-/// round trips fewer per transaction. Only if Postgres refuses it (not an outage) is the batch written again in the
-/// savepoint shape above, one request at a time (the joint insert is not tried twice); the refused transaction wrote
-/// nothing, so nothing is written twice.
+/// A batch without keys (the usual one) first tries the plain shape: [`submit_many`]'s one statement, atomic on its
+/// own, so one round trip with no BEGIN, COMMIT or savepoint. Only if Postgres refuses it (not an outage) is the batch
+/// written again in the savepoint shape above, one request at a time (the joint insert is not tried twice); the
+/// refused statement wrote nothing, so nothing is written twice.
 pub fn submit_batch(
     conn: &mut PgConnection,
     items: &[BatchItem<'_>],
@@ -94,7 +135,7 @@ pub fn submit_batch(
     let mut refused = None;
     if items.iter().all(|item| item.key.is_none()) {
         let news: Vec<NewJob> = items.iter().map(|item| item.new.clone()).collect();
-        match conn.transaction(|c| submit_many(c, &news, topic)) {
+        match submit_many(conn, &news, topic) {
             Ok(jobs) => return Ok(jobs.into_iter().map(|job| Ok(Submitted::Created(job))).collect()),
             Err(e) if crate::db::is_outage(&e) => return Err(e),
             Err(e) => refused = Some(e),

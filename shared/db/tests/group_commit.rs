@@ -115,7 +115,7 @@ fn a_batch_whose_connection_dies_mid_way_writes_nothing() {
 }
 
 #[test]
-fn a_batch_of_requests_without_keys_is_one_transaction_of_two_inserts_and_a_refused_one_still_fails_alone() {
+fn a_batch_of_requests_without_keys_is_one_statement_and_a_refused_one_still_fails_alone() {
     use std::sync::{Arc, Mutex};
     let db = TestDb::new();
     let mut conn = db.conn();
@@ -137,9 +137,16 @@ fn a_batch_of_requests_without_keys_is_one_transaction_of_two_inserts_and_a_refu
     let statements = std::mem::take(&mut *sent.lock().expect("log"));
     assert_eq!(
         statements.iter().map(|s| s.split(' ').next().unwrap_or("").to_uppercase()).collect::<Vec<_>>(),
-        ["BEGIN", "INSERT", "INSERT", "COMMIT"],
-        "one round trip per statement, no savepoint: {statements:#?}"
+        ["WITH"],
+        "one round trip: both inserts in one statement, atomic on its own (no BEGIN, COMMIT or savepoint): \
+         {statements:#?}"
     );
+    // Every job came back with its one dispatch, in request order.
+    for (i, result) in results.iter().enumerate() {
+        let Ok(Submitted::Created(job)) = result else { panic!("request {i}: {result:?}") };
+        assert_eq!(job.id, items[i].new.id, "outcomes are in request order");
+        assert_eq!(ackbox_db::outbox::for_job(&mut conn, job.id).expect("outbox").len(), 1);
+    }
 
     // The same batch shape with one row Postgres refuses: the others still commit, and it fails alone.
     let more: Vec<NewJob> = (0..3).map(|i| NewJob::new("noop", serde_json::json!({"i": i}), 3)).collect();

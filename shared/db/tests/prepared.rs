@@ -24,7 +24,7 @@ fn prepared_statements(conn: &mut PgConnection) -> Vec<PreparedRow> {
 }
 
 #[test]
-fn claim_heartbeat_completion_and_the_relays_idle_question_are_prepared_once_and_reused() {
+fn submit_claim_heartbeat_completion_and_the_relays_idle_question_are_prepared_once_and_reused() {
     let db = TestDb::new();
     let mut conn = db.conn();
     let lease = Duration::from_secs(30);
@@ -47,9 +47,27 @@ fn claim_heartbeat_completion_and_the_relays_idle_question_are_prepared_once_and
         ("heartbeat", state::HEARTBEAT_SQL),
         ("completion", complete_sql.as_str()),
         ("next due", outbox::queue::NEXT_DUE_SQL),
+        ("submit", state::SUBMIT_SQL),
     ] {
         let found: Vec<_> = prepared.iter().filter(|p| p.statement == sql).collect();
         assert_eq!(found.len(), 1, "{what} is prepared once on this connection: {prepared:#?}");
         assert_eq!(found[0].runs, 3, "{what} ran three times from the one prepared statement");
     }
+}
+
+#[test]
+fn a_group_commit_of_any_size_reuses_the_one_prepared_submit_statement() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    for size in [1, 4, 9] {
+        let news: Vec<NewJob> = (0..size).map(|i| NewJob::new("noop", serde_json::json!({ "i": i }), 3)).collect();
+        let items: Vec<state::BatchItem<'_>> = news.iter().map(|new| state::BatchItem { new, key: None }).collect();
+        let results = state::submit_batch(&mut conn, &items, "t").expect("the batch commits");
+        assert!(results.iter().all(|r| matches!(r, Ok(state::Submitted::Created(_)))), "{results:?}");
+    }
+    let prepared = prepared_statements(&mut conn);
+    let submits: Vec<_> = prepared.iter().filter(|p| p.statement.contains("INSERT INTO jobs")).collect();
+    assert_eq!(submits.len(), 1, "one statement for batches of 1, 4 and 9: {prepared:#?}");
+    assert_eq!(submits[0].statement, state::SUBMIT_SQL);
+    assert_eq!(submits[0].runs, 3, "it ran once per batch");
 }

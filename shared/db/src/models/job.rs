@@ -13,8 +13,8 @@ pub use ackbox_types::priority::Priority;
 pub use ackbox_types::status::{JobError, JobStatus, UnknownStatus};
 pub use ackbox_types::trace::TraceContext;
 
-/// A row of `jobs`.
-#[derive(Clone, Debug, Queryable, Selectable, Identifiable, serde::Serialize)]
+/// A row of `jobs` (also read by name, from `RETURNING *` of raw SQL such as `state::SUBMIT_SQL`).
+#[derive(Clone, Debug, Queryable, QueryableByName, Selectable, Identifiable, serde::Serialize)]
 #[diesel(table_name = jobs, check_for_backend(Pg))]
 pub struct Job {
     /// UUIDv7 id.
