@@ -958,9 +958,10 @@ pub fn rescue_leases(conn: &mut PgConnection, limit: i64, topic: &str) -> QueryR
         ))
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load(conn)?;
+        let mut messages = Vec::new();
         for row in &expired {
             if row.status == JobStatus::Queued {
-                row.next.enqueue(conn, topic, None)?;
+                messages.push(row.next.message(topic, None));
                 report.requeued += 1;
             } else if row.status == JobStatus::Cancelled {
                 // A cancel was requested and the attempt died: it ends as asked.
@@ -969,6 +970,8 @@ pub fn rescue_leases(conn: &mut PgConnection, limit: i64, topic: &str) -> QueryR
                 report.failed += 1;
             }
         }
+        // The requeued jobs' next dispatches, in one statement (as `retry_failed_many` writes its own).
+        outbox::enqueue_many(conn, &messages)?;
         Ok(Some(report))
     })
 }
@@ -1023,9 +1026,8 @@ pub fn rescue_dispatches(
         .bind::<diesel::sql_types::Double, _>(dispatch_timeout.as_secs_f64() * 1000.0)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load(conn)?;
-        for row in &stale {
-            row.next.enqueue(conn, topic, None)?;
-        }
+        let messages: Vec<_> = stale.iter().map(|row| row.next.message(topic, None)).collect();
+        outbox::enqueue_many(conn, &messages)?;
         Ok(Some(stale.len()))
     })
 }

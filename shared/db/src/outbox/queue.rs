@@ -33,7 +33,8 @@ pub fn enqueue(
     diesel::insert_into(outbox::table).values(&row).execute(conn).map(|_| ())
 }
 
-/// [`enqueue`] for many rows in one statement (so one NOTIFY): the first dispatches of a group commit.
+/// [`enqueue`] for many rows in one statement (so one NOTIFY): the next dispatches of jobs sent round again (a bulk
+/// retry of failed jobs, the rescuer's passes). A submit's first dispatches go in with their jobs (`state::SUBMIT_SQL`).
 pub fn enqueue_many(conn: &mut PgConnection, rows: &[NewOutboxMessage]) -> QueryResult<usize> {
     if rows.is_empty() {
         return Ok(0);
