@@ -215,7 +215,7 @@ PY
     if [ "$jobs" -gt "${BATCH_RATE:-0}" ]; then BATCH_RATE=$jobs BATCH_CONNS=$c; fi
   done
   row ""
-  row "Best: **$BATCH_RATE jobs/s** at $BATCH_CONNS connections ($([ "$BATCH_RATE" -ge 20000 ] && echo "meets" || echo "misses") the 20,000 goal); api peak RSS $(peak_rss_mib "$API_PID") MiB."
+  row "Best: **$BATCH_RATE jobs/s** at $BATCH_CONNS connections ($([ "$BATCH_RATE" -ge 20000 ] && echo "meets" || echo "misses") the 20,000 goal); api peak RSS $(peak_rss_mib "$API_PID") MiB (goal ≤ 64)."
   row ""
   stop "$API_PID"
 fi

@@ -21,6 +21,8 @@
 //! | `ACKBOX_SUBMIT_COMMITTERS` | [`DEFAULT_SUBMIT_COMMITTERS`] | group-commit transactions in flight at once (each holds a pool connection) |
 //! | `ACKBOX_SUBMIT_BATCH` | [`DEFAULT_SUBMIT_BATCH`] | most submissions in one group-commit transaction |
 //! | `ACKBOX_SUBMIT_QUEUE` | [`DEFAULT_SUBMIT_QUEUE`] | most submissions waiting for a transaction; beyond it a submit gets 503 at once |
+//! | `ACKBOX_MAX_BATCHES` | [`DEFAULT_MAX_BATCHES`] | `POST /v1/jobs/batch` requests worked on at once (each holds up to 1,000 jobs in memory, several MiB); the others wait for one of these slots before their body is read |
+//! | `ACKBOX_BATCH_QUEUE` | [`DEFAULT_BATCH_QUEUE`] | most batch requests waiting for a slot; beyond it a batch gets 503 at once |
 //! | `ACKBOX_PUBLIC_URL` | unset: each request's own scheme and `Host` | external base URL of every link (`Location`, `Operation-Location`, `links`, `resourceLocation`), e.g. `https://jobs.example.com` or `https://example.com/ackbox` behind a proxy |
 //! | `ACKBOX_CALLBACK_ALLOW_LOOPBACK` | `false` | let `callback_url` reach loopback addresses (local development and tests; `make up` sets it) |
 //! | `ACKBOX_CALLBACK_ALLOW_PRIVATE` | `false` | let `callback_url` reach private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7); link-local (169.254/16, fe80::/10) is refused regardless |
@@ -74,6 +76,11 @@ pub const DEFAULT_SUBMIT_COMMITTERS: usize = 4;
 pub const DEFAULT_SUBMIT_BATCH: usize = 256;
 /// Default bound on submissions waiting for a transaction.
 pub const DEFAULT_SUBMIT_QUEUE: usize = 2048;
+/// Default bound on batch requests worked on at once: the batch rate stops rising at about 4 concurrent batches
+/// (Postgres is then the limit), and each one holds several MiB while it is parsed, written and answered.
+pub const DEFAULT_MAX_BATCHES: usize = 4;
+/// Default bound on batch requests waiting for a slot (a waiting batch holds its connection, not its body).
+pub const DEFAULT_BATCH_QUEUE: usize = 64;
 
 /// Default deadline of one callback delivery: 10 s.
 pub const DEFAULT_CALLBACK_TIMEOUT_MS: u64 = 10_000;
@@ -153,6 +160,10 @@ pub struct ApiConfig {
     pub submit_batch: usize,
     /// Most submissions waiting for a transaction.
     pub submit_queue: usize,
+    /// Batch requests worked on at once.
+    pub max_batches: usize,
+    /// Most batch requests waiting for a slot.
+    pub batch_queue: usize,
     /// External base URL of links, without a trailing `/` (`None`: each request's scheme and host).
     pub public_url: Option<String>,
     /// Completion callbacks.
@@ -228,6 +239,12 @@ pub struct ApiArgs {
     /// Most submissions waiting for a transaction; beyond it 503 at once (at least 1).
     #[arg(long, env = "ACKBOX_SUBMIT_QUEUE", default_value_t = DEFAULT_SUBMIT_QUEUE, value_name = "ACKBOX_SUBMIT_QUEUE")]
     pub submit_queue: usize,
+    /// Batch requests worked on at once; the others wait for a slot before their body is read (at least 1).
+    #[arg(long, env = "ACKBOX_MAX_BATCHES", default_value_t = DEFAULT_MAX_BATCHES, value_name = "ACKBOX_MAX_BATCHES")]
+    pub max_batches: usize,
+    /// Most batch requests waiting for a slot; beyond it 503 at once (at least 1).
+    #[arg(long, env = "ACKBOX_BATCH_QUEUE", default_value_t = DEFAULT_BATCH_QUEUE, value_name = "ACKBOX_BATCH_QUEUE")]
+    pub batch_queue: usize,
     /// External base URL of every link, e.g. `https://jobs.example.com` (unset: each request's scheme and Host).
     #[arg(long, env = "ACKBOX_PUBLIC_URL", value_name = "ACKBOX_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -282,6 +299,8 @@ impl TryFrom<ApiArgs> for ApiConfig {
             submit_committers: positive("ACKBOX_SUBMIT_COMMITTERS", a.submit_committers)?,
             submit_batch: positive("ACKBOX_SUBMIT_BATCH", a.submit_batch)?,
             submit_queue: positive("ACKBOX_SUBMIT_QUEUE", a.submit_queue)?,
+            max_batches: positive("ACKBOX_MAX_BATCHES", a.max_batches)?,
+            batch_queue: positive("ACKBOX_BATCH_QUEUE", a.batch_queue)?,
             public_url: non_empty(a.public_url).map(|u| public_url(&u)).transpose()?,
             callbacks: CallbackConfig {
                 policy: crate::callbacks::target::Policy {

@@ -82,6 +82,7 @@ pub fn run(listener: TcpListener, pool: PgPool, config: ApiConfig) -> std::io::R
         callbacks,
         committer,
         in_flight: Default::default(),
+        batches: shed::BatchSlots::new(config.max_batches),
         pool,
         limiter: TenantLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         config,

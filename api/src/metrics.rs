@@ -22,6 +22,8 @@ pub struct ApiMetrics {
     pub submit_batch: Histogram,
     /// `ackbox_submit_queued`: submissions waiting for a group-commit transaction.
     pub submit_queued: IntGauge,
+    /// `ackbox_batch_queued`: batch requests waiting for a slot (`ACKBOX_MAX_BATCHES`).
+    pub batch_queued: IntGauge,
     /// `ackbox_overload_refused_total{reason}`: requests answered 503 at once because a bound was reached.
     pub overload_refused: IntCounterVec,
     /// `ackbox_callbacks_total{outcome}`: completion callback attempts by outcome (`delivered`, `retrying`,
@@ -74,6 +76,10 @@ impl ApiMetrics {
             ),
             submit_queued: reg.add(
                 IntGauge::new("ackbox_submit_queued", "Submissions waiting for a group-commit transaction.")
+                    .expect("valid metric"),
+            ),
+            batch_queued: reg.add(
+                IntGauge::new("ackbox_batch_queued", "Batch requests waiting for a slot (ACKBOX_MAX_BATCHES).")
                     .expect("valid metric"),
             ),
             overload_refused: reg.add(

@@ -43,6 +43,8 @@ pub struct AppState {
     pub callbacks: crate::callbacks::Delivery,
     /// Requests being worked on (load shedding).
     pub in_flight: crate::shed::InFlight,
+    /// Batch requests worked on and waiting (`ACKBOX_MAX_BATCHES`, `ACKBOX_BATCH_QUEUE`).
+    pub batches: crate::shed::BatchSlots,
 }
 
 impl AppState {

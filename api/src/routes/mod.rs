@@ -60,6 +60,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_batch_body: usize) {
                                 .error_handler(crate::error::json_error),
                         )
                         .route(web::post().to(submit_batch::submit_batch))
+                        // Before the body is read: a batch waiting for its slot holds its connection, not its jobs.
+                        .wrap(actix_web::middleware::from_fn(crate::shed::limit_batches))
                         .default_service(web::to(|| method_not_allowed("POST"))),
                 )
                 .service(

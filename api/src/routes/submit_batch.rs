@@ -90,7 +90,7 @@ fn batch_fingerprint(news: &[NewJob]) -> Vec<u8> {
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not 1 to 1000 jobs, an invalid item (the detail names its index: jobs[3].kind ...), an unknown kind or queue, a callback_url that may not be reached, or the Idempotency-Key reused with another body; nothing was written", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Tenant over its rate limit (a batch counts as one request)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded or the database unreachable: nothing was written, unless the database went away during the COMMIT itself; retry with the same Idempotency-Key, which returns the batch or creates it once", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded (among them: more than ACKBOX_BATCH_QUEUE batches already waiting for one of the ACKBOX_MAX_BATCHES slots) or the database unreachable: nothing was written, unless the database went away during the COMMIT itself; retry with the same Idempotency-Key, which returns the batch or creates it once", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -140,19 +140,42 @@ pub async fn submit_batch(
         }
     };
     let base = base_url(&state, &req);
-    let docs =
-        jobs.into_iter()
-            .map(|job| {
-                if replayed {
-                    StatusDocument::replay(job, &state.estimates, &base)
-                } else {
-                    document(&state, &req, job)
-                }
-            })
-            .collect();
     let mut resp = HttpResponse::Accepted();
     if replayed {
         resp.insert_header(("Idempotent-Replayed", "true"));
     }
-    Ok(resp.json(BatchAccepted { jobs: docs }))
+    let body = answer(
+        jobs.len(),
+        jobs.into_iter().map(|job| {
+            if replayed {
+                StatusDocument::replay(job, &state.estimates, &base)
+            } else {
+                document(&state, &req, job)
+            }
+        }),
+    )?;
+    Ok(resp.insert_header(actix_web::http::header::ContentType::json()).body(body))
+}
+
+/// The 202's body, [`BatchAccepted`], written one status document at a time into one buffer sized from the first:
+/// a thousand documents are about 1 MB of JSON, and building them all first, then a buffer that doubles as it
+/// grows, held about three times that per batch (what [`crate::shed::limit_batches`] multiplies by its slots).
+fn answer(n: usize, docs: impl Iterator<Item = StatusDocument>) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    body.extend_from_slice(b"{\"jobs\":[");
+    for (i, doc) in docs.enumerate() {
+        let start = body.len();
+        if i > 0 {
+            body.push(b',');
+        }
+        serde_json::to_writer(&mut body, &doc).map_err(|e| ApiError::Internal(format!("status document: {e}")))?;
+        if i == 0 {
+            // An estimate: ids and times are fixed-width, kinds and reasons are not, so 1/8 spare, and the buffer
+            // still grows if a later document is longer.
+            let per = body.len() - start + 1;
+            body.reserve((per + per / 8) * (n - 1) + 2);
+        }
+    }
+    body.extend_from_slice(b"]}");
+    Ok(body)
 }

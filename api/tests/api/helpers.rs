@@ -40,6 +40,8 @@ pub fn test_config(db: &TestDb, topic: &str) -> ApiConfig {
         submit_committers: 4,
         submit_batch: 256,
         submit_queue: 2048,
+        max_batches: 4,
+        batch_queue: 64,
         public_url: None,
         // Test receivers listen on loopback.
         callbacks: ackbox_api::config::CallbackConfig {
