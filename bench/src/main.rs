@@ -156,7 +156,7 @@ async fn produce(brokers: &str, topic: &str, messages: usize, batch: usize, part
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "1")
+        .set("linger.ms", "0")
         .create()?;
     let payload = br#"{"v":1,"job_id":"01900000-0000-7000-8000-000000000000","kind":"noop","attempt":1,"enqueued_at":"2026-01-01T00:00:00Z"}"#;
     let start = Instant::now();

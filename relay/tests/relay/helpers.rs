@@ -24,7 +24,7 @@ pub fn relay_config(db: &TestDb, kafka: &KafkaConfig) -> RelayConfig {
         max_in_flight: 5,
         idempotence: true,
         poll_interval: Duration::from_secs(1),
-        linger: Duration::from_millis(1),
+        linger: Duration::from_millis(0),
         delivery_timeout: Duration::from_secs(10),
         partitions: 2,
         replication: 1,
