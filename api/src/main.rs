@@ -4,15 +4,15 @@
 
 use std::net::TcpListener;
 
+use ackbox_api::config::ApiConfig;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
 /// jemalloc with one arena and no decay delay (`.cargo/config.toml` builds that in): a batch's megabytes go back to
 /// the system when it is answered. glibc's malloc gave each of the api's threads an arena of its own and kept what
 /// batches had freed in each: 80–86 MiB peak RSS in `make bench PART=batch`, against 47 MiB with this.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-use ackbox_api::config::ApiConfig;
-use anyhow::Context;
-use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
